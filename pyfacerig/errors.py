@@ -1,0 +1,51 @@
+"""Typed errors raised where bad data enters pyfacerig.
+
+Every error names the offending thing in its message.  The array-checking
+errors derive from ``ValueError`` so callers that only know the standard
+library still catch them; the CLI maps every ``PyFaceRigError`` to a non-zero
+exit code with the message on stderr.
+"""
+
+
+class PyFaceRigError(Exception):
+    """Base of every error pyfacerig raises on purpose."""
+
+
+class InvalidInputError(PyFaceRigError, ValueError):
+    """Arrays or arguments that cannot be used: NaN, wrong shapes, bad indices, degenerate triangles."""
+
+
+class ImageReadError(PyFaceRigError, ValueError):
+    """The image could not be read or decoded (missing file, corrupt bytes, unsupported layout)."""
+
+
+class FaceDetectionError(PyFaceRigError, ValueError):
+    """Base for problems with the face found (or not found) in an image."""
+
+
+class NoFaceError(FaceDetectionError):
+    """No face was found in the image."""
+
+
+class MultipleFacesError(FaceDetectionError):
+    """Several faces were found and the caller did not say which one to use."""
+
+
+class FaceTooSmallError(FaceDetectionError):
+    """The face is too small in the image to reconstruct reliably."""
+
+
+class FaceCutOffError(FaceDetectionError):
+    """Too much of the face lies outside the image."""
+
+
+class ModelError(PyFaceRigError, ValueError):
+    """A user-supplied network (ONNX model) does not meet its stage's contract."""
+
+
+class RigFileError(PyFaceRigError, ValueError):
+    """A runtime rig file (.frig) is truncated, corrupt or hostile."""
+
+
+class ExportError(PyFaceRigError, ValueError):
+    """An asset cannot be written: bad asset data, names a format cannot carry, an unwritable path."""
