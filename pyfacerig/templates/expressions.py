@@ -152,13 +152,12 @@ def _lid_motion(rig: Rig, side: str, upper_dy: float, lower_dy: float, close: bo
     h.set(lo_ids, lo_new - lo_rest)
     up_rest = v[up_ids]
     if close:
-        # the upper margin lands on the (raised) lower margin: the gap closes exactly
-        order = np.argsort(lo_new[:, 0])
-        xs = up_rest[:, 0]
-        up_new = np.stack([xs, np.interp(xs, lo_new[order, 0], lo_new[order, 1]),
-                           np.interp(xs, lo_new[order, 0], lo_new[order, 2])], 1)
-        up_new = _onto_sphere(up_new, c, rig.eye_radius + rig.lid_clearance)
-        up_new[[0, -1]] = lo_new[[0, -1]]
+        # MediaPipe's upper and lower lid contours have the same number of landmarks, paired
+        # corner to corner (385 with 380, 386 with 374 ...); refined alike, vertex k of the
+        # upper margin closes onto vertex k of the raised lower margin, so the gap is exactly 0.
+        if len(up_ids) != len(lo_ids):
+            raise RuntimeError("upper and lower lid contours are not paired")
+        up_new = lo_new.copy()
     else:
         bump = _lid_bump(up_rest[:, 0], up_rest, outer_x, inner_x)
         up_new = up_rest + np.outer(bump * upper_dy, [0, 1, 0])
