@@ -80,7 +80,8 @@ def test_every_part_has_contract_arrays(template):
 def test_skin_is_refined_to_game_density_with_landmarks_first(template):
     skin = template.parts["skin"]
     assert 5000 <= len(skin.vertices) <= 20000
-    assert len(skin.faces) == 852 * 16                 # two 1-to-4 refinements of 852 triangles
+    lining = 2 * 2 * 3 * 64                            # eye-socket lining: 2 eyes x 3 rings x 64
+    assert len(skin.faces) == 852 * 16 + lining        # two 1-to-4 refinements of 852 triangles
     assert np.array_equal(template.landmark_vertex_ids, np.arange(468))
     np.testing.assert_allclose(skin.vertices[:468], template.extras["landmarks"][:468], atol=1e-6)
 

@@ -168,14 +168,23 @@ def _lid_motion(rig: Rig, side: str, upper_dy: float, lower_dy: float, close: bo
 
 
 def _keep_outside_eyeball(rig: Rig, side: str, delta: np.ndarray, region: np.ndarray) -> np.ndarray:
-    """Eyelid skin may slide over the eyeball but never through it."""
+    """Eyelid skin may slide over the eyeball but never through it.
+
+    Lid skin keeps the lid clearance; the socket lining (which rests closer) keeps its own gap.
+    """
+    from .face import SOCKET_GAP
     v = rig.skin.vertices
     c = rig.eye_centres[side]
     moved = v + delta
-    near = region & (np.linalg.norm(v - c, axis=1) < 2.0 * rig.eye_radius) & (v[:, 2] > c[2])
-    fixed = _onto_sphere(moved[near], c, rig.eye_radius + rig.lid_clearance)
+    lining = np.zeros(len(v), bool)
+    lining[rig.skin.chains[f"socket_{side}"]] = True
+    dist = np.linalg.norm(moved - c, axis=1)
+    near = region & (np.linalg.norm(v - c, axis=1) < 2.0 * rig.eye_radius)
+    lid = near & ~lining & (v[:, 2] > c[2]) & (dist < rig.eye_radius + rig.lid_clearance)
+    lin = near & lining & (dist < rig.eye_radius + SOCKET_GAP)
     delta = delta.copy()
-    delta[near] = fixed - v[near]
+    delta[lid] = _onto_sphere(moved[lid], c, rig.eye_radius + rig.lid_clearance) - v[lid]
+    delta[lin] = _onto_sphere(moved[lin], c, rig.eye_radius + SOCKET_GAP) - v[lin]
     return delta
 
 
