@@ -58,7 +58,6 @@ def make(template, texture: np.ndarray, path: str | Path) -> Path:
         extra = SHOWN_WITH.get(name)
         label = name + ("" if not extra else "  (+ " + ", ".join(f"{a} {b:g}" for a, b in extra.items()) + ")")
         draw.text((x0 + 6, y0 + 4), f"{k}. {label}" if k else label, fill=(250, 250, 250), font=font)
-    sheet = sheet.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
     path = Path(path)
     tmp = path.with_suffix(".tmp.png")
     sheet.save(tmp, optimize=True)

@@ -479,18 +479,29 @@ def cheek_nose_shape(rig: Rig, name: str, side: str | None) -> dict:
 
 # --------------------------------------------------------------------------- tongue
 def tongue_out(rig: Rig) -> dict:
+    """The tongue slides out over the lower lip: tip 0.15 H past the lips.
+
+    The tongue rides on the jaw like the lower lip, so in the jaw's frame the path is
+    the same at any jawOpen: forward and up until the tip's underside is level with
+    the lip line, i.e. resting on the lower lip once the jaw opens.
+    """
     verts = rig.parts["tongue"][0]
     H = rig.skin.measures["H"]
-    lips_front = rig.skin.landmarks[[0, 17], 2].max()
+    lm = rig.skin.landmarks
+    lips_front = lm[[0, 17], 2].max()
+    seam_y = lm[[13, 14], 1].mean()
     tip_z = verts[:, 2].max()
     reach = lips_front - tip_z + 0.15 * H
-    z0, z1 = verts[:, 2].min(), tip_z
-    t = smoothstep((verts[:, 2] - z0) / (z1 - z0) * 1.4 - 0.2)
+    z0 = verts[:, 2].min()
+    t = np.clip((verts[:, 2] - z0) / (tip_z - z0), 0.0, 1.0) ** 1.5   # the root stays, the tip goes furthest
+    front = verts[:, 2] > tip_z - 0.01
+    lift = seam_y + 0.0015 - verts[front, 1].mean()
     centre_y = verts[:, 1].mean()
     d = np.zeros_like(verts)
     d[:, 2] = reach * t
-    d[:, 1] = -0.004 * t - 0.25 * t * (verts[:, 1] - centre_y)     # droops and flattens
-    d[:, 0] = -0.15 * t * verts[:, 0]                              # narrows
+    rise = smoothstep(3.0 * t)                                    # the moving part rises as a whole
+    d[:, 1] = lift * rise - 0.10 * t * (verts[:, 1] - centre_y)  # to the lip line, flattening
+    d[:, 0] = -0.10 * t * verts[:, 0]                             # narrows
     return {"tongue": d}
 
 

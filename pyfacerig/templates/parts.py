@@ -176,7 +176,7 @@ def tongue(tip: np.ndarray, length: float = 0.062, width: float = 0.046, thickne
     # pole axis along +Z (the tip), local x across, y up
     x = np.sin(th) * np.cos(ph)
     y = np.sin(th) * np.sin(ph)
-    z = np.cos(th)
+    z = np.sign(np.cos(th)) * np.abs(np.cos(th)) ** 0.7   # a blunt, rounded tip
     y = np.where(y < 0, 0.45 * y, y)                  # flat underside
     x = x * (1.0 - 0.25 * np.clip(z, 0, 1) ** 2)      # narrower toward the tip
     pts = np.stack([x * width / 2, y * thickness / 2, z * length / 2], -1).reshape(-1, 3)
