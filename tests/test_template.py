@@ -7,7 +7,7 @@ import pytest
 
 from pyfacerig.errors import InvalidInputError
 from pyfacerig.templates import ARKIT_SHAPE_NAMES, PART_NAMES, FaceTemplate, load, load_default
-from pyfacerig.templates import topology, uv as uvmod
+from pyfacerig.templates import neutral, topology, uv as uvmod
 from pyfacerig.templates.generate import DEFAULT_PATH, write_default
 
 APPLE_ORDER = """eyeBlinkLeft eyeLookDownLeft eyeLookInLeft eyeLookOutLeft eyeLookUpLeft eyeSquintLeft eyeWideLeft
@@ -339,6 +339,35 @@ def test_eye_shapes_leave_the_mouth_still_and_mouth_shapes_the_eyelids(template)
 def test_regenerating_reproduces_the_committed_file_byte_for_byte(tmp_path):
     out = write_default(tmp_path / "regenerated.frt")
     assert hashlib.sha256(out.read_bytes()).hexdigest() == hashlib.sha256(DEFAULT_PATH.read_bytes()).hexdigest()
+
+
+def test_committed_source_landmarks_are_what_mediapipe_finds_in_the_portraits():
+    """The template is built from committed detections; they must still match the real images."""
+    committed = neutral.read_detections()
+    fresh = neutral.detect_all(neutral.source_images())
+    assert set(committed) == set(fresh) == {"astronaut", "grace_hopper", "lfw_subset"}
+    for name in committed:
+        assert [d is None for d in committed[name]] == [d is None for d in fresh[name]], name
+        for old, new in zip(committed[name], fresh[name]):
+            if old is not None:
+                assert np.abs(old - new).max() < 0.5, name     # pixels
+
+
+def test_neutral_mirror_map_is_an_involution_pairing_the_irises():
+    built = neutral.build_neutral(neutral.read_detections())
+    mirror = built["mirror"]
+    assert np.array_equal(mirror[mirror], np.arange(478))
+    assert mirror[468] == 473 and set(mirror[468:473]) == set(range(473, 478))   # iris centres pair
+    assert (mirror == np.arange(478)).sum() == 28          # MediaPipe's midline landmarks
+    assert set(np.flatnonzero(mirror == np.arange(478))) >= {0, 1, 4, 10, 13, 14, 17, 152}
+
+
+def test_neutral_face_has_adult_proportions_and_a_closed_mouth():
+    lm = neutral.build_neutral(neutral.read_detections())["landmarks"]
+    assert np.linalg.norm(lm[473] - lm[468]) == pytest.approx(0.063, abs=1e-9)
+    assert 0.045 < np.linalg.norm(lm[291] - lm[61]) < 0.058       # mouth width
+    assert 0.14 < lm[10, 1] - lm[152, 1] < 0.19                    # forehead landmark to chin
+    assert np.linalg.norm(lm[13] - lm[14]) < 1e-6                  # lips touch
 
 
 def test_committed_asset_is_compact():

@@ -135,9 +135,13 @@ def _part_uvs(rig: Rig, name: str) -> np.ndarray:
 
 
 def generate(detections: dict | None = None) -> tuple[dict, dict]:
-    """Run the whole pipeline; returns (header, arrays) ready for :func:`asset.write`."""
+    """Run the whole pipeline; returns (header, arrays) ready for :func:`asset.write`.
+
+    detections: source landmarks (see :mod:`.neutral`); by default the committed
+    ``source_landmarks.frt`` that ``tools/make_template.py --detect`` writes.
+    """
     if detections is None:
-        detections = neutral.detect_all(neutral.source_images())
+        detections = neutral.read_detections()
     detections = neutral.round_detections(detections)
     built = neutral.build_neutral(detections)
     landmarks = np.round(built["landmarks"] / POSITION_QUANTUM) * POSITION_QUANTUM
