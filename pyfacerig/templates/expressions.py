@@ -456,6 +456,8 @@ def cheek_nose_shape(rig: Rig, name: str, side: str | None) -> dict:
     sx = 1.0 if side in (None, "left") else -1.0
     h = Handles()
     if name == "cheekPuff":
+        # Each cheek bulges along its patch's mean normal (vertex normals in the mouth
+        # corners point every which way); the lips stay closed and still.
         normals = _vertex_normals(skin.vertices, skin.faces)
         for s in (1.0, -1.0):
             seed = _nearest(rig, [s * 0.80 * W, -0.45 * H])
@@ -463,7 +465,11 @@ def cheek_nose_shape(rig: Rig, name: str, side: str | None) -> dict:
             radius = 0.30 * H
             ids = np.flatnonzero(d < 0.75 * radius)
             w = np.cos(0.5 * np.pi * d[ids] / radius) ** 2
-            h.set(ids, 0.05 * H * w[:, None] * normals[ids])
+            direction = (w[:, None] * normals[ids]).sum(0)
+            direction /= np.linalg.norm(direction)
+            h.set(ids, 0.05 * H * w[:, None] * direction)
+        lips = np.concatenate(list(_lip_ids(rig).values()))
+        h.set(lips, 0.0)
     elif name.startswith("cheekSquint"):
         seed = _nearest(rig, [sx * 0.62 * W, -0.20 * H])
         h = _patch(rig, seed, 0.14 * H, [0.0, 0.03 * H, 0.006 * H])
