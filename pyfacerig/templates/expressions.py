@@ -288,10 +288,14 @@ def _curvature_dz(rig: Rig, x, dx):
     return np.clip(dz, -0.5 * np.abs(dx), 0.5 * np.abs(dx))   # the parabola overshoots past the corners
 
 
-def _patch(rig: Rig, seed: int, radius: float, disp) -> Handles:
-    """Handles moving a smooth patch: full at the seed, zero at ``radius`` (geodesic)."""
+def _patch(rig: Rig, seed: int, radius: float, disp, core: float = 1.0) -> Handles:
+    """Handles moving a smooth patch: full at the seed, cos^2 to zero at ``radius`` (geodesic).
+
+    Only the inner ``core`` fraction of the radius is prescribed; beyond it the Laplacian
+    solve decides, so the patch can meet other handles without creasing.
+    """
     d = rig.skin.geodesic([seed])
-    ids = np.flatnonzero(d < radius)
+    ids = np.flatnonzero(d < core * radius)
     w = np.cos(0.5 * np.pi * d[ids] / radius) ** 2
     h = Handles()
     h.set(ids, w[:, None] * np.asarray(disp, float))
@@ -398,14 +402,15 @@ def mouth_shape(rig: Rig, name: str, side: str | None) -> dict:
         ti = _taper(xi, hw, 0.1)
         h.set(inner, np.stack([0 * xi, -sign * 0.10 * W * 0.25 * ti, -0.12 * W * ti], 1))
     elif kind == "mouthShrugLower":
-        for k, d in (("lip_inner_lower", [0, 0.02 * H, 0.005 * H]),
+        for k, d in (("lip_inner_lower", [0, 0.02 * H, 0.006 * H]),
                      ("lip_inner_upper", [0, 0.02 * H, 0.003 * H]),
-                     ("lip_outer_lower", [0, 0.03 * H, 0.012 * H]),
+                     ("lip_outer_lower", [0, 0.035 * H, 0.015 * H]),
                      ("lip_outer_upper", [0, 0.012 * H, 0.003 * H])):
             x = v[lips[k], 0]
             h.set(lips[k], _taper(x, hw)[:, None] * np.asarray(d))
-        chin_boss = _nearest(rig, [0.0, 0.5 * (skin.landmarks[17, 1] + skin.landmarks[152, 1])])
-        for i, d in _patch(rig, chin_boss, 0.14 * H, [0, 0.05 * H, 0.01 * H]).disp.items():
+        # the chin boss pushes up from below the lip; prescribed only at its centre
+        chin_boss = _nearest(rig, [0.0, 0.4 * skin.landmarks[17, 1] + 0.6 * skin.landmarks[152, 1]])
+        for i, d in _patch(rig, chin_boss, 0.16 * H, [0, 0.05 * H, 0.01 * H], core=0.5).disp.items():
             h.disp.setdefault(i, d)
     elif kind == "mouthShrugUpper":
         for k, d in (("lip_outer_upper", [0, 0.03 * H, 0.005 * H]),
