@@ -5,7 +5,8 @@ Usage: python tools/make_template.py [--detect] [--contact-sheet] [output path]
 Default output: pyfacerig/templates/default_template.frt (committed).  With --detect, MediaPipe is
 first run on the source portraits and pyfacerig/templates/source_landmarks.frt is rewritten (the
 template is always built from that committed file, so it regenerates byte for byte anywhere).
-With --contact-sheet, docs/contact_sheet.png is redrawn from the written template.  The sources are listed in
+With --contact-sheet, docs/contact_sheet.png and docs/template_uv.png are redrawn from the written
+template.  The sources are listed in
 pyfacerig/templates/neutral.py; the method is described in docs/template.md.
 """
 import sys
@@ -37,6 +38,8 @@ def main(argv: list[str]) -> int:
         texture = render.portrait_skin_texture(template, portrait, detect(portrait), 1024)
         sheet = contact_sheet.make(template, texture, ROOT / "docs" / "contact_sheet.png")
         print(f"wrote {sheet} ({sheet.stat().st_size} bytes)")
+        uv_sheet = contact_sheet.make_uv_sheet(template, texture, ROOT / "docs" / "template_uv.png")
+        print(f"wrote {uv_sheet} ({uv_sheet.stat().st_size} bytes)")
     return 0
 
 
