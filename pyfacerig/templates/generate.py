@@ -92,11 +92,11 @@ def build_rig(landmarks: np.ndarray, landmark_mirror: np.ndarray) -> Rig:
     # Teeth at rest are slightly apart under closed lips (the freeway space); the upper
     # incisal edge sits just below the lip line so it shows as soon as the lips part.
     seam = landmarks[[13, 14]].mean(0)
-    upper_front = seam + [0.0, -0.0010, -0.009]
-    lower_front = np.array([0.0, seam[1] - 0.0030, upper_front[2] - 0.0015])
+    upper_front = seam + [0.0, -0.0025, -0.009]
+    lower_front = np.array([0.0, seam[1] - 0.0045, upper_front[2] - 0.0015])
     tu_v, tu_f = parts.teeth(upper_front, upper=True)
     tl_v, tl_f = parts.teeth(lower_front, upper=False)
-    to_v, to_f = parts.tongue(np.array([0.0, seam[1] - 0.012, lower_front[2] - 0.005]),
+    to_v, to_f = parts.tongue(np.array([0.0, seam[1] - 0.0135, lower_front[2] - 0.005]),
                               width=0.040, thickness=0.016)
     meshes = {"eye_left": (eye_v, eye_f), "eye_right": (eye_rv, eye_rf),
               "mouth_cavity": (cav_v, cav_f), "teeth_upper": (tu_v, tu_f),
