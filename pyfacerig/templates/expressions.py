@@ -25,6 +25,7 @@ from .face import Skin, lid_curve
 
 ANCHOR_WEIGHT = 1.0e4
 JAW_OPEN_DEGREES = 20.0
+MOUTH_CLOSE_UPPER_SHARE = 0.3      # share of jawOpen's lip gap that mouthClose gives the upper lip
 EYE_LOOK_DEGREES = {"Down": 25.0, "Up": 20.0, "In": 25.0, "Out": 25.0}
 
 # Regions each shape may move ("{s}" is the shape's side).  Checked by the tests.
@@ -364,17 +365,17 @@ def mouth_shape(rig: Rig, name: str, side: str | None) -> dict:
             h.set(lips[k], w[:, None] * [0.0, 0.08 * W, 0.005 * W])
         h.hold(np.concatenate([lips["lip_inner_lower"], lips["lip_outer_lower"]]))
     elif kind == "mouthClose":
-        # Inner-lip contours are paired vertex by vertex (as MediaPipe pairs 13 with 14);
-        # each pair closes jawOpen's gap halfway from both sides, so with jawOpen the lips meet.
-        jaw = jaw_shape(rig, "jawOpen")["skin"]
-        up, lo = lips["lip_inner_upper"], lips["lip_inner_lower"]
-        if len(up) != len(lo):
-            raise RuntimeError("inner lip contours are not paired")
-        gap = (v[lo] + jaw[lo]) - (v[up] + jaw[up])
-        h.set(up, 0.5 * gap)
-        h.set(lo, -0.5 * gap)
-        h.set(lips["lip_outer_upper"], 0.7 * 0.5 * gap)
-        h.set(lips["lip_outer_lower"], -0.7 * 0.5 * gap)
+        # A corrective of jawOpen.  With w the jaw weight and J the rigid jaw motion of a
+        # point, mouthClose = m (a - w) J: on the lips (m = 1) jawOpen + mouthClose moves
+        # every point by a J, so the paired inner-lip vertices (together at rest) meet there;
+        # m fades to 0 across the mouth region and the field is as smooth as w itself.
+        # a = 0.3: the soft lower lip travels 70 % of the gap, the upper lip 30 %.
+        move = jaw_transform(rig, "jawOpen")
+        rigid = move(v) - v
+        d_lips = skin.geodesic(all_lip)
+        m = smoothstep((0.5 * W - d_lips) / (0.4 * W)) * region
+        delta = (m * (MOUTH_CLOSE_UPPER_SHARE - rig.jaw_weight))[:, None] * rigid
+        return {"skin": delta}
     elif kind in ("mouthPucker", "mouthFunnel"):
         narrow = 0.30 if kind == "mouthPucker" else 0.25
         for k in lips:
