@@ -275,6 +275,31 @@ def test_tongue_out_reaches_past_the_lips(template):
     assert tip - lips_front > 0.10 * face_height(template)
 
 
+@pytest.mark.parametrize("jaw", [0.5, 1.0])
+def test_tongue_out_with_jaw_open_passes_between_the_lips(template, jaw):
+    weights = {"jawOpen": jaw, "tongueOut": 1.0}
+    skin, tongue = combo(template, weights), combo(template, weights, part="tongue")
+    outside = tongue[:, 2] > skin[17, 2]                 # past the lower lip's front
+    assert outside.sum() > 20
+    assert tongue[outside, 1].min() > skin[17, 1]        # over the lower lip, not through the chin
+    assert tongue[outside, 1].max() < skin[0, 1]         # under the upper lip
+
+
+def test_both_blinks_together_close_both_eyes(template):
+    p = combo(template, {"eyeBlinkLeft": 1.0, "eyeBlinkRight": 1.0})
+    n0 = template.parts["skin"].vertices
+    for side in ("left", "right"):
+        assert eye_aspect_ratio(p, side) <= 0.15 * eye_aspect_ratio(n0, side)
+
+
+@pytest.mark.parametrize("name", [n for n in APPLE_ORDER if not n.endswith(("Left", "Right"))])
+def test_symmetric_shapes_are_their_own_mirror_image(template, name):
+    i = template.shape_names.index(name)
+    mirror = template.extras["skin_mirror"]
+    d = template.parts["skin"].shape_deltas[i].astype(np.float64)
+    np.testing.assert_allclose(d[mirror] * [-1, 1, 1], d, atol=2e-7)
+
+
 @pytest.mark.parametrize("side, corner, other", [("Left", 291, 61), ("Right", 61, 291)])
 def test_mouth_smile_raises_its_own_corner(template, side, corner, other):
     n0, p = template.parts["skin"].vertices, posed(template, f"mouthSmile{side}")
