@@ -153,6 +153,7 @@ bool SupernodalCholesky::factorise(const SparseMatrixd& A) {
   std::vector<int> head(num_super, -1), next(num_super, -1);
   std::vector<long long> cursor(num_super, 0);
   Eigen::MatrixXd update;
+  std::vector<double> diagonal_of_A;
 
   for (int J = 0; J < num_super; ++J) {
     const int first = super_first_[J], end = super_first_[J + 1], w = end - first;
@@ -160,11 +161,13 @@ bool SupernodalCholesky::factorise(const SparseMatrixd& A) {
     const int* rowsJ = rows_.data() + row_begin_[J];
     BlockMap LJ(values_.data() + value_begin_[J], m, w);
     for (long long r = 0; r < m; ++r) relative[rowsJ[r]] = static_cast<int>(r);
+    diagonal_of_A.assign(w, 0.0);
 
     for (int c = first; c < end; ++c)
       for (SparseMatrixd::InnerIterator it(A, old_of_new[c]); it; ++it) {
         const int r = new_of_old_[it.row()];
         if (r >= c) LJ(relative[r], c - first) = it.value();
+        if (r == c) diagonal_of_A[c - first] = it.value();
       }
 
     // Left-looking updates from every earlier supernode whose rows reach J.
@@ -196,6 +199,11 @@ bool SupernodalCholesky::factorise(const SparseMatrixd& A) {
     Eigen::Ref<Eigen::MatrixXd> diagonal = LJ.topRows(w);
     Eigen::LLT<Eigen::Ref<Eigen::MatrixXd>> llt(diagonal);
     if (llt.info() != Eigen::Success) return false;
+    // A singular matrix can leave a tiny positive pivot made of rounding
+    // error instead of a zero one; a pivot that lost all but ~1e-12 of its
+    // column's diagonal is treated as singular rather than divided by.
+    for (int c = 0; c < w; ++c)
+      if (!(LJ(c, c) * LJ(c, c) > 1e-12 * diagonal_of_A[c])) return false;
     if (m > w) {
       auto belowJ = LJ.bottomRows(m - w);
       diagonal.triangularView<Eigen::Lower>().transpose().solveInPlace<Eigen::OnTheRight>(belowJ);
