@@ -72,7 +72,7 @@ bool laplacian_deformation_solve(const LaplacianDeformationData& data,
     anchor_rhs.row(data.anchor_ids(k)) += data.weight * anchor_positions.row(k);
 
   RowMatrixX3d rhs = data.rest_rhs + anchor_rhs;
-  data.solver.solve3(rhs, U, data.num_threads);
+  data.solver.solve3(rhs, U);
   if (!U.allFinite()) {
     if (error) *error = "Laplacian solve produced non-finite values";
     return false;
@@ -89,7 +89,7 @@ bool laplacian_deformation_solve(const LaplacianDeformationData& data,
       rotated_delta.row(i) = (rotations[i] * data.rest_delta.row(i).transpose()).transpose();
     rhs = data.Lt * rotated_delta;
     rhs += anchor_rhs;
-    data.solver.solve3(rhs, U, data.num_threads);
+    data.solver.solve3(rhs, U);
     if (!U.allFinite()) {
       if (error) *error = "rotation-aware Laplacian solve produced non-finite values";
       return false;

@@ -32,7 +32,7 @@ struct LaplacianDeformationData {
   // One-ring of every vertex (CSR), used to fit per-vertex rotations.
   std::vector<int> ring_offsets, ring_vertices;
   SupernodalCholesky solver;   // factor of L^T L + weight S^T S
-  int num_threads = 1;         // for the solve and the per-vertex rotation fits
+  int num_threads = 1;         // for the per-vertex rotation fits
 };
 
 // Builds and factors the normal equations.  Returns false with a message in

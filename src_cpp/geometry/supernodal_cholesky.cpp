@@ -3,7 +3,6 @@
 #include <Eigen/Cholesky>
 #include <Eigen/OrderingMethods>
 
-#include <thread>
 
 namespace pyfacerig {
 
@@ -216,79 +215,66 @@ bool SupernodalCholesky::factorise(const SparseMatrixd& A) {
   return true;
 }
 
-// Forward and backward substitution on C interleaved right-hand sides held in
-// y ((N,C) row-major, permuted order): each entry of L read from memory serves
-// all C columns.  Plain column loops measured faster here than per-supernode
-// dense kernels, whose set-up cost does not pay off on so few columns.
-template <int C>
-void SupernodalCholesky::substitute(double* y) const {
-  const int num_super = static_cast<int>(super_first_.size()) - 1;
-  for (int s = 0; s < num_super; ++s) {  // L y = b
-    const int first = super_first_[s], w = super_first_[s + 1] - first;
-    const long long m = row_begin_[s + 1] - row_begin_[s];
-    const int* rows = rows_.data() + row_begin_[s];
-    const double* block = values_.data() + value_begin_[s];
-    for (int c = 0; c < w; ++c) {
-      const double* col = block + c * m;
-      double* yj = y + C * static_cast<size_t>(first + c);
-      for (int k = 0; k < C; ++k) yj[k] /= col[c];
-      for (long long r = c + 1; r < m; ++r) {
-        double* yi = y + C * static_cast<size_t>(rows[r]);
-        for (int k = 0; k < C; ++k) yi[k] -= col[r] * yj[k];
-      }
-    }
-  }
-  for (int s = num_super - 1; s >= 0; --s) {  // L^T x = y
-    const int first = super_first_[s], w = super_first_[s + 1] - first;
-    const long long m = row_begin_[s + 1] - row_begin_[s];
-    const int* rows = rows_.data() + row_begin_[s];
-    const double* block = values_.data() + value_begin_[s];
-    for (int c = w - 1; c >= 0; --c) {
-      const double* col = block + c * m;
-      double* yj = y + C * static_cast<size_t>(first + c);
-      double sum[C];
-      for (int k = 0; k < C; ++k) sum[k] = yj[k];
-      for (long long r = c + 1; r < m; ++r) {
-        const double* yi = y + C * static_cast<size_t>(rows[r]);
-        for (int k = 0; k < C; ++k) sum[k] -= col[r] * yi[k];
-      }
-      for (int k = 0; k < C; ++k) yj[k] = sum[k] / col[c];
+// Forward (L y = b) and backward (L^T x = y) substitution for one supernode,
+// on three interleaved right-hand sides y ((N,3) row-major, permuted order):
+// each entry of L read from memory serves all three coordinates.  Plain
+// column loops measured faster here than dense kernels, whose set-up cost
+// does not pay off on three columns.
+void SupernodalCholesky::forward(int s, double* y) const {
+  const int first = super_first_[s], w = super_first_[s + 1] - first;
+  const long long m = row_begin_[s + 1] - row_begin_[s];
+  const int* rows = rows_.data() + row_begin_[s];
+  const double* block = values_.data() + value_begin_[s];
+  for (int c = 0; c < w; ++c) {
+    const double* col = block + c * m;
+    double* yj = y + 3 * static_cast<size_t>(first + c);
+    // Local copies: the stores into y below could alias yj as far as the
+    // compiler knows, which would force a reload per entry.
+    const double x0 = yj[0] /= col[c], x1 = yj[1] /= col[c], x2 = yj[2] /= col[c];
+    for (long long r = c + 1; r < m; ++r) {
+      double* yi = y + 3 * static_cast<size_t>(rows[r]);
+      yi[0] -= col[r] * x0;
+      yi[1] -= col[r] * x1;
+      yi[2] -= col[r] * x2;
     }
   }
 }
 
-void SupernodalCholesky::solve3(const RowMatrixX3d& B, RowMatrixX3d& X, int num_threads) const {
+void SupernodalCholesky::backward(int s, double* y) const {
+  const int first = super_first_[s], w = super_first_[s + 1] - first;
+  const long long m = row_begin_[s + 1] - row_begin_[s];
+  const int* rows = rows_.data() + row_begin_[s];
+  const double* block = values_.data() + value_begin_[s];
+  for (int c = w - 1; c >= 0; --c) {
+    const double* col = block + c * m;
+    double* yj = y + 3 * static_cast<size_t>(first + c);
+    double s0 = yj[0], s1 = yj[1], s2 = yj[2];
+    for (long long r = c + 1; r < m; ++r) {
+      const double* yi = y + 3 * static_cast<size_t>(rows[r]);
+      s0 -= col[r] * yi[0];
+      s1 -= col[r] * yi[1];
+      s2 -= col[r] * yi[2];
+    }
+    yj[0] = s0 / col[c];
+    yj[1] = s1 / col[c];
+    yj[2] = s2 / col[c];
+  }
+}
+
+// Serial on purpose: a two-thread version (independent subtrees of the
+// elimination tree on two threads) was measured no faster on the shared
+// two-core machine, where the second core is rarely free.
+void SupernodalCholesky::solve3(const RowMatrixX3d& B, RowMatrixX3d& X) const {
   const int n = n_;
-  if (num_threads < 2) {
-    // Padded to 4 so each row is two aligned SSE2 pairs the compiler vectorises.
-    std::vector<double> y(4 * static_cast<size_t>(n), 0.0);
-    for (int i = 0; i < n; ++i)
-      for (int k = 0; k < 3; ++k) y[4 * static_cast<size_t>(new_of_old_[i]) + k] = B(i, k);
-    substitute<4>(y.data());
-    X.resize(n, 3);
-    for (int i = 0; i < n; ++i)
-      for (int k = 0; k < 3; ++k) X(i, k) = y[4 * static_cast<size_t>(new_of_old_[i]) + k];
-    return;
-  }
-  // Two threads: x and y on one, z on the other.  The substitution is bound by
-  // latency rather than bandwidth, so the split shortens the solve by ~1/3.
-  std::vector<double> xy(2 * static_cast<size_t>(n)), z(n);
-  for (int i = 0; i < n; ++i) {
-    const size_t p = new_of_old_[i];
-    xy[2 * p] = B(i, 0);
-    xy[2 * p + 1] = B(i, 1);
-    z[p] = B(i, 2);
-  }
-  std::thread helper([&] { substitute<1>(z.data()); });
-  substitute<2>(xy.data());
-  helper.join();
+  const int num_super = static_cast<int>(super_first_.size()) - 1;
+  std::vector<double> y(3 * static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i)
+    for (int k = 0; k < 3; ++k) y[3 * static_cast<size_t>(new_of_old_[i]) + k] = B(i, k);
+  for (int s = 0; s < num_super; ++s) forward(s, y.data());
+  for (int s = num_super - 1; s >= 0; --s) backward(s, y.data());
   X.resize(n, 3);
-  for (int i = 0; i < n; ++i) {
-    const size_t p = new_of_old_[i];
-    X(i, 0) = xy[2 * p];
-    X(i, 1) = xy[2 * p + 1];
-    X(i, 2) = z[p];
-  }
+  for (int i = 0; i < n; ++i)
+    for (int k = 0; k < 3; ++k) X(i, k) = y[3 * static_cast<size_t>(new_of_old_[i]) + k];
 }
 
 }  // namespace pyfacerig

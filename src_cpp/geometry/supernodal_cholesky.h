@@ -28,9 +28,8 @@ class SupernodalCholesky {
   // A is not numerically positive definite (a zero or negative pivot).
   bool compute(const SparseMatrixd& A);
 
-  // X = A^-1 B for three right-hand sides at once; X may alias B.  With
-  // num_threads >= 2 the coordinates are split over two threads.
-  void solve3(const RowMatrixX3d& B, RowMatrixX3d& X, int num_threads = 1) const;
+  // X = A^-1 B for three right-hand sides at once; X may alias B.
+  void solve3(const RowMatrixX3d& B, RowMatrixX3d& X) const;
 
   Eigen::Index rows() const { return n_; }
   // Stored entries of L (lower trapezoids of the blocks, explicit zeros included).
@@ -40,8 +39,8 @@ class SupernodalCholesky {
  private:
   bool analyse(const SparseMatrixd& A);
   bool factorise(const SparseMatrixd& A);
-  template <int C>
-  void substitute(double* y) const;
+  void forward(int s, double* y) const;
+  void backward(int s, double* y) const;
 
   int n_ = 0;
   std::vector<int> new_of_old_;      // permutation: row i of A is row new_of_old_[i] of P A P^T
