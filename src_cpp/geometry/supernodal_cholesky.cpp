@@ -21,21 +21,24 @@ long long SupernodalCholesky::stored_entries() const {
   return total;
 }
 
-bool SupernodalCholesky::compute(const SparseMatrixd& A) {
-  if (A.rows() != A.cols()) return false;
+std::vector<int> SupernodalCholesky::fill_reducing_order(const SparseMatrixd& A) {
+  Eigen::PermutationMatrix<Eigen::Dynamic, Eigen::Dynamic, int> order;
+  Eigen::AMDOrdering<int>()(A, order);
+  return std::vector<int>(order.indices().data(), order.indices().data() + order.size());
+}
+
+bool SupernodalCholesky::compute(const SparseMatrixd& A, const std::vector<int>* elimination_order) {
+  if (A.rows() != A.cols() || A.rows() == 0) return false;  // callers never factor an empty system
+  n_ = static_cast<int>(A.rows());
+  const std::vector<int> order = elimination_order ? *elimination_order : fill_reducing_order(A);
+  if (static_cast<int>(order.size()) != n_) return false;
+  new_of_old_.assign(n_, -1);
+  for (int k = 0; k < n_; ++k) new_of_old_[order[k]] = k;
   return analyse(A) && factorise(A);
 }
 
 bool SupernodalCholesky::analyse(const SparseMatrixd& A) {
-  n_ = static_cast<int>(A.rows());
   const int n = n_;
-  if (n == 0) return false;  // callers never factor an empty system
-
-  // Fill-reducing ordering from Eigen's approximate minimum degree.
-  Eigen::PermutationMatrix<Eigen::Dynamic, Eigen::Dynamic, int> order;
-  Eigen::AMDOrdering<int>()(A, order);
-  new_of_old_.resize(n);
-  for (int k = 0; k < n; ++k) new_of_old_[order.indices()[k]] = k;
 
   // Upper triangle of P A P^T by columns: column k lists rows i < k.  This is
   // the row pattern of A's lower triangle, which drives the elimination tree.

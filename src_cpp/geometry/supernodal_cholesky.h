@@ -26,7 +26,11 @@ class SupernodalCholesky {
  public:
   // A: symmetric positive definite, both triangles stored.  Returns false if
   // A is not numerically positive definite (a zero or negative pivot).
-  bool compute(const SparseMatrixd& A);
+  // elimination_order (old indices in elimination order) defaults to AMD.
+  bool compute(const SparseMatrixd& A, const std::vector<int>* elimination_order = nullptr);
+
+  // Eigen's approximate minimum degree ordering of A's pattern.
+  static std::vector<int> fill_reducing_order(const SparseMatrixd& A);
 
   // X = A^-1 B for three right-hand sides at once; X may alias B.
   void solve3(const RowMatrixX3d& B, RowMatrixX3d& X) const;
