@@ -3,23 +3,12 @@
 #include <Eigen/Cholesky>
 #include <Eigen/OrderingMethods>
 
-
 namespace pyfacerig {
 
 namespace {
 using BlockMap = Eigen::Map<Eigen::MatrixXd>;
 using ConstBlockMap = Eigen::Map<const Eigen::MatrixXd>;
 }  // namespace
-
-long long SupernodalCholesky::stored_entries() const {
-  long long total = 0;
-  for (size_t s = 0; s + 1 < super_first_.size(); ++s) {
-    const long long w = super_first_[s + 1] - super_first_[s];
-    const long long m = row_begin_[s + 1] - row_begin_[s];
-    total += m * w - w * (w - 1) / 2;
-  }
-  return total;
-}
 
 std::vector<int> SupernodalCholesky::fill_reducing_order(const SparseMatrixd& A) {
   Eigen::PermutationMatrix<Eigen::Dynamic, Eigen::Dynamic, int> order;

@@ -35,11 +35,6 @@ class SupernodalCholesky {
   // X = A^-1 B for three right-hand sides at once; X may alias B.
   void solve3(const RowMatrixX3d& B, RowMatrixX3d& X) const;
 
-  Eigen::Index rows() const { return n_; }
-  // Stored entries of L (lower trapezoids of the blocks, explicit zeros included).
-  long long stored_entries() const;
-  int supernodes() const { return static_cast<int>(super_first_.size()) - 1; }
-
  private:
   bool analyse(const SparseMatrixd& A);
   bool factorise(const SparseMatrixd& A);
