@@ -34,7 +34,7 @@ def _npy_bytes(array: np.ndarray) -> bytes:
 
 def sparse_deltas(deltas: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(S, N, 3) deltas -> offsets (S+1,) int32, vertex ids (K,) int32, values (K, 3) float32."""
-    q = np.round(deltas / DELTA_QUANTUM) * DELTA_QUANTUM
+    q = np.round(deltas / DELTA_QUANTUM) * DELTA_QUANTUM + 0.0   # + 0.0 turns -0.0 into 0.0
     offsets, ids, values = [0], [], []
     for d in q:
         moved = np.flatnonzero(np.any(d != 0.0, axis=1))

@@ -69,6 +69,11 @@ def jaw_weights(skin: Skin) -> np.ndarray:
     return value
 
 
+def quantize(positions: np.ndarray) -> np.ndarray:
+    """Round to POSITION_QUANTUM; last-bit solver noise (and the sign of zero) cannot survive it."""
+    return np.round(positions / POSITION_QUANTUM) * POSITION_QUANTUM + 0.0
+
+
 def _part_mirror(vertices: np.ndarray) -> np.ndarray:
     dist, idx = cKDTree(vertices).query(vertices * [-1.0, 1.0, 1.0])
     if dist.max() > 1e-9 or not np.array_equal(idx[idx], np.arange(len(idx))):
@@ -144,7 +149,7 @@ def generate(detections: dict | None = None) -> tuple[dict, dict]:
         detections = neutral.read_detections()
     detections = neutral.round_detections(detections)
     built = neutral.build_neutral(detections)
-    landmarks = np.round(built["landmarks"] / POSITION_QUANTUM) * POSITION_QUANTUM
+    landmarks = quantize(built["landmarks"])
     rig = build_rig(landmarks, built["mirror"])
     shapes = author_all(rig)
 
@@ -156,7 +161,7 @@ def generate(detections: dict | None = None) -> tuple[dict, dict]:
         uvs = skin.uvs if name == "skin" else _part_uvs(rig, name)
         dense = np.stack([shapes[s].get(name, np.zeros_like(verts)) for s in ARKIT_SHAPE_NAMES])
         offsets, ids, values = asset.sparse_deltas(dense)
-        arrays[f"{name}/vertices"] = (np.round(verts / POSITION_QUANTUM) * POSITION_QUANTUM).astype(np.float32)
+        arrays[f"{name}/vertices"] = quantize(verts).astype(np.float32)
         arrays[f"{name}/faces"] = np.asarray(faces, np.int32)
         arrays[f"{name}/uvs"] = np.clip(uvs, 0.0, 1.0).astype(np.float32)
         arrays[f"{name}/delta_offsets"] = offsets
