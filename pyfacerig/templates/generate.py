@@ -189,6 +189,7 @@ def generate(detections: dict | None = None) -> tuple[dict, dict]:
         "iris_uv_radius": round(float(iris_theta / (2 * np.pi)), 6),
         "pupil_uv_radius": round(float(pupil_theta / (2 * np.pi)), 6),
         "uv_fill_ratio": round(fill_ratio(skin.uvs, skin.faces), 6),
+        "face_vertex_count": int(skin.face_vertex_count),
         "sources": built["sources"],
         "chains": {k: [int(i) for i in v] for k, v in skin.coarse_chains.items()},
     }
