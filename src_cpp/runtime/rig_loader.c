@@ -60,21 +60,28 @@ typedef struct section {
     uint64_t size;
 } section;
 
-/* A section must be 64-byte aligned, start after the previous one and end
- * before the checksum.  Checked without ever forming offset + size unbounded. */
-static int check_section(const section *s, uint64_t *cursor, uint64_t body_end)
+/* Sections follow each other in a fixed order, each at the first 64-byte
+ * boundary after the previous one, with zero padding between them.  This
+ * canonical layout means a count that disagrees with the data moves some
+ * boundary and is caught.  No sum is formed before its bound is checked. */
+static int check_section(const uint8_t *image, const section *s, uint64_t *cursor,
+                         uint64_t body_end)
 {
-    if (s->offset % SECTION_ALIGN != 0)
-        return frig_fail(FRIG_ERROR_CORRUPT, "%s offset %llu is not %u-byte aligned", s->name,
-                         (unsigned long long)s->offset, SECTION_ALIGN);
-    if (s->offset < *cursor || s->offset > body_end)
-        return frig_fail(FRIG_ERROR_CORRUPT, "%s offset %llu outside [%llu, %llu]", s->name,
-                         (unsigned long long)s->offset, (unsigned long long)*cursor,
+    const uint64_t expected = (*cursor + SECTION_ALIGN - 1) / SECTION_ALIGN * SECTION_ALIGN;
+    uint64_t i;
+    if (s->offset != expected || expected > body_end)
+        return frig_fail(FRIG_ERROR_CORRUPT, "%s offset %llu, expected %llu (data ends at %llu)",
+                         s->name, (unsigned long long)s->offset, (unsigned long long)expected,
                          (unsigned long long)body_end);
     if (s->size > body_end - s->offset)
         return frig_fail(FRIG_ERROR_CORRUPT, "%s (%llu bytes at %llu) runs past the data end %llu",
                          s->name, (unsigned long long)s->size, (unsigned long long)s->offset,
                          (unsigned long long)body_end);
+    for (i = *cursor; i < s->offset; ++i) {
+        if (image[i] != 0)
+            return frig_fail(FRIG_ERROR_CORRUPT, "padding byte %llu before %s is not zero",
+                             (unsigned long long)i, s->name);
+    }
     *cursor = s->offset + s->size;
     return FRIG_OK;
 }
@@ -230,14 +237,19 @@ static int load_image(void *image_alloc, const uint8_t *image, size_t size, frig
         goto fail;
     }
     cursor = HEADER_SIZE;
-    if ((status = check_section(&names, &cursor, body_end)) != FRIG_OK ||
-        (status = check_section(&neutral, &cursor, body_end)) != FRIG_OK ||
-        (has_normals && (status = check_section(&normals, &cursor, body_end)) != FRIG_OK) ||
-        (status = check_section(&block_starts, &cursor, body_end)) != FRIG_OK ||
-        (status = check_section(&entry_shapes, &cursor, body_end)) != FRIG_OK ||
-        (status = check_section(&deltas, &cursor, body_end)) != FRIG_OK ||
-        (has_normals && (status = check_section(&normal_deltas, &cursor, body_end)) != FRIG_OK))
+    if ((status = check_section(image, &names, &cursor, body_end)) != FRIG_OK ||
+        (status = check_section(image, &neutral, &cursor, body_end)) != FRIG_OK ||
+        (has_normals && (status = check_section(image, &normals, &cursor, body_end)) != FRIG_OK) ||
+        (status = check_section(image, &block_starts, &cursor, body_end)) != FRIG_OK ||
+        (status = check_section(image, &entry_shapes, &cursor, body_end)) != FRIG_OK ||
+        (status = check_section(image, &deltas, &cursor, body_end)) != FRIG_OK ||
+        (has_normals && (status = check_section(image, &normal_deltas, &cursor, body_end)) != FRIG_OK))
         goto fail;
+    if (cursor != body_end) {
+        status = frig_fail(FRIG_ERROR_CORRUPT, "%llu stray bytes between the last section and the checksum",
+                           (unsigned long long)(body_end - cursor));
+        goto fail;
+    }
 
     /* Block index: prefix sums from 0 to entry_count; shapes ascending inside a block. */
     starts = (const uint32_t *)(image + block_starts.offset);
