@@ -40,6 +40,8 @@ _MAX_VERTICES = 1 << 24
 _MAX_SHAPES = 1 << 16
 _MAX_NAME_BYTES = 255
 _FLAG_HAS_NORMALS = 1
+_FLAG_HALF_DELTAS = 2
+_DELTA_DTYPES = {"float32": "<f4", "float16": "<f2"}
 
 _OK, _INVALID_ARGUMENT = 0, 1
 
@@ -101,9 +103,13 @@ def simd_supported() -> list[str]:
     return [name for name, level in SIMD_LEVELS.items() if _lib.frig_simd_supported(level)]
 
 
-def _float_array(value, name: str, shape: tuple) -> np.ndarray:
-    """Finite float32 C-contiguous copy of `value` with exactly `shape` (None = any)."""
-    arr = value if isinstance(value, np.ndarray) and value.dtype == np.float32 else None
+def _float_array(value, name: str, shape: tuple, dtype="<f4") -> np.ndarray:
+    """Finite C-contiguous copy of `value` in `dtype` with exactly `shape` (None = any).
+
+    Rounds once, from the caller's precision straight to `dtype`.
+    """
+    dtype = np.dtype(dtype)
+    arr = value if isinstance(value, np.ndarray) and value.dtype == dtype else None
     if arr is None:
         try:
             arr = np.asarray(value, dtype=np.float64)
@@ -115,9 +121,9 @@ def _float_array(value, name: str, shape: tuple) -> np.ndarray:
         raise InvalidInputError(f"{name} has shape {arr.shape}, expected {want}")
     if not np.all(np.isfinite(arr)):
         raise InvalidInputError(f"{name} contains NaN or infinite values")
-    if arr.dtype != np.float32 and arr.size and np.abs(arr).max() > np.finfo(np.float32).max:
-        raise InvalidInputError(f"{name} has values beyond the float32 range")
-    return np.ascontiguousarray(arr, dtype=np.float32)
+    if arr.dtype != dtype and arr.size and np.abs(arr).max() > np.finfo(dtype).max:
+        raise InvalidInputError(f"{name} has values beyond the {dtype.name} range")
+    return np.ascontiguousarray(arr, dtype=dtype)
 
 
 def _encode_names(names, shape_count: int) -> bytes:
@@ -140,19 +146,27 @@ def _encode_names(names, shape_count: int) -> bytes:
     return bytes(blob)
 
 
-def build_rig_bytes(neutral, deltas, names, normals=None, normal_deltas=None) -> bytes:
+def build_rig_bytes(neutral, deltas, names, normals=None, normal_deltas=None,
+                    delta_precision="float32") -> bytes:
     """Serialise a rig to the .frig format (the offline half; see docs/rig_format.md).
 
     neutral (N, 3), deltas (M, N, 3), names: M unique strings; optional normals
     (N, 3) and normal_deltas (M, N, 3) (zeros if normals are given alone).
     Only the 16-vertex blocks in which a shape moves anything are stored.
+    delta_precision "float32" (lossless, default) or "float16": deltas stored as
+    IEEE binary16, half the bytes to stream, relative rounding <= 2**-11 per delta;
+    evaluation stays float32 either way.
     The output depends only on the inputs (byte-identical for equal inputs).
     """
     neutral = _float_array(neutral, "neutral", (None, 3))
     n = neutral.shape[0]
     if not 1 <= n <= _MAX_VERTICES:
         raise InvalidInputError(f"neutral has {n} vertices, expected 1..{_MAX_VERTICES}")
-    deltas = _float_array(deltas, "deltas", (None, n, 3))
+    if delta_precision not in _DELTA_DTYPES:
+        raise InvalidInputError(
+            f"delta_precision must be one of {sorted(_DELTA_DTYPES)}, not {delta_precision!r}")
+    delta_dtype = _DELTA_DTYPES[delta_precision]
+    deltas = _float_array(deltas, "deltas", (None, n, 3), delta_dtype)
     m = deltas.shape[0]
     if m > _MAX_SHAPES:
         raise InvalidInputError(f"{m} shapes, at most {_MAX_SHAPES} are supported")
@@ -163,7 +177,7 @@ def build_rig_bytes(neutral, deltas, names, normals=None, normal_deltas=None) ->
     if has_normals:
         normals = _float_array(normals, "normals", (n, 3))
         normal_deltas = (np.zeros_like(deltas) if normal_deltas is None
-                         else _float_array(normal_deltas, "normal_deltas", (m, n, 3)))
+                         else _float_array(normal_deltas, "normal_deltas", (m, n, 3), delta_dtype))
 
     # Block-major sparse layout: entry (block b, shape i) exists when shape i moves
     # (or turns the normal of) any vertex of block b.  Entries are ordered by block,
@@ -188,9 +202,9 @@ def build_rig_bytes(neutral, deltas, names, normals=None, normal_deltas=None) ->
     if has_normals:
         sections.append(normals.astype("<f4").tobytes())
     sections += [block_starts.tobytes(), shape_idx.astype("<u4").tobytes(),
-                 pos_blocks[shape_idx, block_idx].astype("<f4").tobytes()]
+                 pos_blocks[shape_idx, block_idx].tobytes()]
     if has_normals:
-        sections.append(nrm_blocks[shape_idx, block_idx].astype("<f4").tobytes())
+        sections.append(nrm_blocks[shape_idx, block_idx].tobytes())
 
     body = bytearray(_HEADER_SIZE)
     offsets = []
@@ -207,7 +221,8 @@ def build_rig_bytes(neutral, deltas, names, normals=None, normal_deltas=None) ->
     header = (_MAGIC
               + np.array([_VERSION, _HEADER_SIZE], "<u4").tobytes()
               + np.array([file_size], "<u8").tobytes()
-              + np.array([_FLAG_HAS_NORMALS if has_normals else 0, n, m, _BLOCK, blocks,
+              + np.array([(_FLAG_HAS_NORMALS if has_normals else 0)
+                          | (_FLAG_HALF_DELTAS if delta_precision == "float16" else 0), n, m, _BLOCK, blocks,
                           entry_count], "<u4").tobytes()
               + np.array([names_off, len(name_blob), neutral_off, normals_off, starts_off,
                           shapes_off, deltas_off, ndeltas_off], "<u8").tobytes())
@@ -249,13 +264,16 @@ class Rig:
 
     # -- construction -----------------------------------------------------
     @classmethod
-    def from_arrays(cls, neutral, deltas, names, normals=None, normal_deltas=None) -> "Rig":
+    def from_arrays(cls, neutral, deltas, names, normals=None, normal_deltas=None,
+                    delta_precision="float32") -> "Rig":
         """Build a rig from neutral (N, 3), deltas (M, N, 3) and M unique names.
 
         Optional normals (N, 3) and normal_deltas (M, N, 3) make the rig evaluate
-        normals too.  Raises InvalidInputError for bad arrays or names.
+        normals too.  delta_precision: see build_rig_bytes.  Raises
+        InvalidInputError for bad arrays or names.
         """
-        return cls.from_bytes(build_rig_bytes(neutral, deltas, names, normals, normal_deltas))
+        return cls.from_bytes(build_rig_bytes(neutral, deltas, names, normals, normal_deltas,
+                                              delta_precision))
 
     @classmethod
     def from_bytes(cls, data) -> "Rig":

@@ -37,10 +37,10 @@ def mixed_weights(seed, shapes):
     return w
 
 
-def assert_equals_reference(result, neutral, deltas, weights):
-    """Within float32 rounding: exact sum of the float32-stored inputs, error <= (M+2) ulp of the terms."""
+def assert_equals_reference(result, neutral, deltas, weights, stored=np.float32):
+    """Within float32 rounding: exact sum of the stored inputs, error <= (M+2) ulp of the terms."""
     n32 = neutral.astype(np.float32).astype(np.float64)
-    d32 = deltas.astype(np.float32).astype(np.float64)
+    d32 = deltas.astype(stored).astype(np.float64)
     w32 = np.asarray(weights, np.float32).astype(np.float64)
     reference = n32 + np.einsum("m,mnk->nk", w32, d32)
     magnitude = np.abs(n32) + np.einsum("m,mnk->nk", np.abs(w32), np.abs(d32))
@@ -94,10 +94,12 @@ def test_rig_without_shapes_evaluates_to_the_neutral():
     assert np.array_equal(rig.evaluate(np.zeros(0)), neutral.astype(np.float32))
 
 
-def test_every_available_simd_level_gives_the_scalar_result():
+@pytest.mark.parametrize("precision", ["float32", "float16"])
+def test_every_available_simd_level_gives_the_scalar_result(precision):
     neutral, deltas, names = random_rig(9, 1234, 52, moved_fraction=0.3)
+    deltas[:, :100] *= 1e-3    # below float16's normal range: subnormal halves
     weights = mixed_weights(10, 52)
-    rig = Rig.from_arrays(neutral, deltas, names)
+    rig = Rig.from_arrays(neutral, deltas, names, delta_precision=precision)
     levels = simd_supported()
     rig.force_simd_level("scalar")
     scalar = rig.evaluate(weights)
@@ -105,9 +107,40 @@ def test_every_available_simd_level_gives_the_scalar_result():
         rig.force_simd_level(level)
         assert rig.simd_level == level
         result = rig.evaluate(weights)
-        assert_equals_reference(result, neutral, deltas, weights)
+        assert_equals_reference(result, neutral, deltas, weights, stored=np.dtype(precision))
         # FMA and mul+add differ by at most a rounding per term; nothing more.
         np.testing.assert_allclose(result, scalar, rtol=0, atol=1e-6)
+
+
+def test_float16_deltas_match_the_reference_of_the_stored_halves():
+    neutral, deltas, names = random_rig(33, 999, 52, moved_fraction=0.2)
+    weights = mixed_weights(34, 52)
+    rig = Rig.from_arrays(neutral, deltas, names, delta_precision="float16")
+    assert_equals_reference(rig.evaluate(weights), neutral, deltas, weights, stored=np.float16)
+    # ... which is the float32 result up to binary16 rounding of each delta (2**-11 relative).
+    full = Rig.from_arrays(neutral, deltas, names).evaluate(weights)
+    bound = 2.0**-11 * np.einsum("m,mnk->nk", np.abs(weights), np.abs(deltas)) + 1e-6
+    assert np.all(np.abs(rig.evaluate(weights) - full) <= bound)
+
+
+def test_float16_deltas_halve_the_stored_delta_bytes():
+    neutral, deltas, names = random_rig(35, 640, 8)
+    full = build_rig_bytes(neutral, deltas, names)
+    half = build_rig_bytes(neutral, deltas, names, delta_precision="float16")
+    assert len(full) - len(half) == 8 * 40 * 48 * 2     # 8 shapes x 40 blocks x 48 values x 2 B
+
+
+def test_deltas_beyond_the_float16_range_are_refused_for_float16():
+    neutral, deltas, names = random_rig(36, 10, 1)
+    deltas[0, 0, 0] = 1e5
+    with pytest.raises(InvalidInputError, match="beyond the float16 range"):
+        Rig.from_arrays(neutral, deltas, names, delta_precision="float16")
+
+
+def test_an_unknown_delta_precision_is_refused():
+    neutral, deltas, names = random_rig(37, 10, 1)
+    with pytest.raises(InvalidInputError, match="delta_precision"):
+        Rig.from_arrays(neutral, deltas, names, delta_precision="int8")
 
 
 def test_the_widest_simd_level_is_chosen_by_default():
@@ -160,18 +193,20 @@ def test_evaluate_writes_into_the_given_buffer():
     assert_equals_reference(out, neutral, deltas, [0.5, -1.0])
 
 
-def test_normals_are_blended_then_renormalised():
+@pytest.mark.parametrize("precision", ["float32", "float16"])
+def test_normals_are_blended_then_renormalised(precision):
     rng = np.random.default_rng(17)
     neutral, deltas, names = random_rig(18, 300, 6, moved_fraction=0.5)
     normals = rng.normal(size=(300, 3))
     normals /= np.linalg.norm(normals, axis=1, keepdims=True)
     normal_deltas = rng.normal(scale=0.2, size=(6, 300, 3)) * (rng.random((6, 300, 1)) < 0.5)
     weights = mixed_weights(19, 6)
-    rig = Rig.from_arrays(neutral, deltas, names, normals=normals, normal_deltas=normal_deltas)
+    rig = Rig.from_arrays(neutral, deltas, names, normals=normals, normal_deltas=normal_deltas,
+                          delta_precision=precision)
     positions, result = rig.evaluate_with_normals(weights)
-    assert_equals_reference(positions, neutral, deltas, weights)
+    assert_equals_reference(positions, neutral, deltas, weights, stored=np.dtype(precision))
     blended = normals.astype(np.float32) + np.einsum(
-        "m,mnk->nk", np.float32(weights), normal_deltas.astype(np.float32))
+        "m,mnk->nk", np.float32(weights), normal_deltas.astype(precision).astype(np.float32))
     expected = blended / np.linalg.norm(blended, axis=1, keepdims=True)
     np.testing.assert_allclose(result, expected, rtol=0, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(result, axis=1), 1.0, atol=1e-6)

@@ -180,6 +180,16 @@ def test_nan_or_infinite_values_are_rejected(section):
     assert_rejected(patched("<f", u64(data, section) + 8, float("-inf")), "NaN or infinite")
 
 
+@pytest.mark.parametrize("section", [DELTAS_OFF, NDELTAS_OFF])
+def test_nan_or_infinite_float16_deltas_are_rejected(section):
+    rng = np.random.default_rng(2)
+    data = build_rig_bytes(rng.normal(size=(20, 3)), rng.normal(size=(2, 20, 3)), ["a", "b"],
+                           normals=rng.normal(size=(20, 3)), delta_precision="float16")
+    assert Rig.from_bytes(data).shape_count == 2
+    assert_rejected(patched("<H", u64(data, section) + 6, 0x7E00, data), "NaN or infinite")
+    assert_rejected(patched("<H", u64(data, section) + 6, 0xFC00, data), "NaN or infinite")
+
+
 def test_a_name_without_its_terminator_is_rejected():
     data = small_rig_bytes()
     names = u64(data, NAMES_OFF)

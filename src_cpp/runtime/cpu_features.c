@@ -55,6 +55,7 @@ static int x86_has(int level)
     if (level == FRIG_SIMD_AVX2)
         return os_avx && (xcr0 & 0x6u) == 0x6u /* XMM and YMM state */
                && ((r1[2] >> 12) & 1u)         /* FMA */
+               && ((r1[2] >> 29) & 1u)         /* F16C (binary16 rigs) */
                && ((r7[1] >> 5) & 1u);         /* AVX2 */
     if (level == FRIG_SIMD_AVX512)
         return os_avx && (xcr0 & 0xE6u) == 0xE6u /* + opmask, ZMM_Hi256, Hi16_ZMM */

@@ -33,7 +33,7 @@ static void normalize_rows(float *n, uint32_t count)
     }
 }
 
-static void evaluate_blocks(const frig_rig *rig, const float *base, const float *deltas,
+static void evaluate_blocks(const frig_rig *rig, const float *base, const void *deltas,
                             const float *weights, uint32_t begin, uint32_t end, float *out,
                             int normalize)
 {
@@ -47,7 +47,7 @@ static void evaluate_blocks(const frig_rig *rig, const float *base, const float 
         const uint32_t e0 = rig->block_starts[b];
         const uint32_t n = rig->block_starts[b + 1] - e0;
         const float *block_base = base + (size_t)b * FRIG_BLOCK_FLOATS;
-        const float *block_deltas = deltas + (size_t)e0 * FRIG_BLOCK_FLOATS;
+        const void *block_deltas = (const uint8_t *)deltas + (size_t)e0 * rig->delta_block_bytes;
         if (lo == first && hi == first + FRIG_BLOCK_VERTICES) {
             kernel(out + (size_t)first * 3u, block_base, rig->entry_shapes + e0, block_deltas, n,
                    weights);
@@ -102,19 +102,24 @@ int frig_evaluate(const frig_rig *rig, const float *weights, size_t weight_count
 
 int frig_simd_supported(int level)
 {
-    return frig_kernel_for(level) != NULL && frig_cpu_has(level);
+    return frig_kernel_for(level, FRIG_DELTAS_F32) != NULL && frig_cpu_has(level);
 }
 
-int frig_simd_best(void)
+int frig_best_level(int encoding)
 {
     static const int widest_first[] = {FRIG_SIMD_AVX512, FRIG_SIMD_AVX2, FRIG_SIMD_NEON,
                                        FRIG_SIMD_SSE2};
     size_t i;
     for (i = 0; i < sizeof widest_first / sizeof widest_first[0]; ++i) {
-        if (frig_simd_supported(widest_first[i]))
+        if (frig_kernel_for(widest_first[i], encoding) != NULL && frig_cpu_has(widest_first[i]))
             return widest_first[i];
     }
     return FRIG_SIMD_SCALAR;
+}
+
+int frig_simd_best(void)
+{
+    return frig_best_level(FRIG_DELTAS_F32);
 }
 
 int frig_rig_simd_level(const frig_rig *rig)
@@ -124,11 +129,13 @@ int frig_rig_simd_level(const frig_rig *rig)
 
 int frig_rig_set_simd_level(frig_rig *rig, int level)
 {
+    frig_block_kernel kernel;
     if (!rig)
         return frig_fail(FRIG_ERROR_INVALID_ARGUMENT, "rig is NULL");
-    if (!frig_simd_supported(level))
+    kernel = frig_kernel_for(level, rig->delta_encoding);
+    if (!kernel || !frig_cpu_has(level))
         return frig_fail(FRIG_ERROR_UNSUPPORTED, "SIMD level %d is not available here", level);
     rig->simd_level = level;
-    rig->kernel = frig_kernel_for(level);
+    rig->kernel = kernel;
     return FRIG_OK;
 }

@@ -19,6 +19,8 @@
 #define MAX_SHAPES (1u << 16)
 #define MAX_NAME_BYTES 255u
 #define FLAG_HAS_NORMALS 1u
+#define FLAG_HALF_DELTAS 2u   /* deltas stored as IEEE binary16 instead of float32 */
+#define KNOWN_FLAGS (FLAG_HAS_NORMALS | FLAG_HALF_DELTAS)
 
 static const uint8_t k_magic[8] = {'F', 'R', 'I', 'G', '\r', '\n', 0x1A, '\n'};
 
@@ -49,6 +51,16 @@ static int all_finite(const float *values, size_t count)
         uint32_t bits;
         memcpy(&bits, values + i, 4);
         if ((bits & 0x7F800000u) == 0x7F800000u)
+            return 0;
+    }
+    return 1;
+}
+
+static int all_finite_half(const uint16_t *values, size_t count)
+{
+    size_t i;
+    for (i = 0; i < count; ++i) {
+        if ((values[i] & 0x7C00u) == 0x7C00u)
             return 0;
     }
     return 1;
@@ -118,7 +130,8 @@ static int load_image(void *image_alloc, const uint8_t *image, size_t size, frig
     const char *name_cursor;
     size_t work_size;
     uint8_t *work;
-    int has_normals, status;
+    int has_normals, half_deltas, status;
+    uint64_t delta_block_bytes;
 
     if (!host_is_little_endian()) {
         status = frig_fail(FRIG_ERROR_UNSUPPORTED, "big-endian hosts are not supported");
@@ -172,7 +185,9 @@ static int load_image(void *image_alloc, const uint8_t *image, size_t size, frig
     block_count = read_u32(image + 40);
     entry_count = read_u32(image + 44);
     has_normals = (flags & FLAG_HAS_NORMALS) != 0;
-    if (flags & ~FLAG_HAS_NORMALS) {
+    half_deltas = (flags & FLAG_HALF_DELTAS) != 0;
+    delta_block_bytes = (uint64_t)FRIG_BLOCK_FLOATS * (half_deltas ? 2u : 4u);
+    if (flags & ~KNOWN_FLAGS) {
         status = frig_fail(FRIG_ERROR_CORRUPT, "unknown flags %08x", flags);
         goto fail;
     }
@@ -222,10 +237,10 @@ static int load_image(void *image_alloc, const uint8_t *image, size_t size, frig
     entry_shapes.size = (uint64_t)entry_count * 4u;
     deltas.name = "position deltas";
     deltas.offset = read_u64(image + 96);
-    deltas.size = (uint64_t)entry_count * FRIG_BLOCK_FLOATS * 4u;
+    deltas.size = (uint64_t)entry_count * delta_block_bytes;
     normal_deltas.name = "normal deltas";
     normal_deltas.offset = read_u64(image + 104);
-    normal_deltas.size = has_normals ? (uint64_t)entry_count * FRIG_BLOCK_FLOATS * 4u : 0u;
+    normal_deltas.size = has_normals ? (uint64_t)entry_count * delta_block_bytes : 0u;
 
     if (!has_normals && (normals.offset != 0 || normal_deltas.offset != 0)) {
         status = frig_fail(FRIG_ERROR_CORRUPT, "normal sections present without the normals flag");
@@ -275,13 +290,23 @@ static int load_image(void *image_alloc, const uint8_t *image, size_t size, frig
             }
         }
     }
-    if (!all_finite((const float *)(image + neutral.offset), (size_t)vertex_count * 3u) ||
-        (has_normals && !all_finite((const float *)(image + normals.offset), (size_t)vertex_count * 3u)) ||
-        !all_finite((const float *)(image + deltas.offset), (size_t)entry_count * FRIG_BLOCK_FLOATS) ||
-        (has_normals && !all_finite((const float *)(image + normal_deltas.offset),
-                                    (size_t)entry_count * FRIG_BLOCK_FLOATS))) {
-        status = frig_fail(FRIG_ERROR_CORRUPT, "a position, normal or delta is NaN or infinite");
-        goto fail;
+    {
+        const size_t delta_values = (size_t)entry_count * FRIG_BLOCK_FLOATS;
+        const void *d = image + deltas.offset, *nd = image + normal_deltas.offset;
+        int finite =
+            all_finite((const float *)(image + neutral.offset), (size_t)vertex_count * 3u) &&
+            (!has_normals ||
+             all_finite((const float *)(image + normals.offset), (size_t)vertex_count * 3u));
+        if (half_deltas)
+            finite = finite && all_finite_half((const uint16_t *)d, delta_values) &&
+                     (!has_normals || all_finite_half((const uint16_t *)nd, delta_values));
+        else
+            finite = finite && all_finite((const float *)d, delta_values) &&
+                     (!has_normals || all_finite((const float *)nd, delta_values));
+        if (!finite) {
+            status = frig_fail(FRIG_ERROR_CORRUPT, "a position, normal or delta is NaN or infinite");
+            goto fail;
+        }
     }
 
     /* Working memory: name pointers and the block-padded neutral arrays. */
@@ -304,8 +329,10 @@ static int load_image(void *image_alloc, const uint8_t *image, size_t size, frig
     rig->has_normals = has_normals;
     rig->block_starts = starts;
     rig->entry_shapes = shapes;
-    rig->deltas = (const float *)(image + deltas.offset);
-    rig->normal_deltas = has_normals ? (const float *)(image + normal_deltas.offset) : NULL;
+    rig->deltas = image + deltas.offset;
+    rig->normal_deltas = has_normals ? image + normal_deltas.offset : NULL;
+    rig->delta_encoding = half_deltas ? FRIG_DELTAS_F16 : FRIG_DELTAS_F32;
+    rig->delta_block_bytes = (size_t)delta_block_bytes;
     {
         float *padded = (float *)work;
         pad_blocks(padded, (const float *)(image + neutral.offset), vertex_count, block_count);
@@ -339,8 +366,8 @@ static int load_image(void *image_alloc, const uint8_t *image, size_t size, frig
         }
     }
 
-    rig->simd_level = frig_simd_best();
-    rig->kernel = frig_kernel_for(rig->simd_level);
+    rig->simd_level = frig_best_level(rig->delta_encoding);
+    rig->kernel = frig_kernel_for(rig->simd_level, rig->delta_encoding);
     *out_rig = rig;
     return FRIG_OK;
 
