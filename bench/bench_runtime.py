@@ -30,7 +30,6 @@ args = parse_args()
 for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = str(args.blas_threads)
 
-import ctypes  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -73,8 +72,7 @@ def median_us(fn, repeats):
 def frig_caller(rigs, weights, out):
     """The bare C call (ctypes, pointers prepared once): what a host engine pays, plus ~1 us."""
     evaluate = runtime._lib.frig_evaluate
-    wptr = weights.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
-    optr = out.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+    wptr, optr = weights.ctypes.data, out.ctypes.data
     handles = [r._handle for r in rigs]
     n = len(handles)
 

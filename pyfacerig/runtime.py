@@ -65,7 +65,7 @@ def _load_library() -> ctypes.CDLL:
             "build it with tools/dev_build.sh or install pyfacerig with pip")
     lib = ctypes.CDLL(str(path))
     c_rig = ctypes.c_void_p
-    f32p = ctypes.POINTER(ctypes.c_float)
+    f32p = ctypes.c_void_p  # numpy data addresses, passed as integers (cheapest ctypes path)
     signatures = {
         "frig_last_error": (ctypes.c_char_p, []),
         "frig_rig_load_memory": (ctypes.c_int, [ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(c_rig)]),
@@ -231,10 +231,6 @@ def build_rig_bytes(neutral, deltas, names, normals=None, normal_deltas=None,
     return bytes(body)
 
 
-def _float_ptr(arr: np.ndarray):
-    return arr.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
-
-
 class Rig:
     """A loaded, validated, immutable blendshape rig owned by the C runtime.
 
@@ -336,6 +332,10 @@ class Rig:
 
     # -- evaluation ---------------------------------------------------------
     def _weights(self, weights) -> np.ndarray:
+        # Fast path for the per-frame case; the C side still refuses NaN/inf weights.
+        if (type(weights) is np.ndarray and weights.dtype == np.float32
+                and weights.shape == (self.shape_count,) and weights.flags.c_contiguous):
+            return weights
         return _float_array(weights, "weights", (self.shape_count,))
 
     def _output(self, out, name: str) -> np.ndarray:
@@ -351,8 +351,8 @@ class Rig:
 
     def _call(self, weights, begin, end, out, normals_out):
         status = _lib.frig_evaluate_range(
-            self._handle, _float_ptr(weights), weights.size, begin, end, _float_ptr(out),
-            None if normals_out is None else _float_ptr(normals_out))
+            self._handle, weights.ctypes.data, weights.size, begin, end, out.ctypes.data,
+            None if normals_out is None else normals_out.ctypes.data)
         if status != _OK:
             raise InvalidInputError(_last_error())
 

@@ -322,6 +322,12 @@ def test_bad_weights_raise_invalid_input(weights, message):
         Rig.from_arrays(neutral, deltas, names).evaluate(weights)
 
 
+def test_nan_float32_weights_are_refused_by_the_c_side():
+    neutral, deltas, names = random_rig(38, 10, 2)
+    with pytest.raises(InvalidInputError, match="weight 1 \\(shape 'shape1'\\) is not finite"):
+        Rig.from_arrays(neutral, deltas, names).evaluate(np.array([0.0, np.nan], np.float32))
+
+
 @pytest.mark.parametrize("out", [
     np.zeros((10, 3), np.float64),
     np.zeros((11, 3), np.float32),
