@@ -242,6 +242,7 @@ class Rig:
     def __init__(self, handle: ctypes.c_void_p):
         # Private: use the class methods, which validate before a handle exists.
         self._handle = handle
+        self._free = _lib.frig_rig_free  # kept so __del__ works during interpreter shutdown
         self.vertex_count = int(_lib.frig_rig_vertex_count(handle))
         self.shape_count = int(_lib.frig_rig_shape_count(handle))
         self.has_normals = bool(_lib.frig_rig_has_normals(handle))
@@ -251,7 +252,7 @@ class Rig:
     def __del__(self):
         handle = getattr(self, "_handle", None)
         if handle:
-            _lib.frig_rig_free(handle)
+            self._free(handle)
             self._handle = None
 
     def __repr__(self) -> str:

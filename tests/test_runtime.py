@@ -176,6 +176,19 @@ def test_ranges_that_tile_the_mesh_equal_one_call():
     assert np.array_equal(tiled, whole)
 
 
+def test_threads_evaluating_disjoint_ranges_equal_one_call():
+    from concurrent.futures import ThreadPoolExecutor
+    neutral, deltas, names = random_rig(39, 4000, 52, moved_fraction=0.2)
+    weights = mixed_weights(40, 52)
+    rig = Rig.from_arrays(neutral, deltas, names)
+    out = np.zeros((4000, 3), np.float32)
+    cuts = np.linspace(0, 4000, 9).astype(int)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda i: rig.evaluate_range(weights, int(cuts[i]), int(cuts[i + 1]), out=out),
+                      range(8)))
+    assert np.array_equal(out, rig.evaluate(weights))
+
+
 def test_a_range_leaves_rows_outside_it_untouched():
     neutral, deltas, names = random_rig(15, 100, 3)
     rig = Rig.from_arrays(neutral, deltas, names)
