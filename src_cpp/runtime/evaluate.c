@@ -39,7 +39,7 @@ static void evaluate_blocks(const frig_rig *rig, const float *base, const void *
 {
     const frig_block_kernel kernel = rig->kernel;
     uint32_t b = begin / FRIG_BLOCK_VERTICES;
-    const uint32_t b_end = (end + FRIG_BLOCK_VERTICES - 1) / FRIG_BLOCK_VERTICES;
+    const uint32_t b_end = begin < end ? (end + FRIG_BLOCK_VERTICES - 1) / FRIG_BLOCK_VERTICES : b;
     for (; b < b_end; ++b) {
         const uint32_t first = b * FRIG_BLOCK_VERTICES;
         const uint32_t lo = begin > first ? begin : first;
