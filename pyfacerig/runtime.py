@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import struct
 import sys
 import tempfile
 import zlib
@@ -32,6 +33,9 @@ SIMD_LEVELS = {"scalar": 0, "sse2": 1, "avx2": 2, "avx512": 3, "neon": 4}
 
 # Format constants; they mirror docs/rig_format.md and src_cpp/runtime/rig_loader.c.
 _MAGIC = b"FRIG\r\n\x1a\n"
+# magic, version, header size, file size, flags, N, M, block size, B, E,
+# then the names offset and size and six section offsets; 16 reserved zero bytes.
+_HEADER = struct.Struct("<8sIIQ6I8Q16x")
 _VERSION = 1
 _HEADER_SIZE = 128
 _ALIGN = 64
@@ -217,15 +221,11 @@ def build_rig_bytes(neutral, deltas, names, normals=None, normal_deltas=None,
     else:
         names_off, neutral_off, starts_off, shapes_off, deltas_off = offsets
         normals_off = ndeltas_off = 0
-    file_size = len(body) + 4
-    header = (_MAGIC
-              + np.array([_VERSION, _HEADER_SIZE], "<u4").tobytes()
-              + np.array([file_size], "<u8").tobytes()
-              + np.array([(_FLAG_HAS_NORMALS if has_normals else 0)
-                          | (_FLAG_HALF_DELTAS if delta_precision == "float16" else 0), n, m, _BLOCK, blocks,
-                          entry_count], "<u4").tobytes()
-              + np.array([names_off, len(name_blob), neutral_off, normals_off, starts_off,
-                          shapes_off, deltas_off, ndeltas_off], "<u8").tobytes())
+    flags = ((_FLAG_HAS_NORMALS if has_normals else 0)
+             | (_FLAG_HALF_DELTAS if delta_precision == "float16" else 0))
+    header = _HEADER.pack(_MAGIC, _VERSION, _HEADER_SIZE, len(body) + 4, flags, n, m, _BLOCK,
+                          blocks, entry_count, names_off, len(name_blob), neutral_off,
+                          normals_off, starts_off, shapes_off, deltas_off, ndeltas_off)
     body[:len(header)] = header
     body += np.array([zlib.crc32(body)], "<u4").tobytes()
     return bytes(body)
