@@ -284,17 +284,30 @@ def test_unknown_preset_raises_export_error(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_unwritable_folder_raises_export_error_and_keeps_the_old_file(tmp_path):
-    target = tmp_path / "head.glb"
-    target.write_bytes(b"old")
-    tmp_path.chmod(0o500)
-    try:
-        with pytest.raises(ee.ExportError, match="cannot write"):
-            ee.write_gltf(make_head_asset(), target)
-    finally:
-        tmp_path.chmod(0o700)
-    assert target.read_bytes() == b"old"
-    assert [p.name for p in tmp_path.iterdir()] == ["head.glb"]
+def test_unwritable_folder_raises_export_error():
+    # /proc refuses new files even for root, so this holds wherever the tests run.
+    with pytest.raises(ee.ExportError, match="cannot write"):
+        ee.write_fbx(make_head_asset(), "/proc/head.fbx")
+
+
+def test_failure_while_renaming_leaves_old_files_and_no_temporaries(tmp_path, monkeypatch):
+    """A .gltf is two files; if the second rename fails (disk full, say), nothing new remains
+    half-done: temporaries are removed and the error says which files."""
+    import engine_export.atomic as atomic
+    (tmp_path / "head.gltf").write_bytes(b"old gltf")
+    real_replace, calls = atomic.os.replace, []
+
+    def replace_then_fail(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", replace_then_fail)
+    with pytest.raises(ee.ExportError, match="No space left"):
+        ee.write_gltf(make_head_asset(), tmp_path / "head.gltf")
+    assert (tmp_path / "head.gltf").read_bytes() == b"old gltf"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
 # ------------------------------------------------------------------ determinism
