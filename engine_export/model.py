@@ -301,6 +301,12 @@ def validate_asset(asset: Asset, *, ascii_names: bool = False) -> None:
                        ascii_only=ascii_names)
         check_name(mat.name, f"materials[{i}].name", ascii_only=ascii_names)
     _check_unique([m.name for m in asset.materials], "materials")
+    # FBX (and Blender on import) identify embedded images by file name: one name, one image.
+    images = {}
+    for m in asset.materials:
+        tex = m.base_color_texture
+        if tex is not None and images.setdefault(tex.name, bytes(tex.data)) != bytes(tex.data):
+            _fail("materials", f"two different textures are both named {tex.name!r}")
     n_joints = 0
     if asset.skeleton is not None:
         n_joints = _check_skeleton(asset.skeleton, "skeleton", ascii_names)

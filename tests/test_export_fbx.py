@@ -210,5 +210,18 @@ def test_skeleton_becomes_joint_hierarchy_with_clusters_and_bind_matrices(skinne
                                atol=1e-9)
 
 
+@pytest.mark.parametrize("preset", sorted(ee.PRESETS))
+def test_meshes_without_materials_or_targets_are_read_back(tmp_path, preset):
+    from test_export_gltf import two_meshes_without_materials
+    ee.write_fbx(two_meshes_without_materials(), tmp_path / "small.fbx", preset=preset)
+    scene = probe(tmp_path / "small.fbx")
+    assert scene["warnings"] == [] and scene["materials"] == []
+    assert [(m["name"], m["num_faces"]) for m in scene["meshes"]] == [("quad", 2), ("tetra", 4)]
+    (channel,) = scene["channels"]
+    assert channel["name"] == "stretch" and channel["shapes"][0]["vertices"] == [3]
+    assert [s["name"] for s in scene["stacks"]] == ["pulse"]
+    assert np.asarray(scene["stacks"][0]["weights"])[-1, 0] == pytest.approx(1.0)
+
+
 if __name__ == "__main__":
     _probe_main(sys.argv[1])

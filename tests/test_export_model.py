@@ -197,6 +197,16 @@ def _nan_position(asset):
     _first_prim(asset).positions[3, 1] = np.nan
 
 
+def _add_joints(asset, weight):
+    asset.skeleton = ee.Skeleton(joint_names=("root",), parents=np.array([-1]),
+                                 translations=np.zeros((1, 3)), rotations=np.array([[0, 0, 0, 1.0]]))
+    for prim in asset.meshes[0].primitives:
+        n = len(prim.positions)
+        prim.joints = np.zeros((n, 4), dtype=np.uint16)
+        prim.joint_weights = np.zeros((n, 4), dtype=np.float32)
+        prim.joint_weights[:, 0] = weight
+
+
 def _rename_target(name):
     def edit(asset):
         names = list(asset.meshes[0].target_names)
@@ -236,6 +246,9 @@ BAD_ASSETS = {
                                                           a.animations[0].weights[:, :-1]),
     "clip with NaN weight": lambda a: a.animations[0].weights.__setitem__((1, 1), np.nan),
     "no meshes": lambda a: setattr(a, "meshes", []),
+    "two textures with one name": lambda a: setattr(
+        a.materials[1], "base_color_texture", ee.Texture("skin_albedo", skin_png()[:-4] + b"xxxx")),
+    "joint weights not summing to one": lambda a: _add_joints(a, weight=0.9),
 }
 
 
