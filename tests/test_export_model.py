@@ -246,6 +246,7 @@ BAD_ASSETS = {
                                                           a.animations[0].weights[:, :-1]),
     "clip with NaN weight": lambda a: a.animations[0].weights.__setitem__((1, 1), np.nan),
     "no meshes": lambda a: setattr(a, "meshes", []),
+    "target names given as one string": lambda a: setattr(a.meshes[0], "target_names", "jawOpen"),
     "two textures with one name": lambda a: setattr(
         a.materials[1], "base_color_texture", ee.Texture("skin_albedo", skin_png()[:-4] + b"xxxx")),
     "joint weights not summing to one": lambda a: _add_joints(a, weight=0.9),
@@ -301,6 +302,14 @@ def test_unwritable_folder_raises_export_error():
     # /proc refuses new files even for root, so this holds wherever the tests run.
     with pytest.raises(ee.ExportError, match="cannot write"):
         ee.write_fbx(make_head_asset(), "/proc/head.fbx")
+
+
+def test_written_files_get_the_usual_permissions_not_temporary_ones(tmp_path):
+    import os
+    ee.write_fbx(make_head_asset(), tmp_path / "head.fbx")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "head.fbx").stat().st_mode & 0o777 == 0o666 & ~mask
 
 
 def test_failure_while_renaming_leaves_old_files_and_no_temporaries(tmp_path, monkeypatch):
