@@ -27,6 +27,7 @@ FILES = {
     "unity.fbx": ({}, ee.write_fbx, "unity"),
     "unreal.fbx": ({}, ee.write_fbx, "unreal"),
     "skinned.fbx": ({"skeleton": True}, ee.write_fbx, "unity"),
+    "jpeg.fbx": ({"jpeg": True}, ee.write_fbx, "unity"),
 }
 
 

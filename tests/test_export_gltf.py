@@ -21,6 +21,7 @@ VARIANTS = {
     "skeleton": ({"skeleton": True}, {}),
     "unreal-root-joint": ({}, {"preset": "unreal"}),
     "no-clip": ({"clip": False}, {}),
+    "jpeg-texture": ({"jpeg": True}, {}),
 }
 
 

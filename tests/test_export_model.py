@@ -106,18 +106,19 @@ def _primitive(pos, uvs, faces, deltas, material, joints=None, joint_weights=Non
                         joints=joints, joint_weights=joint_weights)
 
 
-def skin_png() -> bytes:
-    """A 64x64 PNG made by Pillow: a warm gradient with a darker band (bytes are deterministic)."""
+def skin_png(fmt: str = "PNG") -> bytes:
+    """A 64x64 image made by Pillow (PNG or JPEG): a warm gradient with a darker band."""
     y, x = np.mgrid[0:64, 0:64]
     rgb = np.stack([200 + x // 2, 150 + y // 2, 120 + 0 * x], axis=-1).astype(np.uint8)
     rgb[28:36] //= 2
     out = io.BytesIO()
-    Image.fromarray(rgb, "RGB").save(out, format="PNG")
+    Image.fromarray(rgb, "RGB").save(out, format=fmt)
     return out.getvalue()
 
 
-def make_head_asset(*, skeleton: bool = False, clip: bool = True) -> ee.Asset:
-    """The test head: one mesh "head" with primitives skin + eyes sharing TARGET_NAMES."""
+def make_head_asset(*, skeleton: bool = False, clip: bool = True, jpeg: bool = False) -> ee.Asset:
+    """The test head: one mesh "head" with primitives skin + eyes sharing TARGET_NAMES.
+    The skin texture is a PNG, or a JPEG with ``jpeg=True``."""
     skin, eyes = _skin(), _eyes()
     prim_joints = [None, None]
     skel = None
@@ -138,7 +139,9 @@ def make_head_asset(*, skeleton: bool = False, clip: bool = True) -> ee.Asset:
         jw = prim_joints[k] or (None, None)
         prims.append(_primitive(*data, material, *jw))
     materials = [
-        ee.Material(name="skin", base_color_texture=ee.Texture("skin_albedo", skin_png()),
+        ee.Material(name="skin", base_color_texture=ee.Texture(
+            "skin_albedo", skin_png("JPEG") if jpeg else skin_png(),
+            "image/jpeg" if jpeg else "image/png"),
                     roughness=0.6),
         ee.Material(name="eye", base_color_factor=(0.95, 0.95, 0.95, 1.0), roughness=0.1),
     ]

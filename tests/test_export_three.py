@@ -27,6 +27,8 @@ FILES = {
     "unity.fbx": ({}, ee.write_fbx, "unity", 1.0),
     "unreal.fbx": ({}, ee.write_fbx, "unreal", 100.0),
     "skinned.fbx": ({"skeleton": True}, ee.write_fbx, "unity", 1.0),
+    "jpeg.glb": ({"jpeg": True}, ee.write_gltf, "unity", 1.0),
+    "jpeg.fbx": ({"jpeg": True}, ee.write_fbx, "unity", 1.0),
 }
 
 
