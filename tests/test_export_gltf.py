@@ -163,3 +163,9 @@ def test_validator_accepts_meshes_without_materials_uvs_or_targets(tmp_path, pre
     ee.write_gltf(two_meshes_without_materials(), path, preset=preset)
     issues = validate(path)["issues"]
     assert issues["numErrors"] == 0 and issues["numWarnings"] == 0, issues["messages"]
+
+
+def test_unknown_sparse_mode_raises_before_writing(tmp_path):
+    with pytest.raises(ee.ExportError, match="sparse"):
+        ee.write_gltf(make_head_asset(), tmp_path / "head.glb", sparse="always")
+    assert list(tmp_path.iterdir()) == []

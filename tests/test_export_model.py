@@ -6,7 +6,6 @@ Pillow PNG) and two eyeballs in a second primitive, sharing six morph targets na
 shapes.  ``tongueOut`` moves nothing in either primitive (the empty-shape case), the eyes move
 only in ``eyeLookUpLeft``, and the skin moves in the others.
 """
-import dataclasses
 import io
 
 import numpy as np
