@@ -58,7 +58,7 @@ typedef enum frig_status {
 typedef enum frig_simd_level {
     FRIG_SIMD_SCALAR = 0,
     FRIG_SIMD_SSE2 = 1,
-    FRIG_SIMD_AVX2 = 2,   /* AVX2 + FMA */
+    FRIG_SIMD_AVX2 = 2,   /* AVX2 + FMA + F16C */
     FRIG_SIMD_AVX512 = 3, /* AVX-512F */
     FRIG_SIMD_NEON = 4
 } frig_simd_level;
