@@ -1,6 +1,5 @@
 """The default template: contract, topology, UV chart, parts and the measured semantics of its shapes."""
 import hashlib
-from pathlib import Path
 
 import numpy as np
 import pytest
