@@ -7,8 +7,10 @@ H (brow line to chin), W (mouth width), E (eye opening at the pupil).  The rest
 of the shape's region follows by Laplacian deformation (Pan et al. Eq. 9-10,
 ``pyfacerig.geometry.LaplacianDeformer``); everything outside the region is
 anchored, so shapes stay local and add linearly.  Jaw shapes are a rigid jaw
-transform blended by a smooth jaw weight.  Right shapes are the mirror images of
-the Left ones; symmetric shapes are symmetrised exactly.
+transform blended by a smooth jaw weight, with the mouth corners re-solved by the
+same Laplacian deformation; mouthClose is a corrective field relative to jawOpen.
+Right shapes are the mirror images of the Left ones; symmetric shapes are
+symmetrised exactly.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from .face import Skin, lid_curve
 
 ANCHOR_WEIGHT = 1.0e4
 JAW_OPEN_DEGREES = 20.0
-CORNER_RELAX_RADIUS = 0.2       # of mouth width: neighbourhood of each mouth corner re-solved
+CORNER_RELAX_RADIUS = 0.2          # of mouth width: neighbourhood of each mouth corner re-solved
 MOUTH_CLOSE_UPPER_SHARE = 0.3      # share of jawOpen's lip gap that mouthClose gives the upper lip
 EYE_LOOK_DEGREES = {"Down": 25.0, "Up": 20.0, "In": 25.0, "Out": 25.0}
 
