@@ -417,6 +417,15 @@ def test_loading_a_corrupt_file_names_the_problem(tmp_path):
         load(bad)
 
 
+def test_writing_to_a_missing_directory_names_the_path(tmp_path):
+    from pyfacerig.errors import ExportError
+    from pyfacerig.templates import asset
+    target = tmp_path / "no_such_dir" / "t.frt"
+    with pytest.raises(ExportError, match="no_such_dir"):
+        asset.write(target, {}, {"a": np.zeros(3)})
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_loading_a_foreign_zip_is_refused(tmp_path):
     import zipfile
     other = tmp_path / "other.frt"
