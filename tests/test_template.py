@@ -417,6 +417,16 @@ def test_loading_a_corrupt_file_names_the_problem(tmp_path):
         load(bad)
 
 
+def test_loading_a_template_with_a_missing_array_names_the_file(tmp_path):
+    from pyfacerig.templates import asset
+    header, arrays = asset.read(DEFAULT_PATH)
+    del arrays["skin/faces"]
+    broken = tmp_path / "incomplete.frt"
+    asset.write(broken, {k: v for k, v in header.items() if k not in ("format", "version")}, arrays)
+    with pytest.raises(InvalidInputError, match="incomplete.frt"):
+        load(broken)
+
+
 def test_writing_to_a_missing_directory_names_the_path(tmp_path):
     from pyfacerig.errors import ExportError
     from pyfacerig.templates import asset
