@@ -162,3 +162,19 @@ def test_scaling_and_moving_the_mesh_and_its_anchors_scales_and_moves_the_result
     reference = LaplacianDeformer(vertices, faces, anchor_ids).solve(anchor_positions)
     moved = LaplacianDeformer(scale * vertices + offset, faces, anchor_ids).solve(scale * anchor_positions + offset)
     assert np.abs(moved - (scale * reference + offset)).max() < 1e-12
+
+
+def test_irregular_delaunay_mesh_matches_the_scipy_solve_too():
+    # Random points give an irregular mesh (valences 3..10, obtuse triangles with
+    # negative cotangents), exercising a differently shaped factorisation.
+    from scipy.spatial import Delaunay
+    rng = np.random.default_rng(7)
+    xy = rng.uniform(-1.0, 1.0, size=(600, 2))
+    faces = Delaunay(xy).simplices.astype(np.int32)
+    vertices = np.c_[xy, 0.3 * np.exp(-np.sum(xy ** 2, axis=1))]
+    anchor_ids = rng.choice(len(vertices), 40, replace=False)
+    anchor_positions = vertices[anchor_ids] + rng.normal(scale=0.05, size=(40, 3))
+    for kind in ("cotangent", "uniform"):
+        ours = LaplacianDeformer(vertices, faces, anchor_ids, weight=10.0, laplacian=kind).solve(anchor_positions)
+        reference = _scipy_solve(vertices, faces, anchor_ids, anchor_positions, 10.0, kind)
+        assert np.linalg.norm(ours - reference) <= 1e-8 * np.linalg.norm(reference)

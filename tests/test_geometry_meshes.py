@@ -51,7 +51,6 @@ def box_bar(length: int, width: int = 2):
     Built as the boundary of a voxel grid so the surface is watertight and made of
     right triangles; returns (vertices, faces).
     """
-    nx, ny, nz = length + 1, width + 1, width + 1
     index = {}
     vertices = []
 
@@ -77,7 +76,6 @@ def box_bar(length: int, width: int = 2):
         for k in range(width):
             quad((0, j, k), (0, j, k + 1), (0, j + 1, k + 1), (0, j + 1, k))            # x = 0
             quad((length, j, k), (length, j + 1, k), (length, j + 1, k + 1), (length, j, k + 1))
-    del nx, ny, nz
     return np.array(vertices, dtype=float), np.array(faces, dtype=np.int32)
 
 

@@ -133,3 +133,17 @@ def test_matches_a_reference_solve_with_explicit_fourth_vertices():
     reference = _reference_transfer(vertices, target, faces, shape)
     assert np.abs(ours - target).max() > 0.05
     assert np.abs(ours - reference).max() < 1e-8 * np.abs(reference).max()
+
+
+def test_irregular_mesh_with_several_shapes_matches_the_reference_solve():
+    from scipy.spatial import Delaunay
+    rng = np.random.default_rng(11)
+    xy = rng.uniform(-1.0, 1.0, size=(300, 2))
+    faces = Delaunay(xy).simplices.astype(np.int32)
+    source = np.c_[xy, 0.2 * np.cos(2 * xy[:, 0])]
+    target = np.c_[1.3 * xy[:, 0], 0.8 * xy[:, 1], 0.4 * np.exp(-np.sum(xy ** 2, axis=1))]
+    shapes = _local_bump_shapes(source, 3, seed=12, radius=0.5)
+    ours = DeformationTransfer(source, target, faces).transfer(shapes)
+    for shape, result in zip(shapes, ours):
+        reference = _reference_transfer(source, target, faces, shape)
+        assert np.abs(result - reference).max() < 1e-8 * np.abs(reference).max()

@@ -177,3 +177,21 @@ def test_transfer_rejects_nan_in_a_source_shape(sphere):
     shapes[2, 40, 0] = np.nan
     _raises(r"source_shapes contains non-finite .* shape 2", DeformationTransfer(vertices, vertices, faces).transfer,
             shapes)
+
+
+def test_core_refuses_out_of_range_faces_when_called_directly(sphere):
+    # The C++ boundary checks indices itself, so a direct call cannot read out of bounds.
+    vertices, faces, anchors = sphere
+    bad = faces.astype(np.int32)
+    bad[3, 1] = 10_000
+    with pytest.raises(ValueError, match="face 3 has an index out of range"):
+        _core.laplacian_deformation_precompute(vertices, bad, anchors.astype(np.int32), 100.0, "cotangent")
+    with pytest.raises(ValueError, match="face 3 has an index out of range"):
+        _core.deformation_transfer_precompute(vertices, vertices, bad)
+
+
+def test_core_refuses_shapes_of_the_wrong_width_when_called_directly(sphere):
+    vertices, faces, _ = sphere
+    data = _core.deformation_transfer_precompute(vertices, vertices, faces.astype(np.int32))
+    with pytest.raises(ValueError, match="3 \\* num_vertices columns"):
+        _core.deformation_transfer(data, np.zeros((2, 3 * len(vertices) - 3)))

@@ -8,6 +8,7 @@
 #include "parallel_for.h"
 #include "supernodal_cholesky.h"
 #include "triangle_frame.h"
+#include "validate_mesh.h"
 
 namespace pyfacerig {
 
@@ -101,6 +102,11 @@ bool deformation_transfer_precompute(const RowMatrixX3d& source_neutral,
                                      const RowMatrixX3d& target_neutral, const RowMatrixX3i& F,
                                      DeformationTransferData& data, std::string* error) {
   const Eigen::Index n = target_neutral.rows(), nf = F.rows();
+  if (source_neutral.rows() != n) {
+    if (error) *error = "source_neutral and target_neutral have different vertex counts";
+    return false;
+  }
+  if (!validate_mesh(source_neutral, F, error) || !validate_mesh(target_neutral, F, error)) return false;
   data.F = F;
   data.source_neutral = source_neutral;
   data.target_neutral = target_neutral;
@@ -145,6 +151,10 @@ bool deformation_transfer(const DeformationTransferData& data,
                           RowMatrixXd& target_shapes, std::string* error) {
   const int n = static_cast<int>(data.target_neutral.rows());
   const int num_shapes = static_cast<int>(source_shapes.rows());
+  if (source_shapes.cols() != 3 * static_cast<Eigen::Index>(n) || !source_shapes.allFinite()) {
+    if (error) *error = "source_shapes must be finite with 3 * num_vertices columns";
+    return false;
+  }
   const RowMatrixXd target_row =
       Eigen::Map<const RowMatrixXd>(data.target_neutral.data(), 1, 3 * static_cast<Eigen::Index>(n));
   target_shapes = target_row.replicate(num_shapes, 1);

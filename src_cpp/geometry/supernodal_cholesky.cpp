@@ -124,14 +124,15 @@ bool SupernodalCholesky::analyse(const SparseMatrixd& A) {
     });
   for (int s = 0; s < num_super; ++s)
     if (fill[s] != row_begin_[s + 1]) return false;  // symbolic inconsistency; never expected
-  values_.assign(value_begin_[num_super], 0.0);
+  // Uninitialised: factorise() zeroes each block just before filling it, while
+  // it is in cache, instead of a separate pass over the whole factor.
+  values_.reset(new double[value_begin_[num_super]]);
   return true;
 }
 
 bool SupernodalCholesky::factorise(const SparseMatrixd& A) {
   const int n = n_;
   const int num_super = static_cast<int>(super_first_.size()) - 1;
-  // values_ was zero-filled by analyse(), which compute() always runs first.
 
   // Scatter the lower triangle of P A P^T into the blocks.  relative[r] is the
   // position of row r within the supernode currently being assembled.
@@ -150,7 +151,8 @@ bool SupernodalCholesky::factorise(const SparseMatrixd& A) {
     const int first = super_first_[J], end = super_first_[J + 1], w = end - first;
     const long long m = row_begin_[J + 1] - row_begin_[J];
     const int* rowsJ = rows_.data() + row_begin_[J];
-    BlockMap LJ(values_.data() + value_begin_[J], m, w);
+    BlockMap LJ(values_.get() + value_begin_[J], m, w);
+    LJ.setZero();
     for (long long r = 0; r < m; ++r) relative[rowsJ[r]] = static_cast<int>(r);
     diagonal_of_A.assign(w, 0.0);
 
@@ -167,7 +169,7 @@ bool SupernodalCholesky::factorise(const SparseMatrixd& A) {
       const int wK = super_first_[K + 1] - super_first_[K];
       const long long mK = row_begin_[K + 1] - row_begin_[K];
       const int* rowsK = rows_.data() + row_begin_[K];
-      ConstBlockMap LK(values_.data() + value_begin_[K], mK, wK);
+      ConstBlockMap LK(values_.get() + value_begin_[K], mK, wK);
       const long long p = cursor[K];
       long long q = p;
       while (q < mK && rowsK[q] < end) ++q;  // rows p..q-1 fall in J's columns
@@ -253,7 +255,7 @@ void SupernodalCholesky::forward(int s, double* y) const {
   const int first = super_first_[s], w = super_first_[s + 1] - first;
   const long long m = row_begin_[s + 1] - row_begin_[s];
   const int* rows = rows_.data() + row_begin_[s];
-  const double* block = values_.data() + value_begin_[s];
+  const double* block = values_.get() + value_begin_[s];
   double* x = y + 3 * static_cast<size_t>(first);
   for (int c = 0; c < w; ++c) {  // diagonal block
     const double* col = block + c * m;
@@ -274,7 +276,7 @@ void SupernodalCholesky::backward(int s, double* y) const {
   const int first = super_first_[s], w = super_first_[s + 1] - first;
   const long long m = row_begin_[s + 1] - row_begin_[s];
   const int* rows = rows_.data() + row_begin_[s];
-  const double* block = values_.data() + value_begin_[s];
+  const double* block = values_.get() + value_begin_[s];
   double* x = y + 3 * static_cast<size_t>(first);
   int c = 0;
   for (; c + 4 <= w; c += 4) backward_below<4>(block, m, c, w, rows, x, y);

@@ -16,6 +16,7 @@
 //             update L_K L_K^T of every earlier supernode K whose rows reach J,
 //             then factor the diagonal block and solve the block below it.
 #pragma once
+#include <memory>
 #include <vector>
 
 #include "types.h"
@@ -48,7 +49,7 @@ class SupernodalCholesky {
   std::vector<long long> row_begin_;     // rows of supernode s: rows_[row_begin_[s] .. row_begin_[s+1])
   std::vector<int> rows_;
   std::vector<long long> value_begin_;   // its dense column-major block (rows x width)
-  std::vector<double> values_;
+  std::unique_ptr<double[]> values_;
 };
 
 }  // namespace pyfacerig

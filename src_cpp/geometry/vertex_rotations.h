@@ -1,6 +1,6 @@
 // Local step of as-rigid-as-possible style deformation: for every vertex, the
 // rotation that best maps its rest one-ring edges onto the deformed ones
-// (orthogonal Procrustes via a 3x3 SVD, reflections excluded).
+// (orthogonal Procrustes, reflections excluded).
 #pragma once
 #include <vector>
 
