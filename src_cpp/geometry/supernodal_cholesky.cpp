@@ -278,6 +278,41 @@ void SupernodalCholesky::forward(int s, double* y, double* work) const {
     for (int d = 0; d < 3; ++d) y[3 * static_cast<size_t>(rows[r]) + d] += g[d][r];
 }
 
+// a[d] = colA . g_d and b[d] = colB . g_d over rows [begin, end), d = 0..2.
+// Two lanes per sum (an Eigen Array2d, one SSE register or the scalar pair
+// elsewhere), added in a fixed order: six independent chains of additions.
+static void dot_below(const double* colA, const double* colB, int begin, int end, const double* g0,
+                      const double* g1, const double* g2, double* a, double* b) {
+  using Pair = Eigen::Array2d;
+  Pair a0 = Pair::Zero(), a1 = Pair::Zero(), a2 = Pair::Zero();
+  Pair b0 = Pair::Zero(), b1 = Pair::Zero(), b2 = Pair::Zero();
+  int r = begin;
+  for (; r + 2 <= end; r += 2) {
+    const Pair ca = Pair::Map(colA + r), cb = Pair::Map(colB + r);
+    const Pair x0 = Pair::Map(g0 + r), x1 = Pair::Map(g1 + r), x2 = Pair::Map(g2 + r);
+    a0 += ca * x0;
+    a1 += ca * x1;
+    a2 += ca * x2;
+    b0 += cb * x0;
+    b1 += cb * x1;
+    b2 += cb * x2;
+  }
+  a[0] = a0(0) + a0(1);
+  a[1] = a1(0) + a1(1);
+  a[2] = a2(0) + a2(1);
+  b[0] = b0(0) + b0(1);
+  b[1] = b1(0) + b1(1);
+  b[2] = b2(0) + b2(1);
+  if (r < end) {
+    a[0] += colA[r] * g0[r];
+    a[1] += colA[r] * g1[r];
+    a[2] += colA[r] * g2[r];
+    b[0] += colB[r] * g0[r];
+    b[1] += colB[r] * g1[r];
+    b[2] += colB[r] * g2[r];
+  }
+}
+
 void SupernodalCholesky::backward(int s, double* y, double* work) const {
   const int first = super_first_[s], w = super_first_[s + 1] - first;
   const int m = static_cast<int>(row_begin_[s + 1] - row_begin_[s]);
@@ -286,20 +321,34 @@ void SupernodalCholesky::backward(int s, double* y, double* work) const {
   double* g[3] = {work, work + m, work + 2 * static_cast<size_t>(m)};
   for (int r = 0; r < m; ++r)
     for (int d = 0; d < 3; ++d) g[d][r] = y[3 * static_cast<size_t>(rows[r]) + d];
-  // Column c, last first: its entry minus the dot product of the column below
-  // the diagonal with the already solved entries of those rows.  Eight partial
-  // sums, added in a fixed order, let the loop vectorise and keep enough
-  // independent additions in flight that the adder's latency is hidden.
-  for (int c = w - 1; c >= 0; --c) {
+  // The rows below the diagonal block are already solved and shared by all
+  // columns: their dot products with the columns come first, two columns and
+  // all three coordinates per sweep, so each workspace load serves two columns
+  // and each factor load three coordinates.
+  double* below = work + 3 * static_cast<size_t>(m);  // (w,3): the dot products, row-major
+  int c = 0;
+  for (; c + 2 <= w; c += 2) {
+    const double* colA = block + static_cast<size_t>(c) * m;
+    dot_below(colA, colA + m, w, m, g[0], g[1], g[2], below + 3 * c, below + 3 * c + 3);
+  }
+  if (c < w) {
+    const double* col = block + static_cast<size_t>(c) * m;
+    double unused[3];
+    dot_below(col, col, w, m, g[0], g[1], g[2], below + 3 * c, unused);
+  }
+  // Then the diagonal block, last column first: its entry minus the dot
+  // product of the column inside the block with the entries solved so far.
+  for (c = w - 1; c >= 0; --c) {
     const double* col = block + static_cast<size_t>(c) * m;
     for (int d = 0; d < 3; ++d) {
       const double* gd = g[d];
-      double sum[8] = {};
+      double sum[8] = {};  // eight partial sums, added in a fixed order: the loop vectorises
       int r = c + 1;
-      for (; r + 8 <= m; r += 8)
+      for (; r + 8 <= w; r += 8)
         for (int k = 0; k < 8; ++k) sum[k] += col[r + k] * gd[r + k];
-      for (int k = 0; r < m; ++r, ++k) sum[k] += col[r] * gd[r];
-      const double dot = ((sum[0] + sum[1]) + (sum[2] + sum[3])) + ((sum[4] + sum[5]) + (sum[6] + sum[7]));
+      double dot = below[3 * c + d];
+      for (; r < w; ++r) dot += col[r] * gd[r];
+      dot += ((sum[0] + sum[1]) + (sum[2] + sum[3])) + ((sum[4] + sum[5]) + (sum[6] + sum[7]));
       g[d][c] = (g[d][c] - dot) / col[c];
     }
   }
@@ -315,7 +364,7 @@ void SupernodalCholesky::solve3(const RowMatrixX3d& B, RowMatrixX3d& X) const {
   const int num_super = static_cast<int>(super_first_.size()) - 1;
   long long max_rows = 0;
   for (int s = 0; s < num_super; ++s) max_rows = std::max(max_rows, row_begin_[s + 1] - row_begin_[s]);
-  std::vector<double> work(3 * static_cast<size_t>(max_rows));
+  std::vector<double> work(6 * static_cast<size_t>(max_rows));  // backward() uses the second half
   std::vector<double> y(3 * static_cast<size_t>(n));
   for (int i = 0; i < n; ++i)
     for (int k = 0; k < 3; ++k) y[3 * static_cast<size_t>(new_of_old_[i]) + k] = B(i, k);
