@@ -1,5 +1,7 @@
 #include "supernodal_cholesky.h"
 
+#include <algorithm>
+
 #include <Eigen/Cholesky>
 #include <Eigen/OrderingMethods>
 
@@ -209,91 +211,149 @@ bool SupernodalCholesky::factorise(const SparseMatrixd& A) {
   return true;
 }
 
-namespace {
+// Substitution, one supernode at a time, on three right-hand sides.  y is the
+// (N,3) row-major right-hand side in elimination order.  Each supernode first
+// copies the y rows it touches (its own rows, then the rows below its diagonal
+// block) into a small workspace holding x, y and z as three separate columns,
+// so the work on the dense block runs down contiguous columns of the factor and
+// of the workspace: plain loops the compiler vectorises over rows.  Only the
+// copy in and out touches y's scattered rows, once per row per supernode.
+// Every output element is computed by the same sequence of operations whatever
+// the vector width, so results do not depend on the instruction set.
 
-// Rows below a supernode's diagonal block, K of its columns at a time: each
-// row of y is loaded and stored once per K columns while the factor is still
-// read column by column.  That random access into y, not the arithmetic, is
-// what the substitution waits on.
-template <int K>
-void forward_below(const double* block, long long m, int c, int w, const int* rows, const double* x,
-                   double* y) {
-  double p[K][3];
-  for (int k = 0; k < K; ++k)
-    for (int d = 0; d < 3; ++d) p[k][d] = x[3 * (c + k) + d];
-  for (long long r = w; r < m; ++r) {
-    double* yi = y + 3 * static_cast<size_t>(rows[r]);
+// g_d[r] -= sum_k col_k[r] x[k][d] for rows [begin, end) and d = 0..2, where
+// col_k = col0 + k * stride.  Each factor entry is loaded once for all three
+// coordinates; restrict tells the compiler the four arrays do not overlap.
+static void subtract_four_columns(const double* __restrict col0, int begin, int end, int stride,
+                                  const double (&x)[4][3], double* __restrict g0, double* __restrict g1,
+                                  double* __restrict g2) {
+  const double *col1 = col0 + stride, *col2 = col1 + stride, *col3 = col2 + stride;
+  for (int r = begin; r < end; ++r) {
+    const double a0 = col0[r], a1 = col1[r], a2 = col2[r], a3 = col3[r];
+    g0[r] -= a0 * x[0][0] + a1 * x[1][0] + a2 * x[2][0] + a3 * x[3][0];
+    g1[r] -= a0 * x[0][1] + a1 * x[1][1] + a2 * x[2][1] + a3 * x[3][1];
+    g2[r] -= a0 * x[0][2] + a1 * x[1][2] + a2 * x[2][2] + a3 * x[3][2];
+  }
+}
+
+void SupernodalCholesky::forward(int s, double* y, double* work) const {
+  const int first = super_first_[s], w = super_first_[s + 1] - first;
+  const int m = static_cast<int>(row_begin_[s + 1] - row_begin_[s]);
+  const int* rows = rows_.data() + row_begin_[s];
+  const double* block = values_.get() + value_begin_[s];
+  double* g[3] = {work, work + m, work + 2 * static_cast<size_t>(m)};
+  for (int r = 0; r < w; ++r)
+    for (int d = 0; d < 3; ++d) g[d][r] = y[3 * static_cast<size_t>(first + r) + d];
+  for (int r = w; r < m; ++r)
+    for (int d = 0; d < 3; ++d) g[d][r] = 0.0;  // what the block subtracts from these rows
+  // Four columns at a time: solve their own four entries, then subtract all
+  // four from every row below in one pass, so each workspace entry is loaded
+  // and stored once per four columns instead of once per column.
+  int c = 0;
+  for (; c + 4 <= w; c += 4) {
+    const double* col0 = block + static_cast<size_t>(c) * m;
+    const double *col1 = col0 + m, *col2 = col1 + m, *col3 = col2 + m;
+    double x[4][3];
     for (int d = 0; d < 3; ++d) {
-      double sum = 0.0;
-      for (int k = 0; k < K; ++k) sum += block[(c + k) * m + r] * p[k][d];
-      yi[d] -= sum;
+      double* gd = g[d];
+      x[0][d] = gd[c] /= col0[c];
+      x[1][d] = gd[c + 1] = (gd[c + 1] - col0[c + 1] * x[0][d]) / col1[c + 1];
+      x[2][d] = gd[c + 2] = (gd[c + 2] - col0[c + 2] * x[0][d] - col1[c + 2] * x[1][d]) / col2[c + 2];
+      x[3][d] = gd[c + 3] =
+          (gd[c + 3] - col0[c + 3] * x[0][d] - col1[c + 3] * x[1][d] - col2[c + 3] * x[2][d]) / col3[c + 3];
+    }
+    subtract_four_columns(col0, c + 4, m, m, x, g[0], g[1], g[2]);
+  }
+  for (; c < w; ++c) {  // the last w % 4 columns, one at a time
+    const double* col = block + static_cast<size_t>(c) * m;
+    for (int d = 0; d < 3; ++d) {
+      double* gd = g[d];
+      const double x = gd[c] /= col[c];
+      for (int r = c + 1; r < m; ++r) gd[r] -= col[r] * x;
     }
   }
+  for (int r = 0; r < w; ++r)
+    for (int d = 0; d < 3; ++d) y[3 * static_cast<size_t>(first + r) + d] = g[d][r];
+  for (int r = w; r < m; ++r)
+    for (int d = 0; d < 3; ++d) y[3 * static_cast<size_t>(rows[r]) + d] += g[d][r];
 }
 
-template <int K>
-void backward_below(const double* block, long long m, int c, int w, const int* rows, double* x,
-                    const double* y) {
-  double p[K][3] = {};
-  for (long long r = w; r < m; ++r) {
-    const double* yi = y + 3 * static_cast<size_t>(rows[r]);
-    for (int k = 0; k < K; ++k)
-      for (int d = 0; d < 3; ++d) p[k][d] += block[(c + k) * m + r] * yi[d];
+// a[d] = colA . g_d and b[d] = colB . g_d over rows [begin, end), d = 0..2.
+// Two lanes per sum (an Eigen Array2d, one SSE register or the scalar pair
+// elsewhere), added in a fixed order: six independent chains of additions.
+static void dot_below(const double* colA, const double* colB, int begin, int end, const double* g0,
+                      const double* g1, const double* g2, double* a, double* b) {
+  using Pair = Eigen::Array2d;
+  Pair a0 = Pair::Zero(), a1 = Pair::Zero(), a2 = Pair::Zero();
+  Pair b0 = Pair::Zero(), b1 = Pair::Zero(), b2 = Pair::Zero();
+  int r = begin;
+  for (; r + 2 <= end; r += 2) {
+    const Pair ca = Pair::Map(colA + r), cb = Pair::Map(colB + r);
+    const Pair x0 = Pair::Map(g0 + r), x1 = Pair::Map(g1 + r), x2 = Pair::Map(g2 + r);
+    a0 += ca * x0;
+    a1 += ca * x1;
+    a2 += ca * x2;
+    b0 += cb * x0;
+    b1 += cb * x1;
+    b2 += cb * x2;
   }
-  for (int k = 0; k < K; ++k)
-    for (int d = 0; d < 3; ++d) x[3 * (c + k) + d] -= p[k][d];
+  a[0] = a0(0) + a0(1);
+  a[1] = a1(0) + a1(1);
+  a[2] = a2(0) + a2(1);
+  b[0] = b0(0) + b0(1);
+  b[1] = b1(0) + b1(1);
+  b[2] = b2(0) + b2(1);
+  if (r < end) {
+    a[0] += colA[r] * g0[r];
+    a[1] += colA[r] * g1[r];
+    a[2] += colA[r] * g2[r];
+    b[0] += colB[r] * g0[r];
+    b[1] += colB[r] * g1[r];
+    b[2] += colB[r] * g2[r];
+  }
 }
 
-}  // namespace
-
-// Forward (L y = b) and backward (L^T x = y) substitution for one supernode,
-// on three interleaved right-hand sides y ((N,3) row-major, permuted order),
-// so every factor entry serves x, y and z.  The supernode's own rows are
-// contiguous in y and solved in place.  Plain loops measured faster than
-// Eigen's dense kernels on three columns.
-void SupernodalCholesky::forward(int s, double* y) const {
+void SupernodalCholesky::backward(int s, double* y, double* work) const {
   const int first = super_first_[s], w = super_first_[s + 1] - first;
-  const long long m = row_begin_[s + 1] - row_begin_[s];
+  const int m = static_cast<int>(row_begin_[s + 1] - row_begin_[s]);
   const int* rows = rows_.data() + row_begin_[s];
   const double* block = values_.get() + value_begin_[s];
-  double* x = y + 3 * static_cast<size_t>(first);
-  for (int c = 0; c < w; ++c) {  // diagonal block
-    const double* col = block + c * m;
-    const double x0 = x[3 * c] /= col[c], x1 = x[3 * c + 1] /= col[c], x2 = x[3 * c + 2] /= col[c];
-    for (int r = c + 1; r < w; ++r) {
-      x[3 * r] -= col[r] * x0;
-      x[3 * r + 1] -= col[r] * x1;
-      x[3 * r + 2] -= col[r] * x2;
+  double* g[3] = {work, work + m, work + 2 * static_cast<size_t>(m)};
+  for (int r = 0; r < m; ++r)
+    for (int d = 0; d < 3; ++d) g[d][r] = y[3 * static_cast<size_t>(rows[r]) + d];
+  // The rows below the diagonal block are already solved and shared by all
+  // columns: their dot products with the columns come first, two columns and
+  // all three coordinates per sweep, so each workspace load serves two columns
+  // and each factor load three coordinates.
+  double* below = work + 3 * static_cast<size_t>(m);  // (w,3): the dot products, row-major
+  int c = 0;
+  for (; c + 2 <= w; c += 2) {
+    const double* colA = block + static_cast<size_t>(c) * m;
+    dot_below(colA, colA + m, w, m, g[0], g[1], g[2], below + 3 * c, below + 3 * c + 3);
+  }
+  if (c < w) {
+    const double* col = block + static_cast<size_t>(c) * m;
+    double unused[3];
+    dot_below(col, col, w, m, g[0], g[1], g[2], below + 3 * c, unused);
+  }
+  // Then the diagonal block, last column first: its entry minus the dot
+  // product of the column inside the block with the entries solved so far.
+  for (c = w - 1; c >= 0; --c) {
+    const double* col = block + static_cast<size_t>(c) * m;
+    for (int d = 0; d < 3; ++d) {
+      const double* gd = g[d];
+      double sum[8] = {};  // eight partial sums, added in a fixed order: the loop vectorises
+      int r = c + 1;
+      for (; r + 8 <= w; r += 8)
+        for (int k = 0; k < 8; ++k) sum[k] += col[r + k] * gd[r + k];
+      double dot = below[3 * c + d];
+      for (; r < w; ++r) dot += col[r] * gd[r];
+      dot += ((sum[0] + sum[1]) + (sum[2] + sum[3])) + ((sum[4] + sum[5]) + (sum[6] + sum[7]));
+      g[d][c] = (g[d][c] - dot) / col[c];
     }
   }
-  int c = 0;
-  for (; c + 4 <= w; c += 4) forward_below<4>(block, m, c, w, rows, x, y);
-  for (; c + 2 <= w; c += 2) forward_below<2>(block, m, c, w, rows, x, y);
-  for (; c < w; ++c) forward_below<1>(block, m, c, w, rows, x, y);
-}
-
-void SupernodalCholesky::backward(int s, double* y) const {
-  const int first = super_first_[s], w = super_first_[s + 1] - first;
-  const long long m = row_begin_[s + 1] - row_begin_[s];
-  const int* rows = rows_.data() + row_begin_[s];
-  const double* block = values_.get() + value_begin_[s];
-  double* x = y + 3 * static_cast<size_t>(first);
-  int c = 0;
-  for (; c + 4 <= w; c += 4) backward_below<4>(block, m, c, w, rows, x, y);
-  for (; c + 2 <= w; c += 2) backward_below<2>(block, m, c, w, rows, x, y);
-  for (; c < w; ++c) backward_below<1>(block, m, c, w, rows, x, y);
-  for (int c = w - 1; c >= 0; --c) {  // diagonal block
-    const double* col = block + c * m;
-    double s0 = x[3 * c], s1 = x[3 * c + 1], s2 = x[3 * c + 2];
-    for (int r = c + 1; r < w; ++r) {
-      s0 -= col[r] * x[3 * r];
-      s1 -= col[r] * x[3 * r + 1];
-      s2 -= col[r] * x[3 * r + 2];
-    }
-    x[3 * c] = s0 / col[c];
-    x[3 * c + 1] = s1 / col[c];
-    x[3 * c + 2] = s2 / col[c];
-  }
+  for (int r = 0; r < w; ++r)
+    for (int d = 0; d < 3; ++d) y[3 * static_cast<size_t>(first + r) + d] = g[d][r];
 }
 
 // Serial on purpose: a two-thread version (independent subtrees of the
@@ -302,11 +362,14 @@ void SupernodalCholesky::backward(int s, double* y) const {
 void SupernodalCholesky::solve3(const RowMatrixX3d& B, RowMatrixX3d& X) const {
   const int n = n_;
   const int num_super = static_cast<int>(super_first_.size()) - 1;
+  long long max_rows = 0;
+  for (int s = 0; s < num_super; ++s) max_rows = std::max(max_rows, row_begin_[s + 1] - row_begin_[s]);
+  std::vector<double> work(6 * static_cast<size_t>(max_rows));  // backward() uses the second half
   std::vector<double> y(3 * static_cast<size_t>(n));
   for (int i = 0; i < n; ++i)
     for (int k = 0; k < 3; ++k) y[3 * static_cast<size_t>(new_of_old_[i]) + k] = B(i, k);
-  for (int s = 0; s < num_super; ++s) forward(s, y.data());
-  for (int s = num_super - 1; s >= 0; --s) backward(s, y.data());
+  for (int s = 0; s < num_super; ++s) forward(s, y.data(), work.data());
+  for (int s = num_super - 1; s >= 0; --s) backward(s, y.data(), work.data());
   X.resize(n, 3);
   for (int i = 0; i < n; ++i)
     for (int k = 0; k < 3; ++k) X(i, k) = y[3 * static_cast<size_t>(new_of_old_[i]) + k];

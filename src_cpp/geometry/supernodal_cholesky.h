@@ -39,8 +39,8 @@ class SupernodalCholesky {
  private:
   bool analyse(const SparseMatrixd& A);
   bool factorise(const SparseMatrixd& A);
-  void forward(int s, double* y) const;
-  void backward(int s, double* y) const;
+  void forward(int s, double* y, double* work) const;
+  void backward(int s, double* y, double* work) const;
 
   int n_ = 0;
   std::vector<int> new_of_old_;      // permutation: row i of A is row new_of_old_[i] of P A P^T
