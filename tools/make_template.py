@@ -9,6 +9,7 @@ With --contact-sheet, docs/contact_sheet.png and docs/template_uv.png are redraw
 template.  The sources are listed in
 pyfacerig/templates/neutral.py; the method is described in docs/template.md.
 """
+import argparse
 import sys
 from pathlib import Path
 
@@ -20,15 +21,22 @@ from pyfacerig.templates.generate import DEFAULT_PATH, write_default  # noqa: E4
 
 
 def main(argv: list[str]) -> int:
-    args = [a for a in argv[1:] if not a.startswith("--")]
-    out = Path(args[0]) if args else DEFAULT_PATH
-    if "--detect" in argv:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("output", nargs="?", type=Path, default=DEFAULT_PATH,
+                        help=f"where to write the template (default: {DEFAULT_PATH})")
+    parser.add_argument("--detect", action="store_true",
+                        help="re-run MediaPipe on the source portraits and rewrite the committed detections")
+    parser.add_argument("--contact-sheet", action="store_true",
+                        help="redraw docs/contact_sheet.png and docs/template_uv.png")
+    opts = parser.parse_args(argv[1:])
+    out = opts.output
+    if opts.detect:
         from pyfacerig.templates import neutral
         neutral.write_detections(neutral.detect_all(neutral.source_images()))
         print(f"wrote {neutral.DETECTIONS_PATH}")
     path = write_default(out)
     print(f"wrote {path} ({path.stat().st_size} bytes)")
-    if "--contact-sheet" in argv:
+    if opts.contact_sheet:
         from skimage import data
         from pyfacerig import render
         from pyfacerig.templates import contact_sheet
