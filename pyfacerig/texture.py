@@ -1,0 +1,346 @@
+"""Texture baking into the template's fixed UV atlas (Pan et al. §3.2.3).
+
+The paper uses the projected image position of each vertex as its texture coordinate
+(Eq. 12), which gives every avatar its own UVs.  Game assets want one fixed atlas instead, so
+we run Eq. 12 per *texel*: every texel of the skin chart is a point on the fitted surface
+(barycentric in its UV triangle); that point is projected into the photo with the fitted pose
+and the photo is sampled there.
+
+* Background: before sampling, pixels outside the face are replaced by a breadth-first
+  diffusion of face colour (Fig. 4), so small misalignments at the silhouette pull in skin
+  instead of background.
+* Visibility: a texel only samples the photo if its surface point is the front-most surface
+  at that pixel (image-space depth test) and its triangle faces the camera.
+* Occlusion: unseen texels first try the mirror point across the face's symmetry plane
+  (faces are nearly symmetric in colour, e.g. the far cheek of a turned head); whatever is
+  still unseen is filled by the same BFS diffusion in UV space.
+* Eyes: a procedural eyeball (sclera, the person's iris colour, pupil) laid out by each
+  texel's angle from the eye's optical axis, so it does not depend on how the template
+  unwrapped the eyeball.
+
+Every function is deterministic; PNGs are encoded with fixed settings.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from scipy.spatial import cKDTree
+
+from .errors import InvalidInputError
+
+__all__ = [
+    "rasterize",
+    "bfs_diffuse",
+    "face_region_mask",
+    "mirror_vertex_map",
+    "bake_skin",
+    "iris_colour",
+    "eyeball_texture",
+    "encode_png",
+    "FACE_OVAL",
+]
+
+# MediaPipe face-oval landmarks in order around the face (from the face-mesh topology).
+FACE_OVAL = np.array([
+    10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
+    152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109,
+])
+# Eye contours (closed loops) and iris landmarks of the 478-point MediaPipe mesh.
+_EYE_CONTOURS = (
+    np.array([33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7]),
+    np.array([263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249]),
+)
+_IRISES = (np.arange(468, 473), np.arange(473, 478))  # centre then 4 boundary points
+
+
+def rasterize(points: np.ndarray, faces: np.ndarray, shape: tuple[int, int], depth: np.ndarray | None = None):
+    """Rasterize triangles given in pixel coordinates (x right, y down, pixel centres at +0.5).
+
+    points (N, 2) float; faces (F, 3) int; shape (height, width); depth (N,) float, larger =
+    nearer (the front-most triangle wins).  Returns ``(triangle (H, W) int32, -1 where empty;
+    barycentric (H, W, 3) float32)``.  Vectorised: every (triangle, pixel-in-its-bounding-box)
+    pair is tested at once with edge functions.
+    """
+    height, width = shape
+    points = np.asarray(points, dtype=np.float64)
+    faces = np.asarray(faces, dtype=np.int64)
+    corners = points[faces]  # (F, 3, 2)
+    lo = np.floor(corners.min(axis=1) - 0.5).astype(np.int64) + 1
+    hi = np.floor(corners.max(axis=1) - 0.5).astype(np.int64)
+    lo = np.maximum(lo, 0)
+    hi = np.minimum(hi, [width - 1, height - 1])
+    spans = np.maximum(hi - lo + 1, 0)
+    counts = spans[:, 0] * spans[:, 1]
+    keep = counts > 0
+    tri = np.repeat(np.flatnonzero(keep), counts[keep])
+    local = np.arange(len(tri)) - np.repeat(np.cumsum(counts[keep]) - counts[keep], counts[keep])
+    px = lo[tri, 0] + local % spans[tri, 0]
+    py = lo[tri, 1] + local // spans[tri, 0]
+    cx = px + 0.5
+    cy = py + 0.5
+    a, b, c = corners[tri, 0], corners[tri, 1], corners[tri, 2]
+    area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+    w0 = (b[:, 0] - cx) * (c[:, 1] - cy) - (b[:, 1] - cy) * (c[:, 0] - cx)
+    w1 = (c[:, 0] - cx) * (a[:, 1] - cy) - (c[:, 1] - cy) * (a[:, 0] - cx)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bary = np.stack([w0, w1, area - w0 - w1], axis=1) / area[:, None]
+    inside = (np.abs(area) > 1e-12) & np.all(bary >= -1e-6, axis=1)
+    tri, px, py, bary = tri[inside], px[inside], py[inside], bary[inside]
+    pixel = py * width + px
+    if depth is not None:
+        z = np.einsum("ij,ij->i", bary, np.asarray(depth, dtype=np.float64)[faces[tri]])
+        order = np.lexsort((-z, pixel))  # per pixel, nearest first
+    else:
+        order = np.lexsort((tri, pixel))  # ties (shared edges) go to the lower triangle id
+    pixel, tri, bary = pixel[order], tri[order], bary[order]
+    first = np.ones(len(pixel), dtype=bool)
+    first[1:] = pixel[1:] != pixel[:-1]
+    triangle = np.full(height * width, -1, dtype=np.int32)
+    barycentric = np.zeros((height * width, 3), dtype=np.float32)
+    triangle[pixel[first]] = tri[first]
+    barycentric[pixel[first]] = bary[first]
+    return triangle.reshape(height, width), barycentric.reshape(height, width, 3)
+
+
+def bfs_diffuse(image: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Fill unknown pixels with diffused colour, in breadth-first order from the known ones (Fig. 4).
+
+    image (H, W, C) float or uint8; known (H, W) bool.  Each unknown pixel takes the mean of its
+    8-neighbours that were visited before it.  BFS with 8-connectivity visits pixels ring by
+    ring in order of chessboard distance to the known set, so a whole ring is processed at once
+    (averaging over the previous rings; pixels of the same ring do not feed each other).
+    Returns float32 (H, W, C).  With no known pixel the image is returned unchanged.
+    """
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim == 2:
+        image = image[:, :, None]
+    known = np.asarray(known, dtype=bool)
+    if known.shape != image.shape[:2]:
+        raise InvalidInputError(f"known mask {known.shape} does not match image {image.shape[:2]}")
+    if not known.any() or known.all():
+        return image.copy()
+    height, width, channels = image.shape
+    # Chessboard distance == BFS ring index for 8-connectivity.
+    ring = cv2.distanceTransform((~known).astype(np.uint8), cv2.DIST_C, 3).astype(np.int32)
+    padded_ring = np.full((height + 2, width + 2), np.iinfo(np.int32).max, dtype=np.int32)
+    padded_ring[1:-1, 1:-1] = ring
+    values = np.zeros((height + 2) * (width + 2) * channels, dtype=np.float32).reshape(-1, channels)
+    values.reshape(height + 2, width + 2, channels)[1:-1, 1:-1] = np.where(known[:, :, None], image, 0)
+    flat_ring = padded_ring.reshape(-1)
+    stride = width + 2
+    offsets = np.array([-stride - 1, -stride, -stride + 1, -1, 1, stride - 1, stride, stride + 1])
+    order = np.argsort(flat_ring, kind="stable")
+    sorted_ring = flat_ring[order]
+    first_unknown = np.searchsorted(sorted_ring, 1)
+    last = np.searchsorted(sorted_ring, np.iinfo(np.int32).max)
+    bounds = np.flatnonzero(np.diff(sorted_ring[first_unknown:last])) + first_unknown + 1
+    for start, stop in zip(np.r_[first_unknown, bounds], np.r_[bounds, last]):
+        index = order[start:stop]
+        neighbours = index[:, None] + offsets[None, :]
+        visited = flat_ring[neighbours] < sorted_ring[start]
+        total = np.einsum("kn,knc->kc", visited.astype(np.float32), values[neighbours])
+        values[index] = total / visited.sum(axis=1, keepdims=True)
+    return values.reshape(height + 2, width + 2, channels)[1:-1, 1:-1].copy()
+
+
+def face_region_mask(shape: tuple[int, int], landmarks: np.ndarray, parser_mask: np.ndarray | None = None,
+                     erosion: float = 0.02) -> np.ndarray:
+    """Face pixels of the photo: (H, W) bool.
+
+    parser_mask (H, W) bool, the face parser's skin+features region, wins when given;
+    otherwise the face-oval polygon of the landmarks (478 or 468, image frame).  The mask is
+    eroded by ``erosion`` times the face height so the silhouette's mixed pixels count as
+    background.
+    """
+    height, width = shape
+    landmarks = np.asarray(landmarks, dtype=np.float64)
+    if parser_mask is not None:
+        mask = np.asarray(parser_mask, dtype=bool)
+        if mask.shape != (height, width):
+            raise InvalidInputError(f"parser mask {mask.shape} does not match the image {(height, width)}")
+        mask = mask.astype(np.uint8)
+    else:
+        mask = np.zeros((height, width), dtype=np.uint8)
+        polygon = np.round(landmarks[FACE_OVAL, :2] * 16).astype(np.int32)  # 4 fractional bits
+        cv2.fillPoly(mask, [polygon], 1, lineType=cv2.LINE_8, shift=4)
+    radius = int(round(erosion * np.ptp(landmarks[FACE_OVAL, 1])))
+    if radius > 0:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+        mask = cv2.erode(mask, kernel)
+    return mask.astype(bool)
+
+
+def mirror_vertex_map(vertices: np.ndarray) -> np.ndarray:
+    """(N,) index of each vertex's mirror image across the template's x = 0 plane (nearest vertex)."""
+    vertices = np.asarray(vertices, dtype=np.float64)
+    _, index = cKDTree(vertices).query(vertices * np.array([-1.0, 1.0, 1.0]))
+    return index.astype(np.int64)
+
+
+def _bilinear(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Sample (H, W, C) float32 at (K, 2) pixel positions (pixel centres at +0.5)."""
+    # cv2.remap wants maps narrower than 32767, so lay the samples out in rows of 1024.
+    count = len(xy)
+    rows = max(-(-count // 1024), 1)
+    maps = np.zeros((2, rows * 1024), dtype=np.float32)
+    maps[:, :count] = (xy - 0.5).T
+    sampled = cv2.remap(image, maps[0].reshape(rows, 1024), maps[1].reshape(rows, 1024), cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_REPLICATE)
+    return sampled.reshape(rows * 1024, -1)[:count]
+
+
+def bake_skin(
+    image: np.ndarray,
+    camera_vertices: np.ndarray,
+    faces: np.ndarray,
+    uvs: np.ndarray,
+    mirror: np.ndarray,
+    face_mask: np.ndarray,
+    size: int = 1024,
+    depth_tolerance: float = 0.03,
+) -> tuple[np.ndarray, dict]:
+    """Bake the photo into the skin's fixed UV atlas (§3.2.3, Eq. 12 per texel).
+
+    image (H, W, 3) uint8 RGB at full resolution; camera_vertices (N, 3) the fitted skin in the
+    camera frame (pixels, y up, z toward the camera); faces (F, 3); uvs (N, 2) in [0, 1],
+    origin top-left; mirror (N,) from :func:`mirror_vertex_map`; face_mask (H, W) bool from
+    :func:`face_region_mask`.  ``depth_tolerance`` is the depth test's slack as a fraction of
+    the face height.  Returns (size, size, 3) uint8 RGB and coverage statistics.
+    """
+    height, width = image.shape[:2]
+    camera_vertices = np.asarray(camera_vertices, dtype=np.float64)
+    faces = np.asarray(faces, dtype=np.int64)
+    image_xy = np.column_stack([camera_vertices[:, 0], -camera_vertices[:, 1]])
+
+    # Work on a crop around the face: diffusion and z-buffer cost scale with its area.
+    margin = 0.1 * np.ptp(image_xy, axis=0).max()
+    x0, y0 = np.maximum(np.floor(image_xy.min(axis=0) - margin).astype(int), 0)
+    x1, y1 = np.minimum(np.ceil(image_xy.max(axis=0) + margin).astype(int), [width, height])
+    if x1 <= x0 or y1 <= y0:
+        raise InvalidInputError("the fitted face does not overlap the image")
+    crop = image[y0:y1, x0:x1].astype(np.float32)
+    crop_xy = image_xy - [x0, y0]
+    # Fig. 4: background pixels take diffused face colour before any sampling.
+    diffused = bfs_diffuse(crop, face_mask[y0:y1, x0:x1])
+
+    depth_triangle, depth_bary = rasterize(crop_xy, faces, (y1 - y0, x1 - x0), depth=camera_vertices[:, 2])
+    depth_buffer = np.where(
+        depth_triangle >= 0,
+        np.einsum("hwk,hwk->hw", depth_bary, camera_vertices[:, 2][faces[np.maximum(depth_triangle, 0)]]),
+        -np.inf,
+    )
+    normals = np.cross(camera_vertices[faces[:, 1]] - camera_vertices[faces[:, 0]],
+                       camera_vertices[faces[:, 2]] - camera_vertices[faces[:, 0]])
+    facing = normals[:, 2] > 0
+    slack = depth_tolerance * np.ptp(image_xy[:, 1])
+
+    uv_triangle, uv_bary = rasterize(np.asarray(uvs, dtype=np.float64) * size, faces, (size, size))
+    texels = np.flatnonzero(uv_triangle.reshape(-1) >= 0)
+    texel_triangle = uv_triangle.reshape(-1)[texels]
+    texel_bary = uv_bary.reshape(-1, 3)[texels].astype(np.float64)
+
+    def sample(vertex_ids: np.ndarray, triangle_facing: np.ndarray):
+        points = np.einsum("kj,kjc->kc", texel_bary, camera_vertices[vertex_ids])
+        xy = np.column_stack([points[:, 0], -points[:, 1]]) - [x0, y0]
+        col = np.clip(np.floor(xy[:, 0]).astype(int), 0, x1 - x0 - 1)
+        row = np.clip(np.floor(xy[:, 1]).astype(int), 0, y1 - y0 - 1)
+        inside = (xy[:, 0] >= 0) & (xy[:, 1] >= 0) & (xy[:, 0] < x1 - x0) & (xy[:, 1] < y1 - y0)
+        visible = inside & triangle_facing & (points[:, 2] >= depth_buffer[row, col] - slack)
+        return _bilinear(diffused, xy), visible
+
+    colour, visible = sample(faces[texel_triangle], facing[texel_triangle])
+    mirrored_faces = mirror[faces]
+    mirrored_normals = np.cross(camera_vertices[mirrored_faces[:, 1]] - camera_vertices[mirrored_faces[:, 0]],
+                                camera_vertices[mirrored_faces[:, 2]] - camera_vertices[mirrored_faces[:, 0]])
+    # A mirrored triangle has the opposite winding, so it faces the camera when its z is negative.
+    mirror_colour, mirror_visible = sample(mirrored_faces[texel_triangle], mirrored_normals[texel_triangle, 2] < 0)
+    use_mirror = ~visible & mirror_visible
+    colour[use_mirror] = mirror_colour[use_mirror]
+    known_texels = visible | use_mirror
+
+    atlas = np.zeros((size * size, 3), dtype=np.float32)
+    known = np.zeros(size * size, dtype=bool)
+    atlas[texels] = colour
+    known[texels] = known_texels
+    # Unseen texels and the atlas outside the chart: diffuse, so mipmaps and seams stay skin-coloured.
+    atlas = bfs_diffuse(atlas.reshape(size, size, 3), known.reshape(size, size))
+    stats = {
+        "chart_texels": int(len(texels)),
+        "visible_fraction": float(visible.mean()) if len(texels) else 0.0,
+        "mirrored_fraction": float(use_mirror.mean()) if len(texels) else 0.0,
+    }
+    return np.clip(np.rint(atlas), 0, 255).astype(np.uint8), stats
+
+
+def iris_colour(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """Median RGB of the visible iris ring of both eyes: (3,) uint8.
+
+    landmarks (478, 2+) image frame with the iris points 468-477.  Uses pixels inside the iris
+    circle, outside the pupil (inner 40% of the radius), inside the eyelid opening, and drops
+    the brightest 10% (specular highlights).  Falls back to a neutral brown if too few pixels.
+    """
+    landmarks = np.asarray(landmarks, dtype=np.float64)
+    if len(landmarks) < 478:
+        return np.array([92, 64, 45], dtype=np.uint8)
+    height, width = image.shape[:2]
+    samples = []
+    for contour, iris in zip(_EYE_CONTOURS, _IRISES):
+        centre = landmarks[iris[0], :2]
+        radius = np.mean(np.linalg.norm(landmarks[iris[1:], :2] - centre, axis=1))
+        x0, y0 = np.maximum(np.floor(centre - radius).astype(int), 0)
+        x1, y1 = np.minimum(np.ceil(centre + radius).astype(int) + 1, [width, height])
+        if x1 <= x0 or y1 <= y0:
+            continue
+        opening = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
+        cv2.fillPoly(opening, [np.round((landmarks[contour, :2] - [x0, y0]) * 16).astype(np.int32)], 1, shift=4)
+        ys, xs = np.mgrid[y0:y1, x0:x1]
+        distance = np.hypot(xs + 0.5 - centre[0], ys + 0.5 - centre[1])
+        ring = (distance <= radius) & (distance >= 0.4 * radius) & opening.astype(bool)
+        samples.append(image[y0:y1, x0:x1][ring].reshape(-1, 3))
+    pixels = np.concatenate(samples) if samples else np.zeros((0, 3))
+    if len(pixels) < 8:
+        return np.array([92, 64, 45], dtype=np.uint8)
+    brightness = pixels.astype(np.float64).sum(axis=1)
+    pixels = pixels[brightness <= np.quantile(brightness, 0.9)]
+    return np.median(pixels, axis=0).round().astype(np.uint8)
+
+
+def eyeball_texture(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, centre: np.ndarray,
+                    iris_angle: float, iris_rgb: np.ndarray, size: int = 256) -> np.ndarray:
+    """Procedural eyeball texture in the eye part's own UV layout: (size, size, 3) uint8.
+
+    vertices (N, 3) the eyeball in the template frame, looking toward +Z from ``centre``;
+    iris_angle: the iris's angular radius in radians.  Each texel is coloured by the angle
+    between its surface point and the optical axis: pupil (inner 40%), iris with a darker
+    limbal ring, then sclera.  Texels outside the chart are diffused.
+    """
+    triangle, bary = rasterize(np.asarray(uvs, dtype=np.float64) * size, faces, (size, size))
+    texels = np.flatnonzero(triangle.reshape(-1) >= 0)
+    points = np.einsum("kj,kjc->kc", bary.reshape(-1, 3)[texels].astype(np.float64),
+                       np.asarray(vertices, dtype=np.float64)[np.asarray(faces)[triangle.reshape(-1)[texels]]])
+    direction = points - centre
+    angle = np.arccos(np.clip(direction[:, 2] / np.maximum(np.linalg.norm(direction, axis=1), 1e-12), -1, 1))
+    t = angle / max(iris_angle, 1e-6)
+    iris = np.asarray(iris_rgb, dtype=np.float32)
+    sclera = np.array([236, 230, 222], dtype=np.float32)
+    pupil = np.array([12, 10, 10], dtype=np.float32)
+    limbus = 0.45 * iris
+    # Smooth radial profile: pupil -> iris (lighter toward the pupil) -> limbal ring -> sclera.
+    colour = np.where((t < 0.4)[:, None], pupil,
+             np.where((t < 0.85)[:, None], iris * (1.15 - 0.3 * ((t - 0.4) / 0.45))[:, None],
+             np.where((t < 1.0)[:, None], limbus, sclera)))
+    atlas = np.zeros((size * size, 3), dtype=np.float32)
+    known = np.zeros(size * size, dtype=bool)
+    atlas[texels] = colour
+    known[texels] = True
+    atlas = bfs_diffuse(atlas.reshape(size, size, 3), known.reshape(size, size))
+    return np.clip(np.rint(atlas), 0, 255).astype(np.uint8)
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    """Deterministic PNG bytes of an (H, W, 3) uint8 RGB image (OpenCV, fixed compression)."""
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 6])
+    if not ok:
+        raise InvalidInputError("PNG encoding failed")
+    return data.tobytes()
