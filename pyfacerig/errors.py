@@ -49,3 +49,11 @@ class RigFileError(PyFaceRigError, ValueError):
 
 class ExportError(PyFaceRigError, ValueError):
     """An asset cannot be written: bad asset data, names a format cannot carry, an unwritable path."""
+
+
+class InvalidImageError(ImageReadError, InvalidInputError):
+    """An image array that cannot be used: zero size, unsupported shape or dtype, NaN, out of range.
+
+    Both an ImageReadError (it is the image that failed) and an InvalidInputError
+    (it is an array problem), so either ``except`` catches it.
+    """

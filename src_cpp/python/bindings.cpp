@@ -1,7 +1,55 @@
 // Thin pybind11 bindings: numpy <-> Eigen conversion only; the solvers live in
-// src_cpp/geometry and know nothing about Python.
+// src_cpp/geometry and know nothing about Python.  Inputs are validated in
+// pyfacerig/geometry.py; errors the C++ reports (failed factorisation,
+// non-finite results) come back as ValueError with the solver's message.
+#include <pybind11/eigen.h>
 #include <pybind11/pybind11.h>
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "geometry/laplacian_deformation.h"
+
+namespace py = pybind11;
+using namespace pyfacerig;
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "pyfacerig C++ geometry core";
+
+  py::class_<LaplacianDeformationData, std::shared_ptr<LaplacianDeformationData>>(
+      m, "LaplacianDeformationData")
+      .def_property_readonly("num_vertices", [](const LaplacianDeformationData& d) { return d.rest.rows(); });
+
+  m.def(
+      "laplacian_deformation_precompute",
+      [](const RowMatrixX3d& V, const RowMatrixX3i& F, const Eigen::VectorXi& anchor_ids, double weight,
+         const std::string& laplacian) {
+        const LaplacianKind kind = laplacian == "uniform" ? LaplacianKind::Uniform : LaplacianKind::Cotangent;
+        auto data = std::make_shared<LaplacianDeformationData>();
+        std::string error;
+        bool ok;
+        {
+          py::gil_scoped_release release;
+          ok = laplacian_deformation_precompute(V, F, anchor_ids, weight, kind, *data, &error);
+        }
+        if (!ok) throw py::value_error(error);
+        return data;
+      },
+      py::arg("vertices"), py::arg("faces"), py::arg("anchor_ids"), py::arg("weight"), py::arg("laplacian"));
+
+  m.def(
+      "laplacian_deformation_solve",
+      [](const LaplacianDeformationData& data, const RowMatrixX3d& anchor_positions, int rotation_iterations) {
+        RowMatrixX3d U;
+        std::string error;
+        bool ok;
+        {
+          py::gil_scoped_release release;
+          ok = laplacian_deformation_solve(data, anchor_positions, rotation_iterations, U, &error);
+        }
+        if (!ok) throw py::value_error(error);
+        return U;
+      },
+      py::arg("data"), py::arg("anchor_positions"), py::arg("rotation_iterations"));
 }

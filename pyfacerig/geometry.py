@@ -1,0 +1,193 @@
+"""Mesh deformation solvers: Laplacian deformation and deformation transfer.
+
+Thin, validating wrappers around the C++ core (``pyfacerig._core``).  Every
+array that enters here is checked at the boundary; a problem raises
+:class:`pyfacerig.errors.InvalidInputError` naming the argument and the fault,
+so the solvers never see NaN, bad indices, degenerate triangles or a singular
+system.  See docs/geometry.md for the maths and the design choices.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from . import _core
+from .errors import InvalidInputError
+
+__all__ = ["LaplacianDeformer", "DeformationTransfer"]
+
+LAPLACIANS = ("cotangent", "uniform")
+
+
+# --------------------------------------------------------------------------- checks
+def _as_points(name: str, array, rows: int | None = None) -> np.ndarray:
+    """(N,3) finite float64, C-contiguous."""
+    try:
+        points = np.asarray(array, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{name} must be a numeric (N, 3) array: {exc}") from None
+    if points.ndim != 2 or points.shape[1] != 3:
+        raise InvalidInputError(f"{name} must have shape (N, 3), got {points.shape}")
+    if rows is not None and points.shape[0] != rows:
+        raise InvalidInputError(f"{name} must have {rows} rows, got {points.shape[0]}")
+    if points.shape[0] == 0:
+        raise InvalidInputError(f"{name} is empty")
+    bad = ~np.isfinite(points).all(axis=1)
+    if bad.any():
+        raise InvalidInputError(
+            f"{name} contains non-finite values (NaN or inf) in {int(bad.sum())} row(s), "
+            f"first at row {int(np.flatnonzero(bad)[0])}")
+    return np.ascontiguousarray(points)
+
+
+def _as_indices(name: str, array, ndim: int) -> np.ndarray:
+    """Integer array of the given rank; floats and bools are refused, not rounded."""
+    indices = np.asarray(array)
+    if indices.dtype.kind not in "iu":
+        raise InvalidInputError(f"{name} must hold integers, got dtype {indices.dtype}")
+    if indices.ndim != ndim:
+        raise InvalidInputError(f"{name} must be a {ndim}-D array, got shape {indices.shape}")
+    return indices
+
+
+def _as_faces(faces, num_vertices: int) -> np.ndarray:
+    """(F,3) int32 triangle indices into num_vertices, each triangle with 3 distinct corners."""
+    faces = _as_indices("faces", faces, 2)
+    if faces.shape[1] != 3 or faces.shape[0] == 0:
+        raise InvalidInputError(f"faces must have shape (F, 3) with F > 0, got {faces.shape}")
+    out_of_range = (faces < 0) | (faces >= num_vertices)
+    if out_of_range.any():
+        f = int(np.flatnonzero(out_of_range.any(axis=1))[0])
+        raise InvalidInputError(
+            f"faces index out of range: face {f} is {faces[f].tolist()} but there are "
+            f"{num_vertices} vertices")
+    repeated = (faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2]) | (faces[:, 0] == faces[:, 2])
+    if repeated.any():
+        f = int(np.flatnonzero(repeated)[0])
+        raise InvalidInputError(f"faces has a repeated vertex index: face {f} is {faces[f].tolist()}")
+    used = np.zeros(num_vertices, dtype=bool)
+    used[faces.ravel()] = True
+    if not used.all():
+        v = int(np.flatnonzero(~used)[0])
+        raise InvalidInputError(
+            f"vertex {v} is not used by any face ({int((~used).sum())} unused vertices); "
+            "remove unreferenced vertices first")
+    return np.ascontiguousarray(faces, dtype=np.int32)
+
+
+def _check_triangle_areas(name: str, vertices: np.ndarray, faces: np.ndarray) -> None:
+    """Reject zero-area triangles: they have no normal, no cotangents, no frame (Eq. 14)."""
+    a, b, c = (vertices[faces[:, k]] for k in range(3))
+    doubled_area = np.linalg.norm(np.cross(b - a, c - a), axis=1)
+    longest = np.max([np.sum((b - a) ** 2, axis=1), np.sum((c - b) ** 2, axis=1),
+                      np.sum((a - c) ** 2, axis=1)], axis=0)
+    # Scale-free test: area relative to the squared longest edge (sin of the
+    # sharpest angle, roughly).  1e-12 only catches collinear/coincident corners.
+    degenerate = ~(doubled_area > 1e-12 * longest)
+    if degenerate.any():
+        f = int(np.flatnonzero(degenerate)[0])
+        raise InvalidInputError(
+            f"{name} has {int(degenerate.sum())} degenerate (zero-area) triangle(s), first is face {f} "
+            f"{faces[f].tolist()}")
+
+
+def _vertex_components(num_vertices: int, faces: np.ndarray) -> np.ndarray:
+    """Connected-component label of every vertex, over the mesh edges."""
+    rows = np.concatenate([faces[:, 0], faces[:, 1], faces[:, 2]])
+    cols = np.concatenate([faces[:, 1], faces[:, 2], faces[:, 0]])
+    graph = coo_matrix((np.ones(rows.size, dtype=np.int8), (rows, cols)),
+                       shape=(num_vertices, num_vertices))
+    return connected_components(graph, directed=False)[1]
+
+
+def _as_anchor_ids(anchor_ids, num_vertices: int) -> np.ndarray:
+    ids = _as_indices("anchor_ids", anchor_ids, 1)
+    if ids.size == 0:
+        raise InvalidInputError("anchor_ids is empty; at least one anchor is needed")
+    bad = (ids < 0) | (ids >= num_vertices)
+    if bad.any():
+        raise InvalidInputError(
+            f"anchor_ids out of range: {int(ids[bad][0])} is not in [0, {num_vertices})")
+    unique, counts = np.unique(ids, return_counts=True)
+    if (counts > 1).any():
+        raise InvalidInputError(f"anchor_ids has repeated index {int(unique[counts > 1][0])}")
+    return np.ascontiguousarray(ids, dtype=np.int32)
+
+
+def _positive_finite(name: str, value) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{name} must be a number, got {value!r}") from None
+    if not (np.isfinite(value) and value > 0.0):
+        raise InvalidInputError(f"{name} must be finite and > 0, got {value}")
+    return value
+
+
+# --------------------------------------------------------------------------- Laplacian
+class LaplacianDeformer:
+    """Moves anchor vertices and lets the rest of the mesh follow (Pan et al., Eq. 9-10).
+
+    Minimises ``sum_i |L(v_i) - L_i'|^2 + weight * sum_k |v_k - p_k|^2`` where
+    ``L`` is the row-normalised uniform (Eq. 9) or cotangent Laplacian and
+    ``L_i'`` are the rest mesh's Laplacian coordinates.  The sparse Cholesky
+    factorisation happens here, once; :meth:`solve` only back-substitutes.
+
+    Parameters
+    ----------
+    vertices : (N, 3) float64 rest positions.
+    faces : (F, 3) int triangle indices; every vertex must be used.
+    anchor_ids : (K,) int distinct vertex indices; every connected component
+        of the mesh needs at least one, otherwise the system is singular.
+    weight : float > 0, the anchor weight lambda.  Anchors are soft
+        constraints; larger weights reproduce them more closely.
+    laplacian : "cotangent" (default) or "uniform".
+    rotation_aware : if True, :meth:`solve` refines the plain solution with
+        ``rotation_iterations`` local/global steps that rotate each vertex's
+        Laplacian coordinate with its one-ring (same factorisation reused).
+    rotation_iterations : int >= 1, used when rotation_aware is True.
+    """
+
+    def __init__(self, vertices, faces, anchor_ids, weight: float = 100.0,
+                 laplacian: str = "cotangent", rotation_aware: bool = False,
+                 rotation_iterations: int = 10):
+        vertices = _as_points("vertices", vertices)
+        faces = _as_faces(faces, vertices.shape[0])
+        _check_triangle_areas("mesh", vertices, faces)
+        anchor_ids = _as_anchor_ids(anchor_ids, vertices.shape[0])
+        weight = _positive_finite("weight", weight)
+        if laplacian not in LAPLACIANS:
+            raise InvalidInputError(f"laplacian must be one of {LAPLACIANS}, got {laplacian!r}")
+        if not isinstance(rotation_iterations, (int, np.integer)) or rotation_iterations < 1:
+            raise InvalidInputError(f"rotation_iterations must be an int >= 1, got {rotation_iterations!r}")
+
+        labels = _vertex_components(vertices.shape[0], faces)
+        anchored = np.zeros(labels.max() + 1, dtype=bool)
+        anchored[labels[anchor_ids]] = True
+        if not anchored.all():
+            free = int(np.flatnonzero(~anchored)[0])
+            members = np.flatnonzero(labels == free)
+            raise InvalidInputError(
+                f"anchor_ids leave a connected component of {members.size} vertices (containing vertex "
+                f"{int(members[0])}) without an anchor; the system would be singular")
+
+        try:
+            self._data = _core.laplacian_deformation_precompute(vertices, faces, anchor_ids, weight, laplacian)
+        except ValueError as exc:
+            raise InvalidInputError(f"Laplacian deformation: {exc}") from None
+        self.num_vertices = vertices.shape[0]
+        self.anchor_ids = anchor_ids
+        self.weight = weight
+        self.laplacian = laplacian
+        self.rotation_aware = bool(rotation_aware)
+        self.rotation_iterations = int(rotation_iterations)
+
+    def solve(self, anchor_positions) -> np.ndarray:
+        """(K, 3) target positions of the anchors -> (N, 3) float64 deformed vertices."""
+        anchor_positions = _as_points("anchor_positions", anchor_positions, rows=self.anchor_ids.size)
+        iterations = self.rotation_iterations if self.rotation_aware else 0
+        try:
+            return _core.laplacian_deformation_solve(self._data, anchor_positions, iterations)
+        except ValueError as exc:
+            raise InvalidInputError(f"Laplacian deformation: {exc}") from None

@@ -1,0 +1,84 @@
+"""The default face template: topology, UVs, parts and the 52 ARKit expressions.
+
+Rig generation (Pan et al. §3.3) transfers a template's expression shapes onto
+each user's face.  pyfacerig ships its own template, generated from real faces
+by ``tools/make_template.py``; :func:`load_default` reads the committed asset.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: Apple's 52 ARKit blendshape names, in Apple's order.  "Left"/"Right" are the subject's.
+ARKIT_SHAPE_NAMES: tuple[str, ...] = (
+    "eyeBlinkLeft", "eyeLookDownLeft", "eyeLookInLeft", "eyeLookOutLeft", "eyeLookUpLeft",
+    "eyeSquintLeft", "eyeWideLeft",
+    "eyeBlinkRight", "eyeLookDownRight", "eyeLookInRight", "eyeLookOutRight", "eyeLookUpRight",
+    "eyeSquintRight", "eyeWideRight",
+    "jawForward", "jawLeft", "jawRight", "jawOpen",
+    "mouthClose", "mouthFunnel", "mouthPucker", "mouthLeft", "mouthRight",
+    "mouthSmileLeft", "mouthSmileRight", "mouthFrownLeft", "mouthFrownRight",
+    "mouthDimpleLeft", "mouthDimpleRight", "mouthStretchLeft", "mouthStretchRight",
+    "mouthRollLower", "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper",
+    "mouthPressLeft", "mouthPressRight", "mouthLowerDownLeft", "mouthLowerDownRight",
+    "mouthUpperUpLeft", "mouthUpperUpRight",
+    "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight",
+    "cheekPuff", "cheekSquintLeft", "cheekSquintRight", "noseSneerLeft", "noseSneerRight",
+    "tongueOut",
+)
+
+#: Part names in the order every consumer sees them.
+PART_NAMES: tuple[str, ...] = (
+    "skin", "eye_left", "eye_right", "mouth_cavity", "teeth_upper", "teeth_lower", "tongue",
+)
+
+
+@dataclass(frozen=True)
+class TemplatePart:
+    """One mesh of the template.
+
+    vertices: (N, 3) float64 neutral positions in metres (+Y up, face toward +Z).
+    faces: (F, 3) int32, counter-clockwise seen from outside.
+    uvs: (N, 2) float32 in [0, 1], glTF convention (origin at the image's top-left).
+    shape_deltas: (52, N, 3) float32, one per ARKIT_SHAPE_NAMES entry; zeros where a
+        shape does not move this part.
+    material: "skin", "eye", "mouth", "teeth" or "tongue".
+    """
+
+    name: str
+    vertices: np.ndarray
+    faces: np.ndarray
+    uvs: np.ndarray
+    shape_deltas: np.ndarray
+    material: str
+
+
+@dataclass(frozen=True)
+class FaceTemplate:
+    """The whole template: parts plus the anchors that tie it to landmarks.
+
+    shape_names: the 52 ARKit names, in Apple's order.
+    parts: name -> TemplatePart, in PART_NAMES order.
+    landmark_vertex_ids: (468,) int32 skin vertex of each MediaPipe face-mesh landmark
+        (the subdivided skin keeps the 468 originals first, so this is arange(468)).
+    iris_landmarks: (10,) int32, the MediaPipe iris landmark ids 468..477; 468..472 belong
+        to eye_right (subject's right: 468 centre, 469..472 rim), 473..477 to eye_left.
+    landmarks68_vertex_ids: (68,) int32 skin vertex for each iBUG-68 point.
+    regions: name -> (N_skin,) bool masks on the skin ("eyes", "nose", "brows", "mouth",
+        "contour", ... see docs/template.md).
+    eye_centers: (2, 3) float64 eyeball centres, row 0 the subject's left eye, row 1 the right.
+    eye_radius: eyeball radius in metres.
+    jaw_pivot: (3,) float64 point on the jaw's rotation axis (the axis is +X).
+    """
+
+    shape_names: tuple[str, ...]
+    parts: dict[str, TemplatePart]
+    landmark_vertex_ids: np.ndarray
+    iris_landmarks: np.ndarray
+    landmarks68_vertex_ids: np.ndarray
+    regions: dict[str, np.ndarray]
+    eye_centers: np.ndarray
+    eye_radius: float
+    jaw_pivot: np.ndarray
+    extras: dict = field(default_factory=dict)

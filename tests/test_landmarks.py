@@ -1,0 +1,176 @@
+"""Landmark detection on real portraits, and the typed refusals for unusable faces."""
+import cv2
+import numpy as np
+import pytest
+
+from pyfacerig.errors import (FaceCutOffError, FaceTooSmallError, ModelError, MultipleFacesError,
+                              NoFaceError)
+from pyfacerig.image_io import load_image
+from pyfacerig.landmarks import (IBUG68_REGIONS, LEFT_EYE_CONTOUR, LEFT_IRIS, MEDIAPIPE_TO_IBUG68,
+                                 RIGHT_EYE_CONTOUR, RIGHT_IRIS, FaceLandmarks, MediaPipeLandmarkDetector,
+                                 detect_faces, detect_landmarks, mediapipe_to_ibug68)
+
+
+@pytest.fixture(scope="module")
+def grace_rgb(grace_hopper_path):
+    return load_image(grace_hopper_path)
+
+
+@pytest.fixture(scope="module")
+def two_portraits(astronaut_rgb, grace_rgb):
+    """Astronaut (small face) on the left, Grace Hopper (large face) on the right, 512 high."""
+    return np.ascontiguousarray(np.concatenate([astronaut_rgb, grace_rgb[:512]], axis=1))
+
+
+def _inside(polygon_xy, point_xy):
+    return cv2.pointPolygonTest(polygon_xy.astype(np.float32), tuple(map(float, point_xy)), False) > 0
+
+
+@pytest.mark.parametrize("portrait", ["astronaut", "grace_hopper"])
+def test_real_portrait_gives_478_points_in_image_pixels(portrait, astronaut_rgb, grace_rgb):
+    image = astronaut_rgb if portrait == "astronaut" else grace_rgb
+    face = detect_landmarks(image)
+    assert face.points.shape == (478, 3) and face.points.dtype == np.float64
+    assert face.image_size == (image.shape[1], image.shape[0])
+    assert face.outside_fraction() == 0.0
+
+
+@pytest.mark.parametrize("portrait", ["astronaut", "grace_hopper"])
+def test_irises_sit_inside_their_eye_contours_on_the_correct_side(portrait, astronaut_rgb, grace_rgb):
+    image = astronaut_rgb if portrait == "astronaut" else grace_rgb
+    p = detect_landmarks(image).points2d
+    assert _inside(p[list(RIGHT_EYE_CONTOUR)], p[RIGHT_IRIS[0]])
+    assert _inside(p[list(LEFT_EYE_CONTOUR)], p[LEFT_IRIS[0]])
+    # Subject's right eye is on the image's left in a frontal photo.
+    assert p[RIGHT_IRIS[0], 0] < p[LEFT_IRIS[0], 0]
+    # Eyes above the nose tip (1), nose tip above the mouth (13), in image y (down).
+    assert max(p[RIGHT_IRIS[0], 1], p[LEFT_IRIS[0], 1]) < p[1, 1] < p[13, 1]
+
+
+def test_astronaut_eyes_are_where_a_person_sees_them(astronaut_rgb):
+    # Pupil centres read by eye off an 8x nearest-neighbour enlargement of the photo.
+    p = detect_landmarks(astronaut_rgb).points2d
+    np.testing.assert_allclose(p[RIGHT_IRIS[0]], (203, 101), atol=4)
+    np.testing.assert_allclose(p[LEFT_IRIS[0]], (246, 104), atol=4)
+
+
+def test_points_refer_to_the_full_resolution_image(grace_rgb):
+    # A 5x upscaled photo is detected on a downscaled copy but answered in its own pixels.
+    big = cv2.resize(grace_rgb, None, fx=5, fy=5, interpolation=cv2.INTER_CUBIC)
+    small_face = detect_landmarks(grace_rgb)
+    big_face = detect_landmarks(big)
+    error = np.linalg.norm(big_face.points2d / 5 - small_face.points2d, axis=1)
+    assert np.median(error) < 0.02 * small_face.interocular
+
+
+def test_depth_is_in_pixels_and_nose_tip_is_closest(grace_rgb):
+    face = detect_landmarks(grace_rgb)
+    z = face.points[:, 2]
+    assert np.ptp(z) > 0.5 * face.interocular          # same scale as x, not normalised to [0, 1]
+    assert z[1] < z[LEFT_EYE_CONTOUR[0]] and z[1] < z[RIGHT_EYE_CONTOUR[0]]
+
+
+def test_same_image_gives_identical_points(astronaut_rgb):
+    detector = MediaPipeLandmarkDetector()
+    first = detect_landmarks(astronaut_rgb, detector=detector).points
+    second = detect_landmarks(astronaut_rgb.copy(), detector=detector).points
+    np.testing.assert_array_equal(first, second)
+
+
+def test_points_are_read_only(astronaut_rgb):
+    face = detect_landmarks(astronaut_rgb)
+    with pytest.raises(ValueError):
+        face.points[0, 0] = 0.0
+
+
+@pytest.mark.parametrize("scene", ["coffee", "gradient"])
+def test_image_without_a_face_raises_no_face_error(scene):
+    from skimage import data
+    if scene == "coffee":
+        image = data.coffee()
+    else:
+        image = np.tile(np.linspace(0, 255, 320).astype(np.uint8)[None, :, None], (240, 1, 3))
+    with pytest.raises(NoFaceError):
+        detect_landmarks(image)
+
+
+def test_two_faces_raise_multiple_faces_error_that_says_how_to_choose(two_portraits):
+    with pytest.raises(MultipleFacesError, match="face='largest'"):
+        detect_landmarks(two_portraits)
+
+
+def test_largest_picks_the_bigger_face(two_portraits):
+    face = detect_landmarks(two_portraits, face="largest")
+    assert (face.bbox[0] + face.bbox[2]) / 2 > 512          # Grace Hopper, on the right
+
+
+def test_integer_face_counts_left_to_right(two_portraits):
+    faces = detect_faces(two_portraits)
+    assert len(faces) == 2
+    left = detect_landmarks(two_portraits, face=0)
+    right = detect_landmarks(two_portraits, face=1)
+    assert left.bbox[2] < 512 < right.bbox[0]
+
+
+def test_face_index_beyond_the_faces_found_is_refused(astronaut_rgb):
+    with pytest.raises(NoFaceError, match="face index 3"):
+        detect_landmarks(astronaut_rgb, face=3)
+
+
+def test_tiny_face_raises_face_too_small_error(astronaut_rgb):
+    canvas = np.full((512, 512, 3), 128, dtype=np.uint8)
+    canvas[100:260, 100:260] = cv2.resize(astronaut_rgb, (160, 160), interpolation=cv2.INTER_AREA)
+    with pytest.raises(FaceTooSmallError, match="outer eye corners"):
+        detect_landmarks(canvas)
+
+
+def test_face_too_small_threshold_is_the_callers_choice(astronaut_rgb):
+    with pytest.raises(FaceTooSmallError):
+        detect_landmarks(astronaut_rgb, min_interocular=100.0)
+
+
+@pytest.mark.parametrize("side", ["left", "bottom"])
+def test_face_partly_out_of_frame_raises_face_cut_off_error(side, grace_rgb):
+    x0, y0, x1, y1 = detect_landmarks(grace_rgb).bbox
+    if side == "left":
+        cut = grace_rgb[:, int(x0 + 0.4 * (x1 - x0)):]
+    else:
+        cut = grace_rgb[: int(y1 - 0.5 * (y1 - y0))]
+    with pytest.raises(FaceCutOffError, match="outside the image"):
+        detect_landmarks(np.ascontiguousarray(cut))
+
+
+def test_path_input_is_accepted(grace_hopper_path, grace_rgb):
+    np.testing.assert_array_equal(detect_landmarks(grace_hopper_path).points, detect_landmarks(grace_rgb).points)
+
+
+def test_detector_returning_another_topology_is_a_model_error(astronaut_rgb):
+    class SixtyEightPoints:
+        num_points = 68
+
+        def detect(self, image):
+            return [np.zeros((68, 3))]
+
+    with pytest.raises(ModelError, match=r"\(68, 3\)"):
+        detect_landmarks(astronaut_rgb, detector=SixtyEightPoints())
+
+
+def test_ibug68_mapping_covers_each_region_once():
+    assert MEDIAPIPE_TO_IBUG68.shape == (68,)
+    assert len(set(MEDIAPIPE_TO_IBUG68.tolist())) == 68
+    assert sorted(i for r in IBUG68_REGIONS.values() for i in r) == list(range(68))
+    assert MEDIAPIPE_TO_IBUG68.max() < 468                    # no iris points: dlib has none
+
+
+def test_mediapipe_to_ibug68_picks_the_mapped_points():
+    points = np.arange(478 * 3, dtype=np.float64).reshape(478, 3)
+    picked = mediapipe_to_ibug68(points)
+    assert picked.shape == (68, 2)
+    np.testing.assert_array_equal(picked, points[MEDIAPIPE_TO_IBUG68, :2])
+
+
+def test_face_landmarks_rejects_nan_points():
+    points = np.zeros((478, 3))
+    points[5, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        FaceLandmarks(points=points, image_size=(10, 10))
