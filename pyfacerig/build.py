@@ -139,10 +139,11 @@ def build(
 
     with stage("load"):
         from .image_io import load_image
-        from .templates import load_default
-
         photo = load_image(image)
-        template = load_default() if template is None else template
+        if template is None:
+            from .templates import load_default
+
+            template = load_default()
     with stage("stylize"):
         if style == "cartoon":
             from .stylize import stylize
@@ -275,12 +276,20 @@ def _parser_face_mask(parser, photo) -> Optional[np.ndarray]:
     return face_mask_from_labels(parser.parse(photo))
 
 
+def _make_readable(path: Path) -> None:
+    """Give a temporary file (created 0600) the permissions a plain ``open()`` would."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same directory and os.replace."""
     fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        _make_readable(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -297,7 +306,7 @@ def _write_outputs(avatar: Avatar, paths: dict[str, Path], preset: str) -> tuple
     Nothing appears at the final paths unless every writer succeeded.  Returns the asset
     paths followed by the sidecar path (the caller writes the sidecar last).
     """
-    from engine_export import write_fbx, write_gltf
+    import engine_export
 
     directory = paths["json"].parent
     try:
@@ -307,26 +316,67 @@ def _write_outputs(avatar: Avatar, paths: dict[str, Path], preset: str) -> tuple
     if not os.access(directory, os.W_OK):
         raise ExportError(f"output directory {str(directory)!r} is not writable")
     asset = _to_asset(avatar)
-    writers = {"glb": write_gltf, "fbx": write_fbx}
+    writers = {"glb": engine_export.write_gltf, "fbx": getattr(engine_export, "write_fbx", None)}
     temporaries: dict[str, Path] = {}
     try:
         for fmt, path in paths.items():
             if fmt == "json":
                 continue
+            if writers[fmt] is None:
+                raise ExportError(f"this engine_export has no {fmt} writer")
             fd, tmp = tempfile.mkstemp(prefix="." + path.stem + ".", suffix="." + fmt, dir=directory)
             os.close(fd)
             temporaries[fmt] = Path(tmp)
             writers[fmt](asset, temporaries[fmt], preset=preset)
         for fmt, tmp in temporaries.items():
+            _make_readable(tmp)
             os.replace(tmp, paths[fmt])
     except OSError as exc:
         raise ExportError(f"cannot write {str(directory)!r}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # engine_export.ExportError: the exporter refused the asset
+        raise ExportError(str(exc)) from None
     finally:
         for tmp in temporaries.values():
             tmp.unlink(missing_ok=True)
     return tuple(paths[fmt] for fmt in paths if fmt != "json") + (paths["json"],)
 
 
+_ROUGHNESS = {"skin": 0.6, "eye": 0.15, "mouth": 0.7, "teeth": 0.3, "tongue": 0.45}
+
+
+def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """(N, 3) float32 area-weighted unit vertex normals (+Z for a vertex with no area)."""
+    vertices = np.asarray(vertices, dtype=np.float64)
+    corners = vertices[faces]
+    face_normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    normals = np.zeros_like(vertices)
+    for k in range(3):
+        np.add.at(normals, faces[:, k], face_normals)
+    length = np.linalg.norm(normals, axis=1, keepdims=True)
+    normals = np.where(length > 0, normals / np.where(length > 0, length, 1.0), [0.0, 0.0, 1.0])
+    return normals.astype(np.float32)
+
+
 def _to_asset(avatar: Avatar):
-    """The avatar as an engine_export Asset: one mesh with a primitive per part."""
-    raise NotImplementedError
+    """The avatar as an engine_export Asset: one mesh "face" with one primitive per part."""
+    import engine_export as ee
+
+    material_names = list(dict.fromkeys(part.material for part in avatar.parts.values()))
+    materials = [
+        ee.Material(name=name, base_color_texture=ee.Texture(name=name, data=avatar.textures[name]),
+                    roughness=_ROUGHNESS.get(name, 0.5))
+        for name in material_names
+    ]
+    primitives = [
+        ee.Primitive(
+            positions=part.vertices,
+            normals=_vertex_normals(part.vertices, part.faces),
+            indices=part.faces,
+            uvs=part.uvs,
+            material=material_names.index(part.material),
+            target_positions=part.shape_deltas,
+        )
+        for part in avatar.parts.values()
+    ]
+    mesh = ee.Mesh(name="face", primitives=primitives, target_names=list(avatar.shape_names))
+    return ee.Asset(meshes=[mesh], materials=materials, name="pyfacerig_avatar")
