@@ -148,7 +148,7 @@ def build(
         if style == "cartoon":
             from .stylize import stylize
 
-            photo = stylize(photo, stylizer=stylizer)
+            photo = stylize(photo, stylizer)
     with stage("landmarks"):
         from .landmarks import detect_landmarks
 
@@ -271,9 +271,7 @@ def _parser_face_mask(parser, photo) -> Optional[np.ndarray]:
     """The face parser's face region (skin and features, not hair/background), if a parser is given."""
     if parser is None:
         return None
-    from .networks import face_mask_from_labels
-
-    return face_mask_from_labels(parser.parse(photo))
+    return texture.face_mask_from_labels(parser.parse(photo), photo.shape[:2])
 
 
 def _make_readable(path: Path) -> None:

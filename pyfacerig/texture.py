@@ -31,6 +31,7 @@ from .errors import InvalidInputError
 __all__ = [
     "rasterize",
     "bfs_diffuse",
+    "face_mask_from_labels",
     "face_region_mask",
     "mirror_vertex_map",
     "bake_skin",
@@ -141,6 +142,20 @@ def bfs_diffuse(image: np.ndarray, known: np.ndarray) -> np.ndarray:
         total = np.einsum("kn,knc->kc", visited.astype(np.float32), values[neighbours])
         values[index] = total / visited.sum(axis=1, keepdims=True)
     return values.reshape(height + 2, width + 2, channels)[1:-1, 1:-1].copy()
+
+
+def face_mask_from_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Face pixels from a face parser's (H, W) label map (19-class convention of
+    :data:`pyfacerig.networks.FACE_PARSING_CLASSES`): skin, brows, eyes, nose, mouth and lips;
+    not hair, hat, glasses, ears, neck or background.  Returns (H, W) bool."""
+    from .networks import FACE_PARSING_CLASSES
+
+    labels = np.asarray(labels)
+    if labels.shape != tuple(shape):
+        raise InvalidInputError(f"face parser labels {labels.shape} do not match the image {tuple(shape)}")
+    face_classes = [FACE_PARSING_CLASSES.index(name) for name in
+                    ("skin", "l_brow", "r_brow", "l_eye", "r_eye", "nose", "mouth", "u_lip", "l_lip")]
+    return np.isin(labels, face_classes)
 
 
 def face_region_mask(shape: tuple[int, int], landmarks: np.ndarray, parser_mask: np.ndarray | None = None,
