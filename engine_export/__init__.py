@@ -10,7 +10,7 @@ from .model import (AnimationClip, Asset, Material, Mesh, Primitive, Skeleton, T
                     validate_asset)
 from .presets import PRESETS, Preset
 from .gltf import build_gltf, write_gltf
-# from .fbx import build_fbx, write_fbx
+from .fbx import build_fbx, write_fbx
 
 __all__ = [
     "AnimationClip", "Asset", "ExportError", "Material", "Mesh", "PRESETS", "Preset", "Primitive",

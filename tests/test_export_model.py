@@ -122,8 +122,8 @@ def make_head_asset(*, skeleton: bool = False, clip: bool = True) -> ee.Asset:
     prim_joints = [None, None]
     skel = None
     if skeleton:
-        # root -> head -> jaw; the lower skin follows the jaw, everything else the head.
-        skel = ee.Skeleton(joint_names=("root", "head", "jaw"), parents=np.array([-1, 0, 1]),
+        # root -> skull -> jaw; the lower skin follows the jaw, everything else the skull.
+        skel = ee.Skeleton(joint_names=("root", "skull", "jaw"), parents=np.array([-1, 0, 1]),
                            translations=np.array([[0, 0, 0], [0, 0.02, 0], [0, -0.03, 0.01]]),
                            rotations=np.array([[0, 0, 0, 1.0]] * 3))
         for k, (pos, *_rest) in enumerate((skin, eyes)):
