@@ -58,49 +58,40 @@ def rasterize(points: np.ndarray, faces: np.ndarray, shape: tuple[int, int], dep
     """Rasterize triangles given in pixel coordinates (x right, y down, pixel centres at +0.5).
 
     points (N, 2) float; faces (F, 3) int; shape (height, width); depth (N,) float, larger =
-    nearer (the front-most triangle wins).  Returns ``(triangle (H, W) int32, -1 where empty;
-    barycentric (H, W, 3) float32)``.  Vectorised: every (triangle, pixel-in-its-bounding-box)
-    pair is tested at once with edge functions.
+    nearer.  Returns ``(triangle (H, W) int32, -1 where empty; barycentric (H, W, 3) float32)``.
+
+    Triangle ids are drawn with OpenCV's convex-polygon fill (4 fractional bits); with depth,
+    triangles are drawn far to near (painter's order by mean depth), which is exact for a
+    face mesh seen from the front and a close approximation at the silhouette.  Barycentric
+    coordinates of each covered pixel centre are then computed in one vectorised pass and
+    clamped to the triangle, since the fill also covers pixels the edges merely touch.
     """
     height, width = shape
     points = np.asarray(points, dtype=np.float64)
     faces = np.asarray(faces, dtype=np.int64)
     corners = points[faces]  # (F, 3, 2)
-    lo = np.floor(corners.min(axis=1) - 0.5).astype(np.int64) + 1
-    hi = np.floor(corners.max(axis=1) - 0.5).astype(np.int64)
-    lo = np.maximum(lo, 0)
-    hi = np.minimum(hi, [width - 1, height - 1])
-    spans = np.maximum(hi - lo + 1, 0)
-    counts = spans[:, 0] * spans[:, 1]
-    keep = counts > 0
-    tri = np.repeat(np.flatnonzero(keep), counts[keep])
-    local = np.arange(len(tri)) - np.repeat(np.cumsum(counts[keep]) - counts[keep], counts[keep])
-    px = lo[tri, 0] + local % spans[tri, 0]
-    py = lo[tri, 1] + local // spans[tri, 0]
-    cx = px + 0.5
-    cy = py + 0.5
+    triangle = np.full((height, width), -1, dtype=np.int32)
+    # OpenCV puts integer coordinates at pixel centres; ours are at +0.5.
+    fixed = np.round((corners - 0.5) * 16.0).astype(np.int32)
+    order = np.arange(len(faces)) if depth is None else np.argsort(
+        np.asarray(depth, dtype=np.float64)[faces].mean(axis=1), kind="stable")
+    for f in order:
+        cv2.fillConvexPoly(triangle, fixed[f], int(f), lineType=cv2.LINE_8, shift=4)
+    barycentric = np.zeros((height, width, 3), dtype=np.float32)
+    rows, cols = np.nonzero(triangle >= 0)
+    tri = triangle[rows, cols]
     a, b, c = corners[tri, 0], corners[tri, 1], corners[tri, 2]
+    cx, cy = cols + 0.5, rows + 0.5
     area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
     w0 = (b[:, 0] - cx) * (c[:, 1] - cy) - (b[:, 1] - cy) * (c[:, 0] - cx)
     w1 = (c[:, 0] - cx) * (a[:, 1] - cy) - (c[:, 1] - cy) * (a[:, 0] - cx)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        bary = np.stack([w0, w1, area - w0 - w1], axis=1) / area[:, None]
-    inside = (np.abs(area) > 1e-12) & np.all(bary >= -1e-6, axis=1)
-    tri, px, py, bary = tri[inside], px[inside], py[inside], bary[inside]
-    pixel = py * width + px
-    if depth is not None:
-        z = np.einsum("ij,ij->i", bary, np.asarray(depth, dtype=np.float64)[faces[tri]])
-        order = np.lexsort((-z, pixel))  # per pixel, nearest first
-    else:
-        order = np.lexsort((tri, pixel))  # ties (shared edges) go to the lower triangle id
-    pixel, tri, bary = pixel[order], tri[order], bary[order]
-    first = np.ones(len(pixel), dtype=bool)
-    first[1:] = pixel[1:] != pixel[:-1]
-    triangle = np.full(height * width, -1, dtype=np.int32)
-    barycentric = np.zeros((height * width, 3), dtype=np.float32)
-    triangle[pixel[first]] = tri[first]
-    barycentric[pixel[first]] = bary[first]
-    return triangle.reshape(height, width), barycentric.reshape(height, width, 3)
+    safe = np.where(np.abs(area) > 1e-12, area, 1.0)
+    bary = np.stack([w0, w1, area - w0 - w1], axis=1) / safe[:, None]
+    bary[np.abs(area) <= 1e-12] = (1.0, 0.0, 0.0)
+    bary = np.clip(bary, 0.0, None)
+    bary /= bary.sum(axis=1, keepdims=True)
+    barycentric[rows, cols] = bary
+    return triangle, barycentric
 
 
 def bfs_diffuse(image: np.ndarray, known: np.ndarray) -> np.ndarray:
@@ -353,9 +344,10 @@ def eyeball_texture(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, ce
 
 
 def encode_png(rgb: np.ndarray) -> bytes:
-    """Deterministic PNG bytes of an (H, W, 3) uint8 RGB image (OpenCV, fixed compression)."""
+    """Deterministic PNG bytes of an (H, W, 3) uint8 RGB image (OpenCV, fixed compression level 1:
+    the 1024 atlas encodes ~5x faster than at the default level for ~25% more bytes)."""
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-    ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 6])
+    ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
     if not ok:
         raise InvalidInputError("PNG encoding failed")
     return data.tobytes()

