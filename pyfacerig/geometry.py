@@ -191,3 +191,64 @@ class LaplacianDeformer:
             return _core.laplacian_deformation_solve(self._data, anchor_positions, iterations)
         except ValueError as exc:
             raise InvalidInputError(f"Laplacian deformation: {exc}") from None
+
+
+# --------------------------------------------------------------------------- transfer
+class DeformationTransfer:
+    """Carries expression shapes from a source face to a target face of the same topology.
+
+    Sumner & Popovic deformation transfer as used by Pan et al. (Eq. 14-16):
+    each triangle's deformation ``source_neutral -> source_shape`` (with the
+    fourth, normal-offset vertex of Eq. 14) is applied to the same triangle
+    of ``target_neutral``, and the target vertices are solved in least squares.
+
+    Translation is fixed the way a rig needs it: vertices a source shape leaves
+    exactly in place stay exactly at ``target_neutral`` (hard constraints), so
+    identical neutrals give back the source shapes.  The transform is applied in
+    world axes: the result is covariant under translation and uniform scale of
+    the target but NOT under rotation, so align the template to the target
+    first (see docs/geometry.md).
+
+    Parameters
+    ----------
+    source_neutral, target_neutral : (N, 3) float64, same topology.
+    faces : (F, 3) int triangles shared by both; every vertex must be used.
+    """
+
+    def __init__(self, source_neutral, target_neutral, faces):
+        source_neutral = _as_points("source_neutral", source_neutral)
+        target_neutral = _as_points("target_neutral", target_neutral)
+        if source_neutral.shape != target_neutral.shape:
+            raise InvalidInputError(
+                f"source_neutral {source_neutral.shape} and target_neutral {target_neutral.shape} "
+                "must have the same shape")
+        faces = _as_faces(faces, source_neutral.shape[0])
+        _check_triangle_areas("source_neutral", source_neutral, faces)
+        _check_triangle_areas("target_neutral", target_neutral, faces)
+        try:
+            self._data = _core.deformation_transfer_precompute(source_neutral, target_neutral, faces)
+        except ValueError as exc:
+            raise InvalidInputError(f"deformation transfer: {exc}") from None
+        self.num_vertices = source_neutral.shape[0]
+
+    def transfer(self, source_shapes) -> np.ndarray:
+        """(M, N, 3) source expression shapes -> (M, N, 3) float64 target shapes."""
+        try:
+            shapes = np.asarray(source_shapes, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(f"source_shapes must be a numeric (M, N, 3) array: {exc}") from None
+        n = self.num_vertices
+        if shapes.ndim != 3 or shapes.shape[1:] != (n, 3):
+            raise InvalidInputError(f"source_shapes must have shape (M, {n}, 3), got {shapes.shape}")
+        bad = ~np.isfinite(shapes).all(axis=(1, 2))
+        if bad.any():
+            raise InvalidInputError(
+                f"source_shapes contains non-finite values (NaN or inf) in shape {int(np.flatnonzero(bad)[0])}")
+        if shapes.shape[0] == 0:
+            return np.zeros((0, n, 3))
+        flat = np.ascontiguousarray(shapes.reshape(shapes.shape[0], 3 * n))
+        try:
+            out = _core.deformation_transfer(self._data, flat)
+        except ValueError as exc:
+            raise InvalidInputError(f"deformation transfer: {exc}") from None
+        return out.reshape(shapes.shape)

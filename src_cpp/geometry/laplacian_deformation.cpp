@@ -7,24 +7,6 @@
 
 namespace pyfacerig {
 
-namespace {
-
-// Solves A X = B for the three columns of B.  Columns are independent
-// back-substitutions, so with two or more threads they run concurrently.
-template <typename Solver>
-Eigen::MatrixX3d solve_columns(const Solver& solver, const Eigen::MatrixX3d& B, int num_threads) {
-  Eigen::MatrixX3d X(B.rows(), 3);
-  if (num_threads <= 1) {
-    X = solver.solve(B);
-  } else {
-    parallel_for(3, num_threads, [&](int c) { X.col(c) = solver.solve(B.col(c)); });
-  }
-  return X;
-}
-
-bool all_finite(const Eigen::MatrixX3d& X) { return X.allFinite(); }
-
-}  // namespace
 
 bool laplacian_deformation_precompute(const RowMatrixX3d& V, const RowMatrixX3i& F,
                                       const Eigen::VectorXi& anchor_ids, double weight,
@@ -46,8 +28,10 @@ bool laplacian_deformation_precompute(const RowMatrixX3d& V, const RowMatrixX3i&
       return false;
     }
   }
-  data.L = (-diag.cwiseInverse()).asDiagonal() * W;
-  data.L.makeCompressed();
+  // Scale rows in place (a diagonal-times-sparse product in Eigen is much slower).
+  data.L = W;
+  for (Eigen::Index k = 0; k < data.L.outerSize(); ++k)
+    for (SparseMatrixd::InnerIterator it(data.L, k); it; ++it) it.valueRef() /= -diag(it.row());
   data.Lt = data.L.transpose();
 
   data.rest = V;
@@ -76,7 +60,7 @@ bool laplacian_deformation_precompute(const RowMatrixX3d& V, const RowMatrixX3i&
       if (it.row() != i) data.ring_vertices.push_back(static_cast<int>(it.row()));
     data.ring_offsets.push_back(static_cast<int>(data.ring_vertices.size()));
   }
-  data.num_threads = std::min(3, default_thread_count());
+  data.num_threads = default_thread_count();
   return true;
 }
 
@@ -84,16 +68,16 @@ bool laplacian_deformation_solve(const LaplacianDeformationData& data,
                                  const RowMatrixX3d& anchor_positions, int rotation_iterations,
                                  RowMatrixX3d& U, std::string* error) {
   // weight * S^T P: the anchor part of the right-hand side, same every iteration.
-  Eigen::MatrixX3d anchor_rhs = Eigen::MatrixX3d::Zero(data.rest.rows(), 3);
+  RowMatrixX3d anchor_rhs = RowMatrixX3d::Zero(data.rest.rows(), 3);
   for (Eigen::Index k = 0; k < data.anchor_ids.size(); ++k)
     anchor_rhs.row(data.anchor_ids(k)) += data.weight * anchor_positions.row(k);
 
-  Eigen::MatrixX3d X = solve_columns(data.solver, data.rest_rhs + anchor_rhs, data.num_threads);
-  if (!all_finite(X)) {
+  RowMatrixX3d rhs = data.rest_rhs + anchor_rhs;
+  llt_solve3(data.solver, rhs, U);
+  if (!U.allFinite()) {
     if (error) *error = "Laplacian solve produced non-finite values";
     return false;
   }
-  U = X;
 
   // Rotation-aware refinement: the target Laplacian coordinate of vertex i is
   // its rest coordinate turned by the rotation of its one-ring, so details turn
@@ -104,14 +88,13 @@ bool laplacian_deformation_solve(const LaplacianDeformationData& data,
     vertex_rotations(data.rest, U, data.ring_offsets, data.ring_vertices, data.num_threads, rotations);
     for (Eigen::Index i = 0; i < data.rest.rows(); ++i)
       rotated_delta.row(i) = (rotations[i] * data.rest_delta.row(i).transpose()).transpose();
-    Eigen::MatrixX3d rhs = data.Lt * rotated_delta;
+    rhs = data.Lt * rotated_delta;
     rhs += anchor_rhs;
-    X = solve_columns(data.solver, rhs, data.num_threads);
-    if (!all_finite(X)) {
+    llt_solve3(data.solver, rhs, U);
+    if (!U.allFinite()) {
       if (error) *error = "rotation-aware Laplacian solve produced non-finite values";
       return false;
     }
-    U = X;
   }
   return true;
 }

@@ -14,8 +14,7 @@
 #include <string>
 #include <vector>
 
-#include <Eigen/SparseCholesky>
-
+#include "llt_solve3.h"
 #include "types.h"
 
 namespace pyfacerig {
@@ -27,13 +26,13 @@ struct LaplacianDeformationData {
   SparseMatrixd Lt;            // L^T, kept to rebuild the right-hand side
   RowMatrixX3d rest;           // (N,3) rest vertices
   RowMatrixX3d rest_delta;     // (N,3) rest Laplacian coordinates L_i'
-  Eigen::MatrixX3d rest_rhs;   // (N,3) L^T L_i', the anchor-free part of the rhs
+  RowMatrixX3d rest_rhs;       // (N,3) L^T L_i', the anchor-free part of the rhs
   Eigen::VectorXi anchor_ids;  // (K,)
   double weight = 0.0;
   // One-ring of every vertex (CSR), used to fit per-vertex rotations.
   std::vector<int> ring_offsets, ring_vertices;
-  Eigen::SimplicialLLT<SparseMatrixd, Eigen::Lower, Eigen::AMDOrdering<int>> solver;
-  int num_threads = 1;
+  SparseLLT solver;            // factor of L^T L + weight S^T S
+  int num_threads = 1;         // for the per-vertex rotation fits
 };
 
 // Builds and factors the normal equations.  Returns false with a message in

@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "geometry/deformation_transfer.h"
 #include "geometry/laplacian_deformation.h"
 
 namespace py = pybind11;
@@ -52,4 +53,38 @@ PYBIND11_MODULE(_core, m) {
         return U;
       },
       py::arg("data"), py::arg("anchor_positions"), py::arg("rotation_iterations"));
+
+  py::class_<DeformationTransferData, std::shared_ptr<DeformationTransferData>>(m, "DeformationTransferData")
+      .def_property_readonly("num_vertices", [](const DeformationTransferData& d) { return d.target_neutral.rows(); });
+
+  m.def(
+      "deformation_transfer_precompute",
+      [](const RowMatrixX3d& source_neutral, const RowMatrixX3d& target_neutral, const RowMatrixX3i& F) {
+        auto data = std::make_shared<DeformationTransferData>();
+        std::string error;
+        bool ok;
+        {
+          py::gil_scoped_release release;
+          ok = deformation_transfer_precompute(source_neutral, target_neutral, F, *data, &error);
+        }
+        if (!ok) throw py::value_error(error);
+        return data;
+      },
+      py::arg("source_neutral"), py::arg("target_neutral"), py::arg("faces"));
+
+  // source_shapes arrives as (M, 3N) C-contiguous float64 and is read in place.
+  m.def(
+      "deformation_transfer",
+      [](const DeformationTransferData& data, const Eigen::Ref<const RowMatrixXd>& source_shapes) {
+        RowMatrixXd target_shapes;
+        std::string error;
+        bool ok;
+        {
+          py::gil_scoped_release release;
+          ok = deformation_transfer(data, source_shapes, target_shapes, &error);
+        }
+        if (!ok) throw py::value_error(error);
+        return target_shapes;
+      },
+      py::arg("data"), py::arg("source_shapes"));
 }
