@@ -82,3 +82,53 @@ class FaceTemplate:
     eye_radius: float
     jaw_pivot: np.ndarray
     extras: dict = field(default_factory=dict)
+
+
+_CACHE: dict = {}
+
+
+def load(path) -> FaceTemplate:
+    """Read a template file written by :mod:`pyfacerig.templates.generate`."""
+    from .asset import dense_deltas, read
+    header, arrays = read(path)
+    names = tuple(header["shape_names"])
+    if names != ARKIT_SHAPE_NAMES:
+        from ..errors import InvalidInputError
+        raise InvalidInputError(f"template {path} does not carry the 52 ARKit shapes in Apple's order")
+    parts = {}
+    for name in header["part_order"]:
+        verts = arrays[f"{name}/vertices"].astype(np.float64)
+        deltas = dense_deltas(arrays[f"{name}/delta_offsets"], arrays[f"{name}/delta_ids"],
+                              arrays[f"{name}/delta_values"], len(names), len(verts))
+        parts[name] = TemplatePart(name=name, vertices=verts, faces=arrays[f"{name}/faces"],
+                                   uvs=arrays[f"{name}/uvs"], shape_deltas=deltas,
+                                   material=header["parts"][name]["material"])
+    n_skin = len(parts["skin"].vertices)
+    regions = {key[len("regions/"):]: np.unpackbits(arr)[:n_skin].astype(bool)
+               for key, arr in arrays.items() if key.startswith("regions/")}
+    extras = {k: header[k] for k in ("measures", "shape_regions", "iris_uv_radius",
+                                     "pupil_uv_radius", "uv_fill_ratio", "sources", "chains")}
+    extras["skin_mirror"] = arrays["skin_mirror"].astype(np.int64)
+    extras["landmarks"] = arrays["landmarks"].astype(np.float64)
+    extras["jaw_weight"] = arrays["jaw_weight"]
+    for part in parts.values():
+        for arr in (part.vertices, part.faces, part.uvs, part.shape_deltas):
+            arr.setflags(write=False)
+    return FaceTemplate(
+        shape_names=names, parts=parts,
+        landmark_vertex_ids=np.arange(468, dtype=np.int32),
+        iris_landmarks=np.arange(468, 478, dtype=np.int32),
+        landmarks68_vertex_ids=arrays["landmarks68_vertex_ids"],
+        regions=regions,
+        eye_centers=arrays["eye_centers"].astype(np.float64),
+        eye_radius=float(header["eye_radius"]),
+        jaw_pivot=arrays["jaw_pivot"].astype(np.float64),
+        extras=extras)
+
+
+def load_default() -> FaceTemplate:
+    """The template shipped with pyfacerig (read once, then cached; arrays are read-only)."""
+    if "default" not in _CACHE:
+        from .generate import DEFAULT_PATH
+        _CACHE["default"] = load(DEFAULT_PATH)
+    return _CACHE["default"]

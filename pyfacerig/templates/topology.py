@@ -102,7 +102,7 @@ def boundary_loops(faces: np.ndarray) -> list[np.ndarray]:
 
 
 def subdivide(vertices: np.ndarray, faces: np.ndarray, levels: int = 2
-              ) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix]:
+              ) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix, list[dict]]:
     """Refine by 1-to-4 splits; old vertices stay put and keep their indices.
 
     New vertices are placed by a thin-plate fit: starting from edge midpoints,
@@ -112,14 +112,18 @@ def subdivide(vertices: np.ndarray, faces: np.ndarray, levels: int = 2
     interpolates the landmarks and is a linear function of the coarse
     positions, returned as the sparse (N_fine, N_coarse) operator ``S`` so any
     per-landmark attribute (image coordinates, displacements) refines the same
-    way: ``fine = S @ coarse``.
+    way: ``fine = S @ coarse``.  ``splits[k]`` maps each sorted edge (a, b) of
+    level k to the vertex inserted on it, so coarse contours can be followed
+    on the refined mesh (:func:`refined_chain`).
     """
     n_coarse = len(vertices)
     midpoint_op = sp.identity(n_coarse, format="csr")
+    splits = []
     for _ in range(levels):
         n = midpoint_op.shape[0]
         edges, face_edges = edges_of(faces)
         mid_ids = n + np.arange(len(edges))
+        splits.append({(int(a), int(b)): int(m) for (a, b), m in zip(edges, mid_ids)})
         rows = np.concatenate([np.arange(n), np.repeat(mid_ids, 2)])
         cols = np.concatenate([np.arange(n), edges.ravel()])
         vals = np.concatenate([np.ones(n), np.full(2 * len(edges), 0.5)])
@@ -142,7 +146,18 @@ def subdivide(vertices: np.ndarray, faces: np.ndarray, levels: int = 2
     free_op = np.column_stack([solve(rhs_op[:, j]) for j in range(n_coarse)])
     free_op[np.abs(free_op) < 1e-12] = 0.0
     op = sp.vstack([sp.identity(n_coarse, format="csr"), sp.csr_matrix(free_op)]).tocsr()
-    return op @ vertices, faces, op
+    return op @ vertices, faces, op, splits
+
+
+def refined_chain(chain: list[int], splits: list[dict]) -> np.ndarray:
+    """Refined vertex ids along a path of coarse vertices joined by coarse edges."""
+    path = list(chain)
+    for level in splits:
+        out = [path[0]]
+        for a, b in zip(path[:-1], path[1:]):
+            out += [level[(min(a, b), max(a, b))], b]
+        path = out
+    return np.asarray(path, dtype=np.int64)
 
 
 def _smoothing_laplacian(faces: np.ndarray, n: int) -> sp.csr_matrix:
@@ -184,3 +199,39 @@ def mirror_map(points: np.ndarray) -> np.ndarray:
     perm = np.empty(len(points), dtype=np.int64)
     perm[rows] = cols
     return perm
+
+
+def symmetrize_triangulation(faces: np.ndarray, mirror: np.ndarray, vertices: np.ndarray) -> np.ndarray:
+    """Make the triangulation mirror-symmetric under the landmark permutation ``mirror``.
+
+    MediaPipe splits a few quads (six per side in 0.10.21) along different
+    diagonals on the two sides.  Those on the subject's right (x < 0) are replaced by
+    the mirror images of their left-side counterparts, so Left/Right expression pairs
+    can be exact mirror images vertex by vertex.  The triangle count is unchanged.
+    """
+    present = {tuple(sorted(t)) for t in faces.tolist()}
+    asym = np.array([tuple(sorted(mirror[t])) not in present for t in faces.tolist()])
+    side = vertices[faces, 0].mean(axis=1)
+    if np.any(np.abs(side[asym]) < 1e-4):
+        raise RuntimeError("an asymmetric triangle straddles the symmetry plane")
+    left = faces[asym & (side > 0)]
+    mirrored = mirror[left][:, [0, 2, 1]]          # reflection reverses orientation
+    out = np.vstack([faces[~(asym & (side < 0))], mirrored]).astype(np.int32)
+    if len(out) != len(faces):
+        raise RuntimeError("symmetrising the triangulation changed the triangle count")
+    directed = np.stack([out, np.roll(out, -1, axis=1)], axis=2).reshape(-1, 2)
+    if len(np.unique(directed, axis=0)) != len(directed):
+        raise RuntimeError("symmetrised triangulation is not consistently oriented")
+    return out
+
+
+def fine_mirror(coarse_mirror: np.ndarray, n_coarse: int, faces_fine: np.ndarray,
+                fine_vertices: np.ndarray) -> np.ndarray:
+    """Mirror permutation of the refined vertices: nearest mirrored vertex, checked exact."""
+    from scipy.spatial import cKDTree
+    dist, idx = cKDTree(fine_vertices).query(fine_vertices * [-1.0, 1.0, 1.0])
+    if not np.array_equal(idx[:n_coarse], coarse_mirror[:n_coarse]):
+        raise RuntimeError("refined mirror map disagrees with the landmark mirror map")
+    if not np.array_equal(idx[idx], np.arange(len(idx))) or dist.max() > 1e-9:
+        raise RuntimeError("refined mesh is not exactly mirror-symmetric")
+    return idx.astype(np.int64)

@@ -1,0 +1,561 @@
+"""The 52 ARKit expressions, authored as semantic handle motions.
+
+Each shape moves a few landmark contours (eyelid margins, lip contours, brows,
+cheek and chin patches) by amounts taken from docs/template.md (after the
+project's ARKit design table), in units of the face's own measures:
+H (brow line to chin), W (mouth width), E (eye opening at the pupil).  The rest
+of the shape's region follows by Laplacian deformation (Pan et al. Eq. 9-10,
+``pyfacerig.geometry.LaplacianDeformer``); everything outside the region is
+anchored, so shapes stay local and add linearly.  Jaw shapes are a rigid jaw
+transform blended by a smooth jaw weight.  Right shapes are the mirror images of
+the Left ones; symmetric shapes are symmetrised exactly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+from scipy.spatial.transform import Rotation
+
+from ..geometry import LaplacianDeformer
+from . import ARKIT_SHAPE_NAMES
+from .face import Skin, lid_curve
+
+ANCHOR_WEIGHT = 1.0e4
+JAW_OPEN_DEGREES = 20.0
+EYE_LOOK_DEGREES = {"Down": 25.0, "Up": 20.0, "In": 25.0, "Out": 25.0}
+
+# Regions each shape may move ("{s}" is the shape's side).  Checked by the tests.
+SHAPE_REGIONS = {
+    "eyeBlink{S}": ("eye_{s}",), "eyeLookDown{S}": ("eye_{s}",), "eyeLookIn{S}": ("eye_{s}",),
+    "eyeLookOut{S}": ("eye_{s}",), "eyeLookUp{S}": ("eye_{s}",), "eyeSquint{S}": ("eye_{s}",),
+    "eyeWide{S}": ("eye_{s}",),
+    "jawForward": ("jaw",), "jaw{S}": ("jaw",), "jawOpen": ("jaw",),
+    "mouthClose": ("mouth",), "mouthFunnel": ("mouth",), "mouthPucker": ("mouth",),
+    "mouth{S}": ("mouth",), "mouthSmile{S}": ("mouth", "cheek_{s}"), "mouthFrown{S}": ("mouth",),
+    "mouthDimple{S}": ("mouth",), "mouthStretch{S}": ("mouth",), "mouthRollLower": ("mouth",),
+    "mouthRollUpper": ("mouth",), "mouthShrugLower": ("mouth", "chin"), "mouthShrugUpper": ("mouth",),
+    "mouthPress{S}": ("mouth",), "mouthLowerDown{S}": ("mouth",), "mouthUpperUp{S}": ("mouth",),
+    "browDown{S}": ("brow_{s}",), "browInnerUp": ("brows",), "browOuterUp{S}": ("brow_{s}",),
+    "cheekPuff": ("cheeks", "mouth"), "cheekSquint{S}": ("cheek_{s}", "eye_{s}"),
+    "noseSneer{S}": ("nose_{s}",), "tongueOut": (),
+}
+
+
+def shape_regions(name: str) -> tuple[str, ...]:
+    """Region names a shape may move on the skin."""
+    for pattern, regions in SHAPE_REGIONS.items():
+        for side, s in (("Left", "left"), ("Right", "right")):
+            if pattern.replace("{S}", side) == name:
+                return tuple(r.replace("{s}", s) for r in regions)
+        if pattern == name:
+            return regions
+    raise KeyError(name)
+
+
+def smoothstep(t):
+    t = np.clip(t, 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+@dataclass
+class Rig:
+    """Everything the shapes need: the skin, the parts and their attachment data."""
+
+    skin: Skin
+    parts: dict                 # name -> (vertices, faces)
+    eye_centres: dict           # "left"/"right" -> (3,)
+    eye_radius: float
+    lid_clearance: float
+    jaw_pivot: np.ndarray
+    jaw_weight: np.ndarray      # (N_skin,) 0..1
+    part_jaw_weight: dict       # part name -> (N_part,) 0..1
+    cavity_rim: np.ndarray      # skin vertex id feeding each cavity vertex
+    cavity_blend: np.ndarray    # (N_cavity,) 1 at the rim, 0 deep in the sac
+    part_mirror: dict           # part name -> (N,) mirror permutation (eyes: same order)
+
+
+# --------------------------------------------------------------------------- solving
+class Handles:
+    """Accumulates prescribed displacements of skin vertices (later writes win)."""
+
+    def __init__(self):
+        self.disp: dict[int, np.ndarray] = {}
+
+    def set(self, ids, disp):
+        disp = np.broadcast_to(np.asarray(disp, float), (len(ids), 3))
+        for i, d in zip(np.asarray(ids).tolist(), disp):
+            self.disp[int(i)] = np.array(d)
+
+    def hold(self, ids):
+        """Keep these vertices still unless something else already moves them."""
+        for i in np.asarray(ids).tolist():
+            self.disp.setdefault(int(i), np.zeros(3))
+
+
+def solve_skin(rig: Rig, handles: Handles, region: np.ndarray) -> np.ndarray:
+    """(N, 3) skin displacement: handles exact, region solved, outside exactly zero."""
+    skin = rig.skin
+    v = skin.vertices
+    holes = np.concatenate([skin.chains[k] for k in skin.chains
+                            if k.startswith(("eye_", "lip_inner"))])
+    handles.hold(holes)
+    ids = np.array(sorted(handles.disp), dtype=np.int64)
+    disp = np.array([handles.disp[i] for i in ids]).reshape(-1, 3)
+    inside = region.copy()
+    inside[ids] = True
+    outside = np.flatnonzero(~inside)
+    anchors = np.concatenate([ids, outside]).astype(np.int32)
+    targets = np.vstack([v[ids] + disp, v[outside]])
+    deformer = LaplacianDeformer(v, skin.faces, anchors, weight=ANCHOR_WEIGHT, laplacian="cotangent")
+    delta = deformer.solve(targets) - v
+    delta[~inside] = 0.0
+    delta[ids] = disp
+    return delta
+
+
+def region_mask(rig: Rig, name: str) -> np.ndarray:
+    mask = np.zeros(len(rig.skin.vertices), bool)
+    for r in shape_regions(name):
+        mask |= rig.skin.regions[r]
+    return mask
+
+
+# --------------------------------------------------------------------------- eyes
+def _lid_bump(x, chain_pts, outer, inner):
+    """0 at the eye corners, 1 midway: how much of a lid motion a margin point takes."""
+    t = (x - inner) / (outer - inner)
+    return np.clip(np.sin(np.pi * np.clip(t, 0.0, 1.0)), 0.0, 1.0)
+
+
+def _onto_sphere(points, centre, min_radius):
+    """Slide points radially so none lies closer than min_radius to the eyeball centre."""
+    rel = points - centre
+    dist = np.linalg.norm(rel, axis=1, keepdims=True)
+    return centre + rel / dist * np.maximum(dist, min_radius)
+
+
+def _lid_motion(rig: Rig, side: str, upper_dy: float, lower_dy: float, close: bool = False):
+    """Handles for the lid margins: vertical moves (in m at mid-lid) that slide over the eyeball."""
+    skin, c = rig.skin, rig.eye_centres[side]
+    v = skin.vertices
+    up_ids, lo_ids = skin.chains[f"eye_{side}_upper"], skin.chains[f"eye_{side}_lower"]
+    outer_x, inner_x = v[up_ids[0], 0], v[up_ids[-1], 0]
+    h = Handles()
+    lo_rest = v[lo_ids]
+    lo_bump = _lid_bump(lo_rest[:, 0], lo_rest, outer_x, inner_x)
+    lo_new = lo_rest + np.outer(lo_bump * lower_dy, [0, 1, 0])
+    lo_new = c + (lo_new - c) * (np.linalg.norm(lo_rest - c, axis=1)
+                                 / np.linalg.norm(lo_new - c, axis=1))[:, None]
+    h.set(lo_ids, lo_new - lo_rest)
+    up_rest = v[up_ids]
+    if close:
+        # the upper margin lands on the (raised) lower margin: the gap closes exactly
+        order = np.argsort(lo_new[:, 0])
+        xs = up_rest[:, 0]
+        up_new = np.stack([xs, np.interp(xs, lo_new[order, 0], lo_new[order, 1]),
+                           np.interp(xs, lo_new[order, 0], lo_new[order, 2])], 1)
+        up_new = _onto_sphere(up_new, c, rig.eye_radius + rig.lid_clearance)
+        up_new[[0, -1]] = lo_new[[0, -1]]
+    else:
+        bump = _lid_bump(up_rest[:, 0], up_rest, outer_x, inner_x)
+        up_new = up_rest + np.outer(bump * upper_dy, [0, 1, 0])
+        up_new = c + (up_new - c) * (np.linalg.norm(up_rest - c, axis=1)
+                                     / np.linalg.norm(up_new - c, axis=1))[:, None]
+    h.set(up_ids, up_new - up_rest)
+    return h
+
+
+def _keep_outside_eyeball(rig: Rig, side: str, delta: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """Eyelid skin may slide over the eyeball but never through it."""
+    v = rig.skin.vertices
+    c = rig.eye_centres[side]
+    moved = v + delta
+    near = region & (np.linalg.norm(v - c, axis=1) < 2.0 * rig.eye_radius) & (v[:, 2] > c[2])
+    fixed = _onto_sphere(moved[near], c, rig.eye_radius + rig.lid_clearance)
+    delta = delta.copy()
+    delta[near] = fixed - v[near]
+    return delta
+
+
+def _eye_rotation(rig: Rig, side: str, direction: str) -> np.ndarray:
+    """Delta of that side's eyeball for an eyeLook shape."""
+    deg = EYE_LOOK_DEGREES[direction]
+    toward_nose = -1.0 if side == "left" else 1.0       # nose is at x = 0
+    if direction == "Down":
+        rot = Rotation.from_rotvec(np.radians(deg) * np.array([1.0, 0, 0]))
+    elif direction == "Up":
+        rot = Rotation.from_rotvec(-np.radians(deg) * np.array([1.0, 0, 0]))
+    else:
+        sign = toward_nose if direction == "In" else -toward_nose
+        # rotating +Z about +Y by phi gives (sin phi, 0, cos phi)
+        rot = Rotation.from_rotvec(sign * np.radians(deg) * np.array([0, 1.0, 0]))
+    verts = rig.parts[f"eye_{side}"][0]
+    c = rig.eye_centres[side]
+    return rot.apply(verts - c) + c - verts
+
+
+def eye_shape(rig: Rig, name: str, side: str) -> dict:
+    E = rig.skin.measures["E"]
+    region = region_mask(rig, name)
+    out = {}
+    kind = name[3:-len("Left" if side == "left" else "Right")]
+    if kind == "Blink":
+        h = _lid_motion(rig, side, 0.0, 0.10 * E, close=True)
+    elif kind == "LookDown":
+        h = _lid_motion(rig, side, -0.30 * E, -0.10 * E)
+    elif kind == "LookUp":
+        h = _lid_motion(rig, side, 0.15 * E, 0.05 * E)
+    elif kind in ("LookIn", "LookOut"):
+        h = _lid_motion(rig, side, 0.0, 0.0)
+    elif kind == "Squint":
+        h = _lid_motion(rig, side, -0.05 * E, 0.35 * E)
+    elif kind == "Wide":
+        h = _lid_motion(rig, side, 0.40 * E, -0.03 * E)
+    else:
+        raise KeyError(name)
+    delta = solve_skin(rig, h, region)
+    out["skin"] = _keep_outside_eyeball(rig, side, delta, region)
+    if kind.startswith("Look"):
+        out[f"eye_{side}"] = _eye_rotation(rig, side, kind[4:])
+    return out
+
+
+# --------------------------------------------------------------------------- jaw
+def jaw_transform(rig: Rig, name: str):
+    """Function p -> p' of the rigid jaw motion of a jaw shape (Left side for jawLeft)."""
+    H, W = rig.skin.measures["H"], rig.skin.measures["W"]
+    if name == "jawOpen":
+        rot = Rotation.from_rotvec(np.radians(JAW_OPEN_DEGREES) * np.array([1.0, 0, 0]))
+        return lambda p: rot.apply(p - rig.jaw_pivot) + rig.jaw_pivot
+    if name == "jawForward":
+        return lambda p: p + [0.0, 0.0, 0.05 * H]
+    if name == "jawLeft":
+        return lambda p: p + [0.15 * W, 0.0, 0.0]
+    raise KeyError(name)
+
+
+def jaw_shape(rig: Rig, name: str) -> dict:
+    move = jaw_transform(rig, name)
+    v = rig.skin.vertices
+    out = {"skin": rig.jaw_weight[:, None] * (move(v) - v)}
+    for part, w in rig.part_jaw_weight.items():
+        pv = rig.parts[part][0]
+        out[part] = w[:, None] * (move(pv) - pv)
+    return out
+
+
+# --------------------------------------------------------------------------- mouth
+def _lip_ids(rig: Rig) -> dict:
+    return {k: rig.skin.chains[k] for k in ("lip_outer_upper", "lip_outer_lower",
+                                            "lip_inner_upper", "lip_inner_lower")}
+
+
+def _side(x, half_width, side: str, reach: float = 0.6):
+    """Weight of a one-sided lip motion: 1 at that corner, fading past the midline."""
+    sign = 1.0 if side == "left" else -1.0
+    return smoothstep((sign * x / half_width + reach) / (1.0 + reach))
+
+
+def _taper(x, half_width, corner_share: float = 0.25):
+    """Lip-only motions fade toward the corners, which both lips share."""
+    return 1.0 - (1.0 - corner_share) * np.clip(np.abs(x) / half_width, 0, 1) ** 4
+
+
+def _lip_thickness(rig: Rig, chain_outer: str, chain_inner: str, x):
+    v = rig.skin.vertices
+    return (lid_curve(v, rig.skin.chains[chain_outer], x)[:, 1]
+            - lid_curve(v, rig.skin.chains[chain_inner], x)[:, 1])
+
+
+def _curvature_dz(rig: Rig, x, dx):
+    """Depth change that keeps a sideways-moving lip point on the face's curve."""
+    v, s = rig.skin.vertices, rig.skin
+    corner = s.landmarks[291]
+    centre = s.landmarks[0]
+    a = (centre[2] - corner[2]) / corner[0] ** 2
+    dz = -a * ((x + dx) ** 2 - x ** 2)
+    return np.clip(dz, -0.5 * np.abs(dx), 0.5 * np.abs(dx))   # the parabola overshoots past the corners
+
+
+def _patch(rig: Rig, seed: int, radius: float, disp) -> Handles:
+    """Handles moving a smooth patch: full at the seed, zero at ``radius`` (geodesic)."""
+    d = rig.skin.geodesic([seed])
+    ids = np.flatnonzero(d < radius)
+    w = np.cos(0.5 * np.pi * d[ids] / radius) ** 2
+    h = Handles()
+    h.set(ids, w[:, None] * np.asarray(disp, float))
+    return h
+
+
+def _nearest(rig: Rig, xy) -> int:
+    pts = rig.skin.landmarks[:468, :2]
+    return int(np.argmin(np.linalg.norm(pts - np.asarray(xy), axis=1)))
+
+
+def mouth_shape(rig: Rig, name: str, side: str | None) -> dict:
+    skin = rig.skin
+    v = skin.vertices
+    H, W = skin.measures["H"], skin.measures["W"]
+    hw = 0.5 * W
+    lips = _lip_ids(rig)
+    region = region_mask(rig, name)
+    h = Handles()
+    all_lip = np.concatenate(list(lips.values()))
+    x_all = v[all_lip, 0]
+    kind = name if side is None else name[:-len("Left" if side == "left" else "Right")]
+    if name in ("mouthLeft", "mouthRight"):
+        kind = name
+
+    def corner_motion(d):
+        w = _side(x_all, hw, side)
+        h.set(all_lip, w[:, None] * np.asarray(d))
+
+    if kind == "mouthSmile":
+        corner_motion([0.08 * W, 0.15 * W, -0.10 * W])
+        seed = _nearest(rig, [0.80 * W, -0.33 * H])
+        cheek = _patch(rig, seed, 0.16 * H, [0.0, 0.04 * H, 0.01 * H])
+        for i, d in cheek.disp.items():
+            h.disp.setdefault(i, d)
+    elif kind == "mouthFrown":
+        corner_motion([0.01 * W, -0.10 * W, -0.01 * W])
+    elif kind == "mouthDimple":
+        corner_motion([0.03 * W, 0.0, -0.10 * W])
+    elif kind == "mouthStretch":
+        corner_motion([0.09 * W, -0.08 * W, -0.02 * W])
+    elif kind in ("mouthLeft", "mouthRight"):
+        dx = 0.20 * W * (1.0 if kind == "mouthLeft" else -1.0)
+        h.set(all_lip, np.stack([np.full_like(x_all, dx), np.zeros_like(x_all),
+                                 _curvature_dz(rig, x_all, dx)], 1))
+    elif kind == "mouthPress":
+        for outer, inner, sign in (("lip_outer_upper", "lip_inner_upper", -1.0),
+                                   ("lip_outer_lower", "lip_inner_lower", 1.0)):
+            ids = lips[outer]
+            x = v[ids, 0]
+            thick = np.abs(_lip_thickness(rig, outer, inner, x))
+            w = _side(x, hw, side, reach=0.4)
+            h.set(ids, np.stack([0 * x, sign * 0.4 * thick * w, -0.1 * thick * w], 1))
+        h.set(lips["lip_inner_upper"], 0.0)
+        h.set(lips["lip_inner_lower"], 0.0)
+    elif kind == "mouthLowerDown":
+        for k, f in (("lip_inner_lower", 1.0), ("lip_outer_lower", 0.85)):
+            x = v[lips[k], 0]
+            w = _side(x, hw, side, reach=0.3) * _taper(x, hw) * f
+            h.set(lips[k], w[:, None] * [0.0, -0.10 * W, -0.01 * W])
+        h.hold(np.concatenate([lips["lip_inner_upper"], lips["lip_outer_upper"]]))
+    elif kind == "mouthUpperUp":
+        for k, f in (("lip_inner_upper", 1.0), ("lip_outer_upper", 0.9)):
+            x = v[lips[k], 0]
+            w = _side(x, hw, side, reach=0.3) * _taper(x, hw) * f
+            h.set(lips[k], w[:, None] * [0.0, 0.08 * W, 0.005 * W])
+        h.hold(np.concatenate([lips["lip_inner_lower"], lips["lip_outer_lower"]]))
+    elif kind == "mouthClose":
+        jaw = jaw_shape(rig, "jawOpen")["skin"]
+        lower_inner = lips["lip_inner_lower"]
+        order = np.argsort(v[lower_inner, 0])
+        for k, f in (("lip_inner_upper", 0.5), ("lip_outer_upper", 0.35)):
+            x = v[lips[k], 0]
+            d = np.stack([np.interp(x, v[lower_inner[order], 0], jaw[lower_inner[order], j])
+                          for j in range(3)], 1)
+            h.set(lips[k], f * d)
+        for k, f in (("lip_inner_lower", -0.5), ("lip_outer_lower", -0.4)):
+            h.set(lips[k], f * jaw[lips[k]])
+        corners = [lips["lip_inner_upper"][0], lips["lip_inner_upper"][-1],
+                   lips["lip_outer_upper"][0], lips["lip_outer_upper"][-1]]
+        h.set(corners, 0.0)
+    elif kind in ("mouthPucker", "mouthFunnel"):
+        narrow = 0.30 if kind == "mouthPucker" else 0.15
+        for k in lips:
+            ids = lips[k]
+            x = v[ids, 0]
+            r = np.clip(np.abs(x) / hw, 0, 1)
+            forward = (0.10 if "inner" in k else 0.12) * W * (1.0 - 0.5 * r ** 2)
+            dx = -narrow * x
+            dy = np.zeros_like(x)
+            if kind == "mouthFunnel":
+                opening = 0.05 * W * (1.0 - r ** 2)
+                dy = opening * {"lip_inner_upper": 1.0, "lip_inner_lower": -1.0,
+                                "lip_outer_upper": 1.2, "lip_outer_lower": -1.2}[k]
+                forward = forward + (0.02 * W if "outer" in k else 0.0)
+            h.set(ids, np.stack([dx, dy, forward + _curvature_dz(rig, x, dx)], 1))
+    elif kind in ("mouthRollLower", "mouthRollUpper"):
+        lip = "lower" if kind == "mouthRollLower" else "upper"
+        sign = 1.0 if lip == "lower" else -1.0          # toward the other lip
+        outer, inner = lips[f"lip_outer_{lip}"], lips[f"lip_inner_{lip}"]
+        xo = v[outer, 0]
+        thick = np.abs(_lip_thickness(rig, f"lip_outer_{lip}", f"lip_inner_{lip}", xo))
+        t = _taper(xo, hw, 0.1)
+        h.set(outer, np.stack([0 * xo, sign * 0.75 * thick * t, -0.10 * W * t], 1))
+        xi = v[inner, 0]
+        ti = _taper(xi, hw, 0.1)
+        h.set(inner, np.stack([0 * xi, -sign * 0.10 * W * 0.25 * ti, -0.12 * W * ti], 1))
+    elif kind == "mouthShrugLower":
+        for k, d in (("lip_inner_lower", [0, 0.02 * H, 0.005 * H]),
+                     ("lip_inner_upper", [0, 0.02 * H, 0.003 * H]),
+                     ("lip_outer_lower", [0, 0.03 * H, 0.012 * H]),
+                     ("lip_outer_upper", [0, 0.012 * H, 0.003 * H])):
+            x = v[lips[k], 0]
+            h.set(lips[k], _taper(x, hw)[:, None] * np.asarray(d))
+        chin_boss = _nearest(rig, [0.0, 0.5 * (skin.landmarks[17, 1] + skin.landmarks[152, 1])])
+        for i, d in _patch(rig, chin_boss, 0.14 * H, [0, 0.05 * H, 0.01 * H]).disp.items():
+            h.disp.setdefault(i, d)
+    elif kind == "mouthShrugUpper":
+        for k, d in (("lip_outer_upper", [0, 0.03 * H, 0.005 * H]),
+                     ("lip_inner_upper", [0, 0.03 * H, 0.004 * H]),
+                     ("lip_inner_lower", [0, 0.03 * H, 0.004 * H]),
+                     ("lip_outer_lower", [0, 0.012 * H, 0.002 * H])):
+            x = v[lips[k], 0]
+            h.set(lips[k], _taper(x, hw)[:, None] * np.asarray(d))
+    else:
+        raise KeyError(name)
+    return {"skin": solve_skin(rig, h, region)}
+
+
+# --------------------------------------------------------------------------- brows, cheeks, nose
+def brow_shape(rig: Rig, name: str, sides: tuple[str, ...]) -> dict:
+    skin = rig.skin
+    v = skin.vertices
+    H = skin.measures["H"]
+    h = Handles()
+    for side in sides:
+        ids = np.concatenate([skin.chains[f"brow_{side}_lower"], skin.chains[f"brow_{side}_upper"]])
+        x = np.abs(v[ids, 0])
+        inner = np.clip((x.max() - x) / (x.max() - x.min()), 0, 1)
+        toward_centre = -1.0 if side == "left" else 1.0
+        if name.startswith("browDown"):
+            d = np.stack([toward_centre * 0.012 * H * inner, -0.04 * H * (0.6 + 0.4 * inner),
+                          -0.004 * H * np.ones_like(x)], 1)
+        elif name == "browInnerUp":
+            d = np.stack([toward_centre * 0.006 * H * inner, 0.05 * H * inner ** 1.5,
+                          0.0 * x], 1)
+        else:                                             # browOuterUp
+            d = np.stack([0.0 * x, 0.05 * H * (1.0 - inner) ** 1.5, 0.0 * x], 1)
+        h.set(ids, d)
+    return {"skin": solve_skin(rig, h, region_mask(rig, name))}
+
+
+def _vertex_normals(vertices, faces):
+    n = np.zeros_like(vertices)
+    fn = np.cross(vertices[faces[:, 1]] - vertices[faces[:, 0]], vertices[faces[:, 2]] - vertices[faces[:, 0]])
+    for k in range(3):
+        np.add.at(n, faces[:, k], fn)
+    return n / np.linalg.norm(n, axis=1, keepdims=True)
+
+
+def cheek_nose_shape(rig: Rig, name: str, side: str | None) -> dict:
+    skin = rig.skin
+    H, W, E = skin.measures["H"], skin.measures["W"], skin.measures["E"]
+    sx = 1.0 if side in (None, "left") else -1.0
+    h = Handles()
+    if name == "cheekPuff":
+        normals = _vertex_normals(skin.vertices, skin.faces)
+        for s in (1.0, -1.0):
+            seed = _nearest(rig, [s * 0.80 * W, -0.45 * H])
+            d = skin.geodesic([seed])
+            radius = 0.30 * H
+            ids = np.flatnonzero(d < 0.75 * radius)
+            w = np.cos(0.5 * np.pi * d[ids] / radius) ** 2
+            h.set(ids, 0.05 * H * w[:, None] * normals[ids])
+    elif name.startswith("cheekSquint"):
+        seed = _nearest(rig, [sx * 0.62 * W, -0.20 * H])
+        h = _patch(rig, seed, 0.14 * H, [0.0, 0.03 * H, 0.006 * H])
+        lid = _lid_motion(rig, side, 0.0, 0.12 * E)
+        h.disp.update(lid.disp)
+    elif name.startswith("noseSneer"):
+        seed = _nearest(rig, [sx * 0.40 * W, -0.30 * H])
+        h = _patch(rig, seed, 0.11 * H, [-sx * 0.004 * H, 0.03 * H, 0.004 * H])
+    else:
+        raise KeyError(name)
+    return {"skin": solve_skin(rig, h, region_mask(rig, name))}
+
+
+# --------------------------------------------------------------------------- tongue
+def tongue_out(rig: Rig) -> dict:
+    verts = rig.parts["tongue"][0]
+    H = rig.skin.measures["H"]
+    lips_front = rig.skin.landmarks[[0, 17], 2].max()
+    tip_z = verts[:, 2].max()
+    reach = lips_front - tip_z + 0.15 * H
+    z0, z1 = verts[:, 2].min(), tip_z
+    t = smoothstep((verts[:, 2] - z0) / (z1 - z0) * 1.4 - 0.2)
+    centre_y = verts[:, 1].mean()
+    d = np.zeros_like(verts)
+    d[:, 2] = reach * t
+    d[:, 1] = -0.004 * t - 0.25 * t * (verts[:, 1] - centre_y)     # droops and flattens
+    d[:, 0] = -0.15 * t * verts[:, 0]                              # narrows
+    return {"tongue": d}
+
+
+# --------------------------------------------------------------------------- all 52
+def _cavity_follow(rig: Rig, deltas: dict, name: str) -> None:
+    """The mouth cavity's rim follows the skin's inner lips; the jaw carries its floor."""
+    cav = rig.parts["mouth_cavity"][0]
+    skin_d = deltas.get("skin", np.zeros_like(rig.skin.vertices))
+    d = rig.cavity_blend[:, None] * skin_d[rig.cavity_rim]
+    if name in ("jawOpen", "jawForward", "jawLeft"):
+        move = jaw_transform(rig, name)
+        d += (1.0 - rig.cavity_blend)[:, None] * rig.part_jaw_weight["mouth_cavity"][:, None] * (move(cav) - cav)
+    deltas["mouth_cavity"] = d
+
+
+def mirror_deltas(rig: Rig, deltas: dict) -> dict:
+    """The mirror image (x -> -x) of one shape's deltas on every part."""
+    flip = np.array([1.0, 1.0, 1.0])
+    flip[0] = -1.0
+    out = {}
+    for part, d in deltas.items():
+        if part == "skin":
+            out[part] = d[rig.skin.mirror] * flip
+        elif part in ("eye_left", "eye_right"):
+            other = "eye_right" if part == "eye_left" else "eye_left"
+            out[other] = d * flip
+        else:
+            out[part] = d[rig.part_mirror[part]] * flip
+    return out
+
+
+def symmetrize_deltas(rig: Rig, deltas: dict) -> dict:
+    mirrored = mirror_deltas(rig, deltas)
+    keys = set(deltas) | set(mirrored)
+    return {k: 0.5 * (deltas.get(k, 0.0) + mirrored.get(k, 0.0)) for k in keys}
+
+
+def author_left_or_symmetric(rig: Rig, name: str) -> dict:
+    side = "left" if name.endswith("Left") else None
+    if name.startswith("eye"):
+        return eye_shape(rig, name, "left")
+    if name in ("jawOpen", "jawForward", "jawLeft"):
+        return jaw_shape(rig, name)
+    if name.startswith("mouth"):
+        return mouth_shape(rig, name, side)
+    if name.startswith("brow"):
+        return brow_shape(rig, name, ("left", "right") if name == "browInnerUp" else ("left",))
+    if name.startswith(("cheek", "noseSneer")):
+        return cheek_nose_shape(rig, name, side)
+    if name == "tongueOut":
+        return tongue_out(rig)
+    raise KeyError(name)
+
+
+MIRROR_OF = {"jawRight": "jawLeft", "mouthRight": "mouthLeft"}
+
+
+def author_all(rig: Rig) -> dict:
+    """name -> {part: (N_part, 3) delta} for all 52 shapes, Right shapes mirrored from Left."""
+    shapes = {}
+    for name in ARKIT_SHAPE_NAMES:
+        if name.endswith("Right") or name in MIRROR_OF:
+            continue
+        deltas = author_left_or_symmetric(rig, name)
+        if not name.endswith("Left") and name not in ("jawLeft", "mouthLeft"):
+            deltas = symmetrize_deltas(rig, deltas)
+        _cavity_follow(rig, deltas, name)
+        shapes[name] = deltas
+    for name in ARKIT_SHAPE_NAMES:
+        if name in shapes:
+            continue
+        source = MIRROR_OF.get(name, name[:-len("Right")] + "Left")
+        shapes[name] = mirror_deltas(rig, shapes[source])
+    return shapes

@@ -1,0 +1,208 @@
+"""Builds the default template from real portraits; ``tools/make_template.py`` calls it.
+
+Order of work (each step a plain function of the previous one's data):
+  1. MediaPipe landmarks of the source portraits (:mod:`.neutral` names them);
+  2. Procrustes average, mirror symmetry, metres -> neutral landmarks;
+  3. refined skin, its contours and regions (:mod:`.face`) and UV chart (:mod:`.uv`);
+  4. eyeballs fitted to the eye openings, mouth cavity, teeth, tongue (:mod:`.parts`);
+  5. the 52 ARKit shapes (:mod:`.expressions`);
+  6. the deterministic asset file (:mod:`.asset`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+from scipy.spatial import cKDTree
+
+from . import ARKIT_SHAPE_NAMES, PART_NAMES, asset, neutral, parts
+from .expressions import Rig, author_all, shape_regions, smoothstep
+from .face import Skin, build_skin
+from .topology import edges_of
+from .uv import fill_ratio
+
+EYE_RADIUS = 0.012            # adult eyeball ~24 mm across
+LID_CLEARANCE = 0.0008        # eyelid margins stay this far outside the eyeball (Pan et al. §4.3)
+POSITION_QUANTUM = 1e-7       # metres; neutral positions are rounded to this
+
+# iBUG-68 points as MediaPipe landmarks (jaw 0-16, brows 17-26, nose 27-35, eyes 36-47,
+# outer lips 48-59, inner lips 60-67), chosen by their anatomical definitions.
+IBUG68_FROM_MEDIAPIPE = (
+    162, 234, 93, 58, 172, 136, 149, 148, 152, 377, 378, 365, 397, 288, 323, 454, 389,
+    71, 63, 105, 66, 107, 336, 296, 334, 293, 301,
+    168, 197, 5, 4, 75, 97, 2, 326, 305,
+    33, 160, 158, 133, 153, 144, 362, 385, 387, 263, 373, 380,
+    61, 39, 37, 0, 267, 269, 291, 405, 314, 17, 84, 181,
+    78, 82, 13, 312, 308, 317, 14, 87,
+)
+MATERIALS = {"skin": "skin", "eye_left": "eye", "eye_right": "eye", "mouth_cavity": "mouth",
+             "teeth_upper": "teeth", "teeth_lower": "teeth", "tongue": "tongue"}
+DEFAULT_PATH = Path(__file__).with_name("default_template.frt")
+
+
+def fit_eye(skin: Skin, side: str) -> np.ndarray:
+    """Eyeball centre behind the iris so every lid-margin vertex clears the sphere.
+
+    The centre sits on the iris centre's line of sight (+Z); it is pushed as far
+    forward as the eye opening allows: the closest margin vertex is exactly
+    EYE_RADIUS + LID_CLEARANCE away, so the lids hug the eyeball without touching it.
+    """
+    iris = skin.landmarks[473 if side == "left" else 468]
+    margin = skin.vertices[np.concatenate([skin.chains[f"eye_{side}_upper"],
+                                           skin.chains[f"eye_{side}_lower"]])]
+    target = EYE_RADIUS + LID_CLEARANCE
+    lo, hi = iris[2] - 3 * EYE_RADIUS, iris[2]       # clearance grows as the centre goes back
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        c = np.array([iris[0], iris[1], mid])
+        if np.linalg.norm(margin - c, axis=1).min() >= target:
+            lo = mid
+        else:
+            hi = mid
+    return np.array([iris[0], iris[1], lo])
+
+
+def jaw_weights(skin: Skin) -> np.ndarray:
+    """Smooth 0..1 weight of the jaw's rigid motion on the skin (harmonic interpolation).
+
+    1 on the lower lip and below the chin boss, 0 on the upper lip and from the
+    nose base up; the band in between (cheeks, mouth corners) is harmonic.
+    """
+    v, ch, lm = skin.vertices, skin.chains, skin.landmarks
+    W = skin.measures["W"]
+    n = len(v)
+    value = np.full(n, np.nan)
+    value[v[:, 1] > lm[2, 1]] = 0.0                                  # above the nose base
+    value[v[:, 1] < lm[17, 1] - 0.25 * W] = 1.0                      # chin and jaw line
+    for k in ("lip_inner_upper", "lip_outer_upper"):
+        value[ch[k][1:-1]] = 0.0
+    for k in ("lip_inner_lower", "lip_outer_lower"):
+        value[ch[k][1:-1]] = 1.0
+    edges, _ = edges_of(skin.faces)
+    adj = sp.coo_matrix((np.ones(2 * len(edges)), (edges.ravel(), edges[:, ::-1].ravel())),
+                        shape=(n, n)).tocsr()
+    lap = (sp.diags(np.asarray(adj.sum(1)).ravel()) - adj).tocsr()
+    fixed = ~np.isnan(value)
+    free = np.flatnonzero(~fixed)
+    rhs = -lap[free][:, np.flatnonzero(fixed)] @ value[fixed]
+    value[free] = spla.spsolve(lap[free][:, free].tocsc(), rhs)
+    value = smoothstep(value)            # flat at 0 and 1: no crease where the weight saturates
+    value[value < 1e-4] = 0.0
+    return value
+
+
+def _part_mirror(vertices: np.ndarray) -> np.ndarray:
+    dist, idx = cKDTree(vertices).query(vertices * [-1.0, 1.0, 1.0])
+    if dist.max() > 1e-9 or not np.array_equal(idx[idx], np.arange(len(idx))):
+        raise RuntimeError("part is not mirror-symmetric")
+    return idx
+
+
+def build_rig(landmarks: np.ndarray, landmark_mirror: np.ndarray) -> Rig:
+    skin = build_skin(landmarks, landmark_mirror)
+    centres = {side: fit_eye(skin, side) for side in ("left", "right")}
+    centres["right"] = centres["left"] * [-1.0, 1.0, 1.0]          # exact mirror
+    eye_v, eye_f, eye_uv = parts.eyeball(centres["left"], EYE_RADIUS)
+    eye_rv, eye_rf = parts.mirror_part(eye_v, eye_f)
+
+    mouth_loop = np.concatenate([skin.chains["lip_inner_upper"],
+                                 skin.chains["lip_inner_lower"][::-1][1:-1]])
+    upper = np.zeros(len(mouth_loop), bool)
+    upper[:len(skin.chains["lip_inner_upper"])] = True
+    cav_v, cav_f, cav_blend = parts.mouth_cavity(skin.vertices[mouth_loop], upper)
+    rim_index = np.concatenate([np.tile(np.arange(len(mouth_loop)), len(parts.CAVITY_RINGS) + 1),
+                                [0]])
+    seam = landmarks[[13, 14]].mean(0)
+    upper_front = seam + [0.0, -0.0015, -0.009]
+    lower_front = np.array([0.0, seam[1] + 0.0005, upper_front[2] - 0.0048])
+    tu_v, tu_f = parts.teeth(upper_front, upper=True)
+    tl_v, tl_f = parts.teeth(lower_front, upper=False)
+    to_v, to_f = parts.tongue(np.array([0.0, seam[1] - 0.011, lower_front[2] - 0.004]),
+                              width=0.040)
+    meshes = {"eye_left": (eye_v, eye_f), "eye_right": (eye_rv, eye_rf),
+              "mouth_cavity": (cav_v, cav_f), "teeth_upper": (tu_v, tu_f),
+              "teeth_lower": (tl_v, tl_f), "tongue": (to_v, to_f)}
+    ear = landmarks[454]
+    jaw_pivot = np.array([0.0, ear[1], ear[2] - 0.012])
+    cavity_jaw = np.clip(0.5 - (cav_v[:, 1] - seam[1]) / 0.008, 0.0, 1.0)
+    rig = Rig(skin=skin, parts=meshes, eye_centres=centres, eye_radius=EYE_RADIUS,
+              lid_clearance=LID_CLEARANCE, jaw_pivot=jaw_pivot, jaw_weight=jaw_weights(skin),
+              part_jaw_weight={"teeth_lower": np.ones(len(tl_v)), "tongue": np.ones(len(to_v)),
+                               "mouth_cavity": cavity_jaw},
+              cavity_rim=mouth_loop[rim_index], cavity_blend=cav_blend,
+              part_mirror={k: _part_mirror(meshes[k][0]) for k in
+                           ("mouth_cavity", "teeth_upper", "teeth_lower", "tongue")})
+    rig.skin.regions["jaw"] = rig.jaw_weight > 0
+    rig.eye_uv = eye_uv
+    return rig
+
+
+def _part_uvs(rig: Rig, name: str) -> np.ndarray:
+    """Non-skin UVs: eyes use the iris map; the mouth parts a simple planar projection."""
+    if name.startswith("eye_"):
+        return rig.eye_uv
+    v = rig.parts[name][0]
+    lo, hi = v.min(0), v.max(0)
+    u = (v[:, 0] - lo[0]) / max(hi[0] - lo[0], 1e-9)
+    w = 1.0 - (v[:, 1] - lo[1]) / max(hi[1] - lo[1], 1e-9)
+    return np.stack([u, w], 1)
+
+
+def generate(detections: dict | None = None) -> tuple[dict, dict]:
+    """Run the whole pipeline; returns (header, arrays) ready for :func:`asset.write`."""
+    if detections is None:
+        detections = neutral.detect_all(neutral.source_images())
+    detections = neutral.round_detections(detections)
+    built = neutral.build_neutral(detections)
+    landmarks = np.round(built["landmarks"] / POSITION_QUANTUM) * POSITION_QUANTUM
+    rig = build_rig(landmarks, built["mirror"])
+    shapes = author_all(rig)
+
+    skin = rig.skin
+    all_parts = {"skin": (skin.vertices, skin.faces)} | rig.parts
+    arrays, part_info = {}, {}
+    for name in PART_NAMES:
+        verts, faces = all_parts[name]
+        uvs = skin.uvs if name == "skin" else _part_uvs(rig, name)
+        dense = np.stack([shapes[s].get(name, np.zeros_like(verts)) for s in ARKIT_SHAPE_NAMES])
+        offsets, ids, values = asset.sparse_deltas(dense)
+        arrays[f"{name}/vertices"] = (np.round(verts / POSITION_QUANTUM) * POSITION_QUANTUM).astype(np.float32)
+        arrays[f"{name}/faces"] = np.asarray(faces, np.int32)
+        arrays[f"{name}/uvs"] = np.clip(uvs, 0.0, 1.0).astype(np.float32)
+        arrays[f"{name}/delta_offsets"] = offsets
+        arrays[f"{name}/delta_ids"] = ids
+        arrays[f"{name}/delta_values"] = values
+        part_info[name] = {"material": MATERIALS[name], "vertex_count": len(verts),
+                           "face_count": len(faces)}
+    for region, mask in sorted(skin.regions.items()):
+        arrays[f"regions/{region}"] = np.packbits(mask.astype(np.uint8))
+    arrays["skin_mirror"] = skin.mirror.astype(np.int32)
+    arrays["landmarks"] = landmarks.astype(np.float32)
+    arrays["jaw_weight"] = rig.jaw_weight.astype(np.float32)
+    arrays["eye_centers"] = np.stack([rig.eye_centres["left"], rig.eye_centres["right"]]).astype(np.float32)
+    arrays["jaw_pivot"] = rig.jaw_pivot.astype(np.float32)
+    arrays["landmarks68_vertex_ids"] = np.asarray(IBUG68_FROM_MEDIAPIPE, np.int32)
+    iris_theta = np.arcsin(min(1.0, skin.measures["iris_radius"] / rig.eye_radius))
+    pupil_theta = np.arcsin(min(1.0, 0.4 * skin.measures["iris_radius"] / rig.eye_radius))
+    header = {
+        "shape_names": list(ARKIT_SHAPE_NAMES),
+        "parts": part_info,
+        "part_order": list(PART_NAMES),
+        "eye_radius": round(rig.eye_radius, 9),
+        "measures": {k: round(float(v), 7) for k, v in skin.measures.items()},
+        "shape_regions": {s: list(shape_regions(s)) for s in ARKIT_SHAPE_NAMES},
+        "iris_uv_radius": round(float(iris_theta / (2 * np.pi)), 6),
+        "pupil_uv_radius": round(float(pupil_theta / (2 * np.pi)), 6),
+        "uv_fill_ratio": round(fill_ratio(skin.uvs, skin.faces), 6),
+        "sources": built["sources"],
+        "chains": {k: [int(i) for i in v] for k, v in skin.coarse_chains.items()},
+    }
+    return header, arrays
+
+
+def write_default(path: str | Path = DEFAULT_PATH, detections: dict | None = None) -> Path:
+    header, arrays = generate(detections)
+    asset.write(path, header, arrays)
+    return Path(path)
