@@ -77,19 +77,28 @@ def rasterize(points: np.ndarray, faces: np.ndarray, shape: tuple[int, int], dep
         np.asarray(depth, dtype=np.float64)[faces].mean(axis=1), kind="stable")
     for f in order:
         cv2.fillConvexPoly(triangle, fixed[f], int(f), lineType=cv2.LINE_8, shift=4)
-    barycentric = np.zeros((height, width, 3), dtype=np.float32)
+    # Barycentrics are affine in the pixel position: b_k = A_k x + B_k y + C_k per triangle.
+    a, b, c = corners[:, 0], corners[:, 1], corners[:, 2]
+    area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+    degenerate = np.abs(area) <= 1e-12
+    inv = 1.0 / np.where(degenerate, 1.0, area)
+    # Edge function of the edge opposite corner k, divided by the area.
+    coeff_a = np.stack([(b[:, 1] - c[:, 1]), (c[:, 1] - a[:, 1])], axis=1) * inv[:, None]
+    coeff_b = np.stack([(c[:, 0] - b[:, 0]), (a[:, 0] - c[:, 0])], axis=1) * inv[:, None]
+    coeff_c = np.stack([b[:, 0] * c[:, 1] - c[:, 0] * b[:, 1], c[:, 0] * a[:, 1] - a[:, 0] * c[:, 1]],
+                       axis=1) * inv[:, None]
+    coeff_a[degenerate], coeff_b[degenerate], coeff_c[degenerate] = 0.0, 0.0, (1.0, 0.0)
     rows, cols = np.nonzero(triangle >= 0)
     tri = triangle[rows, cols]
-    a, b, c = corners[tri, 0], corners[tri, 1], corners[tri, 2]
-    cx, cy = cols + 0.5, rows + 0.5
-    area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
-    w0 = (b[:, 0] - cx) * (c[:, 1] - cy) - (b[:, 1] - cy) * (c[:, 0] - cx)
-    w1 = (c[:, 0] - cx) * (a[:, 1] - cy) - (c[:, 1] - cy) * (a[:, 0] - cx)
-    safe = np.where(np.abs(area) > 1e-12, area, 1.0)
-    bary = np.stack([w0, w1, area - w0 - w1], axis=1) / safe[:, None]
-    bary[np.abs(area) <= 1e-12] = (1.0, 0.0, 0.0)
-    bary = np.clip(bary, 0.0, None)
+    cx = (cols + 0.5).astype(np.float64)[:, None]
+    cy = (rows + 0.5).astype(np.float64)[:, None]
+    b01 = coeff_a[tri] * cx + coeff_b[tri] * cy + coeff_c[tri]
+    bary = np.empty((len(tri), 3), dtype=np.float32)
+    bary[:, :2] = b01
+    bary[:, 2] = 1.0 - b01[:, 0] - b01[:, 1]
+    np.clip(bary, 0.0, None, out=bary)
     bary /= bary.sum(axis=1, keepdims=True)
+    barycentric = np.zeros((height, width, 3), dtype=np.float32)
     barycentric[rows, cols] = bary
     return triangle, barycentric
 
@@ -218,50 +227,65 @@ def bake_skin(
     faces = np.asarray(faces, dtype=np.int64)
     image_xy = np.column_stack([camera_vertices[:, 0], -camera_vertices[:, 1]])
 
-    # Work on a crop around the face: diffusion and z-buffer cost scale with its area.
-    margin = 0.1 * np.ptp(image_xy, axis=0).max()
+    # Work on a crop around the face: diffusion and z-buffer cost scale with its area.  A face
+    # much larger than the atlas is resampled down first (the atlas cannot hold more detail).
+    extent = float(np.ptp(image_xy, axis=0).max())
+    margin = 0.1 * extent
     x0, y0 = np.maximum(np.floor(image_xy.min(axis=0) - margin).astype(int), 0)
     x1, y1 = np.minimum(np.ceil(image_xy.max(axis=0) + margin).astype(int), [width, height])
     if x1 <= x0 or y1 <= y0:
         raise InvalidInputError("the fitted face does not overlap the image")
-    crop = image[y0:y1, x0:x1].astype(np.float32)
-    crop_xy = image_xy - [x0, y0]
+    zoom = min(1.0, 1.5 * size / max(extent, 1.0))
+    crop = image[y0:y1, x0:x1]
+    mask = face_mask[y0:y1, x0:x1]
+    if zoom < 1.0:
+        crop_size = (max(1, round((x1 - x0) * zoom)), max(1, round((y1 - y0) * zoom)))
+        crop = cv2.resize(crop, crop_size, interpolation=cv2.INTER_AREA)
+        mask = cv2.resize(mask.astype(np.uint8), crop_size, interpolation=cv2.INTER_NEAREST).astype(bool)
+    crop_h, crop_w = crop.shape[:2]
+    # Camera frame -> crop pixels (y down), keeping z in the same (scaled) units.
+    crop_vertices = np.column_stack([(image_xy - [x0, y0]) * zoom, camera_vertices[:, 2] * zoom])
     # Fig. 4: background pixels take diffused face colour before any sampling.
-    diffused = bfs_diffuse(crop, face_mask[y0:y1, x0:x1])
+    diffused = bfs_diffuse(crop, mask)
 
-    depth_triangle, depth_bary = rasterize(crop_xy, faces, (y1 - y0, x1 - x0), depth=camera_vertices[:, 2])
+    depth_triangle, depth_bary = rasterize(crop_vertices[:, :2], faces, (crop_h, crop_w), depth=crop_vertices[:, 2])
     depth_buffer = np.where(
         depth_triangle >= 0,
-        np.einsum("hwk,hwk->hw", depth_bary, camera_vertices[:, 2][faces[np.maximum(depth_triangle, 0)]]),
+        np.einsum("hwk,hwk->hw", depth_bary, crop_vertices[:, 2][faces[np.maximum(depth_triangle, 0)]]),
         -np.inf,
-    )
-    normals = np.cross(camera_vertices[faces[:, 1]] - camera_vertices[faces[:, 0]],
-                       camera_vertices[faces[:, 2]] - camera_vertices[faces[:, 0]])
-    facing = normals[:, 2] > 0
-    slack = depth_tolerance * np.ptp(image_xy[:, 1])
+    ).astype(np.float32)
+    corners = camera_vertices[faces]
+    normal_z = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])[:, 2]
+    slack = depth_tolerance * float(np.ptp(crop_vertices[:, 1]))
 
     uv_triangle, uv_bary = rasterize(np.asarray(uvs, dtype=np.float64) * size, faces, (size, size))
     texels = np.flatnonzero(uv_triangle.reshape(-1) >= 0)
     texel_triangle = uv_triangle.reshape(-1)[texels]
-    texel_bary = uv_bary.reshape(-1, 3)[texels].astype(np.float64)
+    texel_bary = uv_bary.reshape(-1, 3)[texels]
+    points_f32 = crop_vertices.astype(np.float32)
 
-    def sample(vertex_ids: np.ndarray, triangle_facing: np.ndarray):
-        points = np.einsum("kj,kjc->kc", texel_bary, camera_vertices[vertex_ids])
-        xy = np.column_stack([points[:, 0], -points[:, 1]]) - [x0, y0]
-        col = np.clip(np.floor(xy[:, 0]).astype(int), 0, x1 - x0 - 1)
-        row = np.clip(np.floor(xy[:, 1]).astype(int), 0, y1 - y0 - 1)
-        inside = (xy[:, 0] >= 0) & (xy[:, 1] >= 0) & (xy[:, 0] < x1 - x0) & (xy[:, 1] < y1 - y0)
-        visible = inside & triangle_facing & (points[:, 2] >= depth_buffer[row, col] - slack)
-        return _bilinear(diffused, xy), visible
+    def sample(subset: np.ndarray, corner_ids: np.ndarray, facing: np.ndarray):
+        """Photo colour and visibility of the surface points ``bary . points[corner_ids]``."""
+        points = np.einsum("kj,kjc->kc", texel_bary[subset], points_f32[corner_ids])
+        col = np.clip(np.floor(points[:, 0]).astype(np.int64), 0, crop_w - 1)
+        row = np.clip(np.floor(points[:, 1]).astype(np.int64), 0, crop_h - 1)
+        inside = (points[:, 0] >= 0) & (points[:, 1] >= 0) & (points[:, 0] < crop_w) & (points[:, 1] < crop_h)
+        visible = inside & facing & (points[:, 2] >= depth_buffer[row, col] - slack)
+        return _bilinear(diffused, points[:, :2]), visible
 
-    colour, visible = sample(faces[texel_triangle], facing[texel_triangle])
-    mirrored_faces = mirror[faces]
-    mirrored_normals = np.cross(camera_vertices[mirrored_faces[:, 1]] - camera_vertices[mirrored_faces[:, 0]],
-                                camera_vertices[mirrored_faces[:, 2]] - camera_vertices[mirrored_faces[:, 0]])
+    everything = np.arange(len(texels))
+    colour, visible = sample(everything, faces[texel_triangle], normal_z[texel_triangle] > 0)
+    # Unseen texels: the mirror point across the symmetry plane, if that one is visible.
+    unseen = np.flatnonzero(~visible)
+    mirrored = mirror[faces[texel_triangle[unseen]]]
+    mirrored_corners = camera_vertices[mirrored]
+    mirrored_z = np.cross(mirrored_corners[:, 1] - mirrored_corners[:, 0],
+                          mirrored_corners[:, 2] - mirrored_corners[:, 0])[:, 2]
     # A mirrored triangle has the opposite winding, so it faces the camera when its z is negative.
-    mirror_colour, mirror_visible = sample(mirrored_faces[texel_triangle], mirrored_normals[texel_triangle, 2] < 0)
-    use_mirror = ~visible & mirror_visible
-    colour[use_mirror] = mirror_colour[use_mirror]
+    mirror_colour, mirror_visible = sample(unseen, mirrored, mirrored_z < 0)
+    use_mirror = np.zeros(len(texels), dtype=bool)
+    use_mirror[unseen[mirror_visible]] = True
+    colour[use_mirror] = mirror_colour[mirror_visible]
     known_texels = visible | use_mirror
 
     atlas = np.zeros((size * size, 3), dtype=np.float32)
