@@ -64,6 +64,7 @@ class Avatar:
     image_size: (width, height) of the input image.
     landmarks68: {"coarse": (68, 2), "fine": (68, 2)} the model's iBUG-68 points projected to
         input-image pixels after each fitting stage.
+    coarse_skin: (N_skin, 3) float32 world vertices after the coarse fit (for evaluation).
     timings: stage -> seconds.
     paths: the files written (asset(s) and the JSON sidecar), empty without ``out``.
     """
@@ -74,6 +75,7 @@ class Avatar:
     pose: fit.Pose
     image_size: tuple
     landmarks68: dict
+    coarse_skin: np.ndarray = None
     timings: dict = field(default_factory=dict)
     paths: tuple = ()
 
@@ -111,6 +113,7 @@ def build(
     parser=None,
     stylizer=None,
     landmark_detector=None,
+    refine_eyes="auto",
     progress: Optional[Callable[[str], None]] = None,
 ) -> "Avatar":
     """Reconstruct, texture and rig the face in ``image``; write it if ``out`` is given.
@@ -123,9 +126,13 @@ def build(
     style: None (photo) or "cartoon" (the ``stylizer`` network, else a classical filter).
     face: "error", "largest" or an index, when several faces are present.
     parser, stylizer, landmark_detector: optional networks (:mod:`pyfacerig.networks`).
+    refine_eyes: snap the eye contours to the segmented eye boundary (§3.2.1) before the fine
+        fit.  "auto" (default) does so for cartoons (``style="cartoon"``) and whenever a face
+        parser is given -- the paper's setting; on plain photos MediaPipe's own eye contours
+        measured closer to dlib's than the classical segmentation's (docs/pipeline.md).
     progress: called with each stage name from :data:`STAGES` as it starts.
     """
-    formats = _check_options(formats, preset, style)
+    formats = _check_options(formats, preset, style, refine_eyes)
     out_paths = _output_paths(out, formats) if out is not None else {}
     timings: dict[str, float] = {}
     announce = progress or (lambda stage: None)
@@ -161,9 +168,11 @@ def build(
     with stage("coarse_fit"):
         coarse = fit.coarse_fit(skin.vertices, landmark_ids, points)
     with stage("eye_refine"):
-        from .eye_refine import refine_eye_landmarks
+        refined = points
+        if refine_eyes is True or (refine_eyes == "auto" and (style is not None or parser is not None)):
+            from .eye_refine import refine_eye_landmarks
 
-        refined = np.asarray(refine_eye_landmarks(photo, points, parser=parser), dtype=np.float64)
+            refined = np.asarray(refine_eye_landmarks(photo, points, parser=parser), dtype=np.float64)
     with stage("fine_fit"):
         fitted = fit.fine_fit(coarse.vertices, skin.faces, coarse.pose, landmark_ids, refined[:468, :2])
     pose = coarse.pose
@@ -171,9 +180,10 @@ def build(
     with stage("texture"):
         parser_mask = _parser_face_mask(parser, photo)
         face_mask = texture.face_region_mask(photo.shape[:2], refined, parser_mask)
-        skin_atlas, _ = texture.bake_skin(photo, pose.to_camera(fitted), skin.faces, skin.uvs,
-                                          texture.mirror_vertex_map(skin.vertices), face_mask,
-                                          size=SKIN_TEXTURE_SIZE)
+        mirror = template.extras.get("skin_mirror")
+        mirror = texture.mirror_vertex_map(skin.vertices) if mirror is None else np.asarray(mirror)
+        skin_atlas, _ = texture.bake_skin(photo, pose.to_camera(fitted), skin.faces, skin.uvs, mirror,
+                                          face_mask, size=SKIN_TEXTURE_SIZE)
         textures = {"skin": texture.encode_png(skin_atlas)}
         eye = template.parts["eye_left"]
         iris_rgb = texture.iris_colour(photo, refined)
@@ -201,6 +211,7 @@ def build(
         image_size=(width, height),
         landmarks68={"coarse": fit.project(coarse.vertices[ids68], pose),
                      "fine": fit.project(fitted[ids68], pose)},
+        coarse_skin=coarse.vertices.astype(np.float32),
         timings=timings,
     )
     if out_paths:
@@ -213,7 +224,7 @@ def build(
 
 
 # ----------------------------------------------------------------------------- helpers
-def _check_options(formats, preset, style) -> tuple[str, ...]:
+def _check_options(formats, preset, style, refine_eyes) -> tuple[str, ...]:
     if isinstance(formats, str):
         formats = (formats,)
     formats = tuple(dict.fromkeys(str(f).lower().lstrip(".") for f in formats))
@@ -223,6 +234,8 @@ def _check_options(formats, preset, style) -> tuple[str, ...]:
         raise InvalidInputError(f"preset must be one of {PRESETS}, got {preset!r}")
     if style not in STYLES:
         raise InvalidInputError(f"style must be None or 'cartoon', got {style!r}")
+    if refine_eyes not in (True, False, "auto"):
+        raise InvalidInputError(f"refine_eyes must be True, False or 'auto', got {refine_eyes!r}")
     return formats
 
 

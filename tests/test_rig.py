@@ -5,13 +5,12 @@ from scipy.spatial.transform import Rotation
 
 from pyfacerig import fit, rig
 from pyfacerig.landmarks import detect_landmarks
+from pyfacerig.templates import load_default
 
 
 
 @pytest.fixture(scope="module")
 def template():
-    from pyfacerig.templates import load_default
-
     return load_default()
 
 
