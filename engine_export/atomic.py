@@ -29,6 +29,8 @@ def write_files_atomically(files: dict) -> None:
         for path, data in files.items():
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
             temps.append((tmp, path))
+            # mkstemp makes owner-only files; give the result the mode open() would have.
+            os.fchmod(fd, 0o666 & ~_umask())
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
@@ -40,3 +42,9 @@ def write_files_atomically(files: dict) -> None:
             if os.path.exists(tmp):
                 os.remove(tmp)
         raise ExportError(f"{', '.join(str(p) for p in files)}: cannot write ({exc})") from exc
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask

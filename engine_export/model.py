@@ -261,6 +261,8 @@ def _check_primitive(prim: Primitive, where: str, n_targets: int, n_materials: i
 
 
 def _check_skeleton(skel: Skeleton, where: str, ascii_only: bool) -> int:
+    if isinstance(skel.joint_names, (str, bytes)):
+        _fail(f"{where}.joint_names", "must be a sequence of names, not one string")
     names = list(skel.joint_names)
     if not names:
         _fail(where, "has no joints")
@@ -301,6 +303,12 @@ def validate_asset(asset: Asset, *, ascii_names: bool = False) -> None:
                        ascii_only=ascii_names)
         check_name(mat.name, f"materials[{i}].name", ascii_only=ascii_names)
     _check_unique([m.name for m in asset.materials], "materials")
+    # FBX (and Blender on import) identify embedded images by file name: one name, one image.
+    images = {}
+    for m in asset.materials:
+        tex = m.base_color_texture
+        if tex is not None and images.setdefault(tex.name, bytes(tex.data)) != bytes(tex.data):
+            _fail("materials", f"two different textures are both named {tex.name!r}")
     n_joints = 0
     if asset.skeleton is not None:
         n_joints = _check_skeleton(asset.skeleton, "skeleton", ascii_names)
@@ -311,6 +319,8 @@ def validate_asset(asset: Asset, *, ascii_names: bool = False) -> None:
         if not isinstance(mesh, Mesh):
             _fail(f"meshes[{mi}]", f"expected Mesh, got {type(mesh).__name__}")
         check_name(mesh.name, where, ascii_only=ascii_names)
+        if isinstance(mesh.target_names, (str, bytes)):
+            _fail(f"{where}.target_names", "must be a sequence of names, not one string")
         names = list(mesh.target_names)
         for ti, tn in enumerate(names):
             check_name(tn, f"{where}.target_names[{ti}]", ascii_only=ascii_names)

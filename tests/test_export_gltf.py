@@ -21,6 +21,7 @@ VARIANTS = {
     "skeleton": ({"skeleton": True}, {}),
     "unreal-root-joint": ({}, {"preset": "unreal"}),
     "no-clip": ({"clip": False}, {}),
+    "jpeg-texture": ({"jpeg": True}, {}),
 }
 
 
@@ -138,3 +139,33 @@ def test_texture_is_embedded_as_png_in_the_glb(tmp_path):
     assert image.mimeType == "image/png"
     assert data == asset.materials[0].base_color_texture.data
     assert gltf.materials[0].pbrMetallicRoughness.baseColorTexture.index == 0
+
+
+def two_meshes_without_materials() -> ee.Asset:
+    """A morph-less quad and a tetrahedron with one target: the writer's smallest cases."""
+    quad = ee.Primitive(positions=np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]], np.float32),
+                        normals=np.tile(np.array([0, 0, 1], np.float32), (4, 1)),
+                        indices=np.array([[0, 1, 2], [0, 2, 3]]))
+    p = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], np.float32)
+    tetra = ee.Primitive(positions=p, normals=(p - 0.25) / np.linalg.norm(p - 0.25, axis=1)[:, None],
+                         indices=np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]]),
+                         target_positions=np.array([[[0, 0, 0], [0, 0, 0], [0, 0, 0], [0, 0, 0.5]]],
+                                                   np.float32))
+    return ee.Asset(meshes=[ee.Mesh("quad", [quad]),
+                            ee.Mesh("tetra", [tetra], target_names=("stretch",))],
+                    animations=[ee.AnimationClip("pulse", np.array([0.0, 1.0]),
+                                                 np.array([[0.0], [1.0]]), mesh=1)])
+
+
+@pytest.mark.parametrize("preset", sorted(ee.PRESETS))
+def test_validator_accepts_meshes_without_materials_uvs_or_targets(tmp_path, preset):
+    path = tmp_path / "small.glb"
+    ee.write_gltf(two_meshes_without_materials(), path, preset=preset)
+    issues = validate(path)["issues"]
+    assert issues["numErrors"] == 0 and issues["numWarnings"] == 0, issues["messages"]
+
+
+def test_unknown_sparse_mode_raises_before_writing(tmp_path):
+    with pytest.raises(ee.ExportError, match="sparse"):
+        ee.write_gltf(make_head_asset(), tmp_path / "head.glb", sparse="always")
+    assert list(tmp_path.iterdir()) == []

@@ -6,7 +6,6 @@ Pillow PNG) and two eyeballs in a second primitive, sharing six morph targets na
 shapes.  ``tongueOut`` moves nothing in either primitive (the empty-shape case), the eyes move
 only in ``eyeLookUpLeft``, and the skin moves in the others.
 """
-import dataclasses
 import io
 
 import numpy as np
@@ -106,18 +105,19 @@ def _primitive(pos, uvs, faces, deltas, material, joints=None, joint_weights=Non
                         joints=joints, joint_weights=joint_weights)
 
 
-def skin_png() -> bytes:
-    """A 64x64 PNG made by Pillow: a warm gradient with a darker band (bytes are deterministic)."""
+def skin_png(fmt: str = "PNG") -> bytes:
+    """A 64x64 image made by Pillow (PNG or JPEG): a warm gradient with a darker band."""
     y, x = np.mgrid[0:64, 0:64]
     rgb = np.stack([200 + x // 2, 150 + y // 2, 120 + 0 * x], axis=-1).astype(np.uint8)
     rgb[28:36] //= 2
     out = io.BytesIO()
-    Image.fromarray(rgb, "RGB").save(out, format="PNG")
+    Image.fromarray(rgb, "RGB").save(out, format=fmt)
     return out.getvalue()
 
 
-def make_head_asset(*, skeleton: bool = False, clip: bool = True) -> ee.Asset:
-    """The test head: one mesh "head" with primitives skin + eyes sharing TARGET_NAMES."""
+def make_head_asset(*, skeleton: bool = False, clip: bool = True, jpeg: bool = False) -> ee.Asset:
+    """The test head: one mesh "head" with primitives skin + eyes sharing TARGET_NAMES.
+    The skin texture is a PNG, or a JPEG with ``jpeg=True``."""
     skin, eyes = _skin(), _eyes()
     prim_joints = [None, None]
     skel = None
@@ -138,7 +138,9 @@ def make_head_asset(*, skeleton: bool = False, clip: bool = True) -> ee.Asset:
         jw = prim_joints[k] or (None, None)
         prims.append(_primitive(*data, material, *jw))
     materials = [
-        ee.Material(name="skin", base_color_texture=ee.Texture("skin_albedo", skin_png()),
+        ee.Material(name="skin", base_color_texture=ee.Texture(
+            "skin_albedo", skin_png("JPEG") if jpeg else skin_png(),
+            "image/jpeg" if jpeg else "image/png"),
                     roughness=0.6),
         ee.Material(name="eye", base_color_factor=(0.95, 0.95, 0.95, 1.0), roughness=0.1),
     ]
@@ -197,6 +199,16 @@ def _nan_position(asset):
     _first_prim(asset).positions[3, 1] = np.nan
 
 
+def _add_joints(asset, weight):
+    asset.skeleton = ee.Skeleton(joint_names=("root",), parents=np.array([-1]),
+                                 translations=np.zeros((1, 3)), rotations=np.array([[0, 0, 0, 1.0]]))
+    for prim in asset.meshes[0].primitives:
+        n = len(prim.positions)
+        prim.joints = np.zeros((n, 4), dtype=np.uint16)
+        prim.joint_weights = np.zeros((n, 4), dtype=np.float32)
+        prim.joint_weights[:, 0] = weight
+
+
 def _rename_target(name):
     def edit(asset):
         names = list(asset.meshes[0].target_names)
@@ -236,6 +248,10 @@ BAD_ASSETS = {
                                                           a.animations[0].weights[:, :-1]),
     "clip with NaN weight": lambda a: a.animations[0].weights.__setitem__((1, 1), np.nan),
     "no meshes": lambda a: setattr(a, "meshes", []),
+    "target names given as one string": lambda a: setattr(a.meshes[0], "target_names", "jawOpen"),
+    "two textures with one name": lambda a: setattr(
+        a.materials[1], "base_color_texture", ee.Texture("skin_albedo", skin_png()[:-4] + b"xxxx")),
+    "joint weights not summing to one": lambda a: _add_joints(a, weight=0.9),
 }
 
 
@@ -284,17 +300,38 @@ def test_unknown_preset_raises_export_error(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_unwritable_folder_raises_export_error_and_keeps_the_old_file(tmp_path):
-    target = tmp_path / "head.glb"
-    target.write_bytes(b"old")
-    tmp_path.chmod(0o500)
-    try:
-        with pytest.raises(ee.ExportError, match="cannot write"):
-            ee.write_gltf(make_head_asset(), target)
-    finally:
-        tmp_path.chmod(0o700)
-    assert target.read_bytes() == b"old"
-    assert [p.name for p in tmp_path.iterdir()] == ["head.glb"]
+def test_unwritable_folder_raises_export_error():
+    # /proc refuses new files even for root, so this holds wherever the tests run.
+    with pytest.raises(ee.ExportError, match="cannot write"):
+        ee.write_fbx(make_head_asset(), "/proc/head.fbx")
+
+
+def test_written_files_get_the_usual_permissions_not_temporary_ones(tmp_path):
+    import os
+    ee.write_fbx(make_head_asset(), tmp_path / "head.fbx")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "head.fbx").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_failure_while_renaming_leaves_old_files_and_no_temporaries(tmp_path, monkeypatch):
+    """A .gltf is two files; if the second rename fails (disk full, say), nothing new remains
+    half-done: temporaries are removed and the error says which files."""
+    import engine_export.atomic as atomic
+    (tmp_path / "head.gltf").write_bytes(b"old gltf")
+    real_replace, calls = atomic.os.replace, []
+
+    def replace_then_fail(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", replace_then_fail)
+    with pytest.raises(ee.ExportError, match="No space left"):
+        ee.write_gltf(make_head_asset(), tmp_path / "head.gltf")
+    assert (tmp_path / "head.gltf").read_bytes() == b"old gltf"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
 # ------------------------------------------------------------------ determinism

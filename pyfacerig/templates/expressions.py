@@ -152,13 +152,12 @@ def _lid_motion(rig: Rig, side: str, upper_dy: float, lower_dy: float, close: bo
     h.set(lo_ids, lo_new - lo_rest)
     up_rest = v[up_ids]
     if close:
-        # the upper margin lands on the (raised) lower margin: the gap closes exactly
-        order = np.argsort(lo_new[:, 0])
-        xs = up_rest[:, 0]
-        up_new = np.stack([xs, np.interp(xs, lo_new[order, 0], lo_new[order, 1]),
-                           np.interp(xs, lo_new[order, 0], lo_new[order, 2])], 1)
-        up_new = _onto_sphere(up_new, c, rig.eye_radius + rig.lid_clearance)
-        up_new[[0, -1]] = lo_new[[0, -1]]
+        # MediaPipe's upper and lower lid contours have the same number of landmarks, paired
+        # corner to corner (385 with 380, 386 with 374 ...); refined alike, vertex k of the
+        # upper margin closes onto vertex k of the raised lower margin, so the gap is exactly 0.
+        if len(up_ids) != len(lo_ids):
+            raise RuntimeError("upper and lower lid contours are not paired")
+        up_new = lo_new.copy()
     else:
         bump = _lid_bump(up_rest[:, 0], up_rest, outer_x, inner_x)
         up_new = up_rest + np.outer(bump * upper_dy, [0, 1, 0])
@@ -169,14 +168,23 @@ def _lid_motion(rig: Rig, side: str, upper_dy: float, lower_dy: float, close: bo
 
 
 def _keep_outside_eyeball(rig: Rig, side: str, delta: np.ndarray, region: np.ndarray) -> np.ndarray:
-    """Eyelid skin may slide over the eyeball but never through it."""
+    """Eyelid skin may slide over the eyeball but never through it.
+
+    Lid skin keeps the lid clearance; the socket lining (which rests closer) keeps its own gap.
+    """
+    from .face import SOCKET_GAP
     v = rig.skin.vertices
     c = rig.eye_centres[side]
     moved = v + delta
-    near = region & (np.linalg.norm(v - c, axis=1) < 2.0 * rig.eye_radius) & (v[:, 2] > c[2])
-    fixed = _onto_sphere(moved[near], c, rig.eye_radius + rig.lid_clearance)
+    lining = np.zeros(len(v), bool)
+    lining[rig.skin.chains[f"socket_{side}"]] = True
+    dist = np.linalg.norm(moved - c, axis=1)
+    near = region & (np.linalg.norm(v - c, axis=1) < 2.0 * rig.eye_radius)
+    lid = near & ~lining & (v[:, 2] > c[2]) & (dist < rig.eye_radius + rig.lid_clearance)
+    lin = near & lining & (dist < rig.eye_radius + SOCKET_GAP)
     delta = delta.copy()
-    delta[near] = fixed - v[near]
+    delta[lid] = _onto_sphere(moved[lid], c, rig.eye_radius + rig.lid_clearance) - v[lid]
+    delta[lin] = _onto_sphere(moved[lin], c, rig.eye_radius + SOCKET_GAP) - v[lin]
     return delta
 
 

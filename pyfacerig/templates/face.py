@@ -112,8 +112,6 @@ def build_skin(landmarks: np.ndarray, landmark_mirror: np.ndarray) -> Skin:
     faces = topo.orient_faces(topo.coarse_triangles(), coarse)
     faces = topo.symmetrize_triangulation(faces, landmark_mirror, coarse)
     vertices, faces, refine, splits = topo.subdivide(coarse, faces, levels=2)
-    mirror = topo.fine_mirror(landmark_mirror, topo.N_LANDMARKS, faces, vertices)
-    uvs = parametrize(vertices, faces)
 
     coarse_chains = {}
     for side, group in (("left", "LEFT_EYE"), ("right", "RIGHT_EYE")):
@@ -144,16 +142,92 @@ def build_skin(landmarks: np.ndarray, landmark_mirror: np.ndarray) -> Skin:
     chains["face_oval"] = topo.boundary_loops(faces)[0]
     chains["nose"] = np.asarray(coarse_chains["nose"])
 
+    measures = _measures(vertices, landmarks, chains)
+    eye_centres = {side: fit_eye(vertices, landmarks, chains, side) for side in ("left", "right")}
+    eye_centres["right"] = eye_centres["left"] * [-1.0, 1.0, 1.0]        # exactly mirrored
+    n_face = len(vertices)
+    for side in ("left", "right"):
+        margin = np.concatenate([chains[f"eye_{side}_upper"], chains[f"eye_{side}_lower"][::-1][1:-1]])
+        vertices, faces, socket = add_eye_socket(vertices, faces, margin, eye_centres[side])
+        chains[f"socket_{side}"] = socket
+    mirror = topo.fine_mirror(landmark_mirror, topo.N_LANDMARKS, faces, vertices)
+    uvs = parametrize(vertices, faces)
+
     edges, _ = topo.edges_of(faces)
     lengths = np.linalg.norm(vertices[edges[:, 0]] - vertices[edges[:, 1]], axis=1)
     n = len(vertices)
     graph = sp.coo_matrix((lengths, (edges[:, 0], edges[:, 1])), shape=(n, n)).tocsr()
-
-    measures = _measures(vertices, landmarks, chains)
     skin = Skin(vertices, faces, uvs, landmarks, refine, mirror, landmark_mirror, chains,
                 coarse_chains, {}, measures, graph)
+    skin.eye_centres = eye_centres
+    skin.face_vertex_count = n_face
     skin.regions = _regions(skin)
     return skin
+
+
+EYE_RADIUS = 0.012            # adult eyeball ~24 mm across
+LID_CLEARANCE = 0.0008        # eyelid margins stay this far outside the eyeball (Pan et al. §4.3)
+SOCKET_GAP = 0.0004           # the socket lining hugs the eyeball this far outside it
+SOCKET_RINGS_DEG = (0.0, 30.0, 60.0)   # extra polar angle of each lining ring behind the margin
+
+
+def fit_eye(vertices, landmarks, chains, side: str) -> np.ndarray:
+    """Eyeball centre behind the iris so every lid-margin vertex clears the sphere.
+
+    The centre sits on the iris centre's line of sight (+Z) and is pushed as far
+    forward as the eye opening allows: the closest margin vertex is exactly
+    EYE_RADIUS + LID_CLEARANCE away, so the lids hug the eyeball without touching it.
+    """
+    iris = landmarks[IRIS[side][0]]
+    margin = vertices[np.concatenate([chains[f"eye_{side}_upper"], chains[f"eye_{side}_lower"]])]
+    target = EYE_RADIUS + LID_CLEARANCE
+    lo, hi = iris[2] - 3 * EYE_RADIUS, iris[2]        # clearance grows as the centre goes back
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        centre = np.array([iris[0], iris[1], mid])
+        if np.linalg.norm(margin - centre, axis=1).min() >= target:
+            lo = mid
+        else:
+            hi = mid
+    return np.array([iris[0], iris[1], lo])
+
+
+def add_eye_socket(vertices, faces, margin_loop, centre):
+    """Line the eye opening with skin that folds in around the eyeball (the conjunctival sac).
+
+    Without it, an oblique view looks past the set-back eyeball into the empty head.
+    The lining continues the skin from the lid margin: ring k sits just outside the
+    eyeball, SOCKET_RINGS_DEG[k] further back (in polar angle from the gaze axis) than its
+    margin vertex.  The skin stays one disk with holes; the eye holes just move
+    behind the eyeball.  Returns new vertices, faces and the lining's vertex ids.
+    """
+    loop_faces = topo.boundary_loops(faces)
+    loop_set = {tuple(sorted(l.tolist())) for l in loop_faces}
+    if tuple(sorted(margin_loop.tolist())) not in loop_set:
+        raise RuntimeError("eye margin is not a boundary loop of the skin")
+    hole = next(l for l in loop_faces if set(l.tolist()) == set(margin_loop.tolist()))
+    d = vertices[hole] - centre
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    theta = np.arccos(np.clip(d[:, 2], -1, 1))
+    phi = np.arctan2(d[:, 1], d[:, 0])
+    rings, ids = [hole], []
+    n = len(vertices)
+    new = []
+    for k, extra in enumerate(SOCKET_RINGS_DEG):
+        th = theta + np.radians(extra)
+        ring_dirs = np.stack([np.sin(th) * np.cos(phi), np.sin(th) * np.sin(phi), np.cos(th)], 1)
+        new.append(centre + (EYE_RADIUS + SOCKET_GAP) * ring_dirs)
+        ring_ids = n + k * len(hole) + np.arange(len(hole))
+        rings.append(ring_ids)
+        ids.append(ring_ids)
+    vertices = np.vstack([vertices] + new)
+    add = []
+    for a_ring, b_ring in zip(rings[:-1], rings[1:]):
+        # the hole loop runs against its neighbouring faces; keep that orientation inward
+        a_next, b_next = np.roll(a_ring, -1), np.roll(b_ring, -1)
+        add += [np.stack([a_next, a_ring, b_ring], 1), np.stack([a_next, b_ring, b_next], 1)]
+    faces = np.vstack([faces] + add).astype(np.int32)
+    return vertices, faces, np.concatenate(ids)
 
 
 def lid_curve(vertices: np.ndarray, chain: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -203,6 +277,15 @@ def _regions(skin: Skin) -> dict:
     regions["mouth"] = (skin.geodesic(lips) < 0.55 * W) & ~nose
     regions["chin"] = skin.geodesic([CHIN]) < 0.40 * H
     regions["contour"] = skin.geodesic(ch["face_oval"]) < 0.06 * H
+    socket = {side: np.zeros(len(skin.vertices), bool) for side in ("left", "right")}
+    for side in socket:
+        socket[side][ch[f"socket_{side}"]] = True
+    lining = socket["left"] | socket["right"]
+    for name in regions:
+        if name.startswith("eye_"):
+            regions[name] = regions[name] | socket[name[4:]]
+        else:
+            regions[name] = regions[name] & ~lining          # the lining belongs to its eye only
     regions["eyes"] = regions["eye_left"] | regions["eye_right"]
     regions["brows"] = regions["brow_left"] | regions["brow_right"]
     regions["cheeks"] = regions["cheek_left"] | regions["cheek_right"]

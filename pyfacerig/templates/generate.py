@@ -19,12 +19,10 @@ from scipy.spatial import cKDTree
 
 from . import ARKIT_SHAPE_NAMES, PART_NAMES, asset, neutral, parts
 from .expressions import Rig, author_all, shape_regions, smoothstep
-from .face import Skin, build_skin
+from .face import EYE_RADIUS, LID_CLEARANCE, Skin, build_skin
 from .topology import edges_of
 from .uv import fill_ratio
 
-EYE_RADIUS = 0.012            # adult eyeball ~24 mm across
-LID_CLEARANCE = 0.0008        # eyelid margins stay this far outside the eyeball (Pan et al. §4.3)
 POSITION_QUANTUM = 1e-7       # metres; neutral positions are rounded to this
 
 # iBUG-68 points as MediaPipe landmarks (jaw 0-16, brows 17-26, nose 27-35, eyes 36-47,
@@ -40,28 +38,6 @@ IBUG68_FROM_MEDIAPIPE = (
 MATERIALS = {"skin": "skin", "eye_left": "eye", "eye_right": "eye", "mouth_cavity": "mouth",
              "teeth_upper": "teeth", "teeth_lower": "teeth", "tongue": "tongue"}
 DEFAULT_PATH = Path(__file__).with_name("default_template.frt")
-
-
-def fit_eye(skin: Skin, side: str) -> np.ndarray:
-    """Eyeball centre behind the iris so every lid-margin vertex clears the sphere.
-
-    The centre sits on the iris centre's line of sight (+Z); it is pushed as far
-    forward as the eye opening allows: the closest margin vertex is exactly
-    EYE_RADIUS + LID_CLEARANCE away, so the lids hug the eyeball without touching it.
-    """
-    iris = skin.landmarks[473 if side == "left" else 468]
-    margin = skin.vertices[np.concatenate([skin.chains[f"eye_{side}_upper"],
-                                           skin.chains[f"eye_{side}_lower"]])]
-    target = EYE_RADIUS + LID_CLEARANCE
-    lo, hi = iris[2] - 3 * EYE_RADIUS, iris[2]       # clearance grows as the centre goes back
-    for _ in range(60):
-        mid = 0.5 * (lo + hi)
-        c = np.array([iris[0], iris[1], mid])
-        if np.linalg.norm(margin - c, axis=1).min() >= target:
-            lo = mid
-        else:
-            hi = mid
-    return np.array([iris[0], iris[1], lo])
 
 
 def jaw_weights(skin: Skin) -> np.ndarray:
@@ -102,8 +78,7 @@ def _part_mirror(vertices: np.ndarray) -> np.ndarray:
 
 def build_rig(landmarks: np.ndarray, landmark_mirror: np.ndarray) -> Rig:
     skin = build_skin(landmarks, landmark_mirror)
-    centres = {side: fit_eye(skin, side) for side in ("left", "right")}
-    centres["right"] = centres["left"] * [-1.0, 1.0, 1.0]          # exact mirror
+    centres = skin.eye_centres
     eye_v, eye_f, eye_uv = parts.eyeball(centres["left"], EYE_RADIUS)
     eye_rv, eye_rf = parts.mirror_part(eye_v, eye_f)
 

@@ -109,3 +109,31 @@ def signed_areas(uvs: np.ndarray, faces: np.ndarray) -> np.ndarray:
 def fill_ratio(uvs: np.ndarray, faces: np.ndarray) -> float:
     """Fraction of the unit square covered by the chart."""
     return float(np.abs(signed_areas(uvs, faces)).sum())
+
+
+def loop_area(uvs: np.ndarray, loop: np.ndarray) -> float:
+    """Unsigned area enclosed by a boundary loop in UV space (shoelace formula)."""
+    p = uvs[loop]
+    q = np.roll(p, -1, axis=0)
+    return 0.5 * abs(float(np.sum(p[:, 0] * q[:, 1] - q[:, 0] * p[:, 1])))
+
+
+def coverage_counts(uvs: np.ndarray, faces: np.ndarray, resolution: int) -> np.ndarray:
+    """How many triangles strictly contain each texel centre of a resolution^2 grid."""
+    counts = np.zeros(resolution * resolution, np.int32)
+    pts = uvs * resolution
+    a, b, c = pts[faces[:, 0]], pts[faces[:, 1]], pts[faces[:, 2]]
+    lo = np.floor(np.minimum(np.minimum(a, b), c)).astype(int).clip(0, resolution - 1)
+    hi = np.ceil(np.maximum(np.maximum(a, b), c)).astype(int).clip(0, resolution - 1)
+    nx, ny = hi[:, 0] - lo[:, 0] + 1, hi[:, 1] - lo[:, 1] + 1
+    t = np.repeat(np.arange(len(faces)), nx * ny)
+    local = np.arange(t.size) - np.repeat(np.cumsum(nx * ny) - nx * ny, nx * ny)
+    px, py = lo[t, 0] + local % nx[t], lo[t, 1] + local // nx[t]
+    cx, cy = px + 0.5, py + 0.5
+
+    def edge(p, q):
+        return (q[t, 0] - p[t, 0]) * (cy - p[t, 1]) - (q[t, 1] - p[t, 1]) * (cx - p[t, 0])
+    e0, e1, e2 = edge(a, b), edge(b, c), edge(c, a)
+    inside = ((e0 > 0) & (e1 > 0) & (e2 > 0)) | ((e0 < 0) & (e1 < 0) & (e2 < 0))
+    np.add.at(counts, py[inside] * resolution + px[inside], 1)
+    return counts.reshape(resolution, resolution)
