@@ -213,6 +213,7 @@ def bake_skin(
     face_mask: np.ndarray,
     size: int = 1024,
     depth_tolerance: float = 0.03,
+    min_cosine: float = 0.17,
 ) -> tuple[np.ndarray, dict]:
     """Bake the photo into the skin's fixed UV atlas (§3.2.3, Eq. 12 per texel).
 
@@ -220,7 +221,9 @@ def bake_skin(
     camera frame (pixels, y up, z toward the camera); faces (F, 3); uvs (N, 2) in [0, 1],
     origin top-left; mirror (N,) from :func:`mirror_vertex_map`; face_mask (H, W) bool from
     :func:`face_region_mask`.  ``depth_tolerance`` is the depth test's slack as a fraction of
-    the face height.  Returns (size, size, 3) uint8 RGB and coverage statistics.
+    the face height; ``min_cosine`` the smallest cosine between a triangle's normal and the
+    view axis for it to take photo colour.  Returns (size, size, 3) uint8 RGB and coverage
+    statistics.
     """
     height, width = image.shape[:2]
     camera_vertices = np.asarray(camera_vertices, dtype=np.float64)
@@ -255,7 +258,10 @@ def bake_skin(
         -np.inf,
     ).astype(np.float32)
     corners = camera_vertices[faces]
-    normal_z = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])[:, 2]
+    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    # Cosine between each triangle's normal and the view axis (+z); the mirrored triangle's
+    # normal is the reflection of a mirrored winding, hence the sign flip.
+    cosine = normals[:, 2] / np.maximum(np.linalg.norm(normals, axis=1), 1e-30)
     slack = depth_tolerance * float(np.ptp(crop_vertices[:, 1]))
 
     uv_triangle, uv_bary = rasterize(np.asarray(uvs, dtype=np.float64) * size, faces, (size, size))
@@ -263,26 +269,36 @@ def bake_skin(
     texel_triangle = uv_triangle.reshape(-1)[texels]
     texel_bary = uv_bary.reshape(-1, 3)[texels]
     points_f32 = crop_vertices.astype(np.float32)
+    texel_count = np.maximum(np.bincount(texel_triangle, minlength=len(faces)), 1)
 
     def sample(subset: np.ndarray, corner_ids: np.ndarray, facing: np.ndarray):
-        """Photo colour and visibility of the surface points ``bary . points[corner_ids]``."""
+        """Photo colour and visibility of the surface points ``bary . points[corner_ids]``.
+
+        The depth test is voted per triangle (visible if most of its texels pass): per-texel
+        tests flicker where the z-buffer is coarse at the silhouette, which would leave a
+        stipple of photo and fill texels.
+        """
         points = np.einsum("kj,kjc->kc", texel_bary[subset], points_f32[corner_ids])
         col = np.clip(np.floor(points[:, 0]).astype(np.int64), 0, crop_w - 1)
         row = np.clip(np.floor(points[:, 1]).astype(np.int64), 0, crop_h - 1)
         inside = (points[:, 0] >= 0) & (points[:, 1] >= 0) & (points[:, 0] < crop_w) & (points[:, 1] < crop_h)
-        visible = inside & facing & (points[:, 2] >= depth_buffer[row, col] - slack)
+        passed = inside & (points[:, 2] >= depth_buffer[row, col] - slack)
+        votes = np.bincount(texel_triangle[subset], weights=passed, minlength=len(faces)) / texel_count
+        visible = inside & facing & (votes[texel_triangle[subset]] > 0.5)
         return _bilinear(diffused, points[:, :2]), visible
 
     everything = np.arange(len(texels))
-    colour, visible = sample(everything, faces[texel_triangle], normal_z[texel_triangle] > 0)
+    # Grazing triangles (under ~10 degrees to the line of sight) smear a pixel over many texels.
+    colour, visible = sample(everything, faces[texel_triangle], cosine[texel_triangle] > min_cosine)
     # Unseen texels: the mirror point across the symmetry plane, if that one is visible.
     unseen = np.flatnonzero(~visible)
     mirrored = mirror[faces[texel_triangle[unseen]]]
     mirrored_corners = camera_vertices[mirrored]
-    mirrored_z = np.cross(mirrored_corners[:, 1] - mirrored_corners[:, 0],
-                          mirrored_corners[:, 2] - mirrored_corners[:, 0])[:, 2]
+    mirrored_normals = np.cross(mirrored_corners[:, 1] - mirrored_corners[:, 0],
+                                mirrored_corners[:, 2] - mirrored_corners[:, 0])
     # A mirrored triangle has the opposite winding, so it faces the camera when its z is negative.
-    mirror_colour, mirror_visible = sample(unseen, mirrored, mirrored_z < 0)
+    mirrored_cosine = -mirrored_normals[:, 2] / np.maximum(np.linalg.norm(mirrored_normals, axis=1), 1e-30)
+    mirror_colour, mirror_visible = sample(unseen, mirrored, mirrored_cosine > min_cosine)
     use_mirror = np.zeros(len(texels), dtype=bool)
     use_mirror[unseen[mirror_visible]] = True
     colour[use_mirror] = mirror_colour[mirror_visible]
