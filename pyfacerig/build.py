@@ -196,7 +196,8 @@ def build(
 
     with stage("rig"):
         skin_deltas = rig.transfer_skin_shapes(skin.vertices, skin.shape_deltas, fitted, skin.faces)
-        followers = rig.follow_parts(template, fitted)
+        iris = {"eye_left": refined[473, :2], "eye_right": refined[468, :2]}
+        followers = rig.follow_parts(template, fitted, pose, iris)
         parts = {"skin": _part(skin, fitted, skin_deltas)}
         for name, (vertices, deltas) in followers.items():
             parts[name] = _part(template.parts[name], vertices, deltas)

@@ -10,8 +10,9 @@ Eyes, mouth cavity, teeth, tongue
     These parts are not in the skin mesh, so they follow it:
 
     * each eyeball by a similarity re-fitted to its eye opening: translated with the eye
-      contour's centroid and uniformly scaled by the opening's size change, so it stays a
-      sphere and ``eyeLook*`` still rotate it about its (new) centre;
+      contour's centroid and uniformly scaled by the opening's size change, then slid so its
+      iris sits on the detected iris landmark; it stays a sphere and ``eyeLook*`` still
+      rotate it about its (new) centre;
     * the mouth parts by one affine map estimated from the lip and chin vertices around the
       mouth (least squares, pulled toward a pure similarity so it stays well conditioned).
 
@@ -116,19 +117,37 @@ def mouth_affine(template_points: np.ndarray, fitted_points: np.ndarray, stiffne
     return a, centre_f - a @ centre_t
 
 
-def follow_parts(template, fitted_skin: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def follow_parts(template, fitted_skin: np.ndarray, pose=None, iris_pixels: dict | None = None,
+                 max_iris_shift: float = 0.3) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Neutral vertices and deltas of every non-skin part, following the fitted skin.
 
     template: a :class:`pyfacerig.templates.FaceTemplate`; fitted_skin (N_skin, 3) world.
+    pose, iris_pixels: optional fitted :class:`pyfacerig.fit.Pose` and {"eye_left": (2,),
+    "eye_right": (2,)} image pixels of the iris centres (MediaPipe 473 and 468).  With them,
+    each eyeball is also slid across the view axis so the centre of its iris (the front pole,
+    the template eyes look toward +Z) lands on the detected iris, at most ``max_iris_shift``
+    eyeball radii.
     Returns name -> (vertices (N, 3) float64, shape_deltas (52, N, 3) float32).
     """
     skin = template.parts["skin"]
     ids = np.asarray(template.landmark_vertex_ids, dtype=np.int64)
+    centres = {"eye_left": np.asarray(template.eye_centers[0], dtype=np.float64),
+               "eye_right": np.asarray(template.eye_centers[1], dtype=np.float64)}
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name in ("eye_left", "eye_right"):
         part = template.parts[name]
         contour = ids[EYE_CONTOURS[name]]
         scale, translation = eye_similarity(skin.vertices[contour], fitted_skin[contour])
+        if pose is not None and iris_pixels is not None and name in iris_pixels:
+            front = scale * (centres[name] + [0.0, 0.0, template.eye_radius]) + translation
+            depth = pose.to_camera(front[None])[0, 2]
+            x, y = np.asarray(iris_pixels[name], dtype=np.float64)[:2]
+            shift = pose.to_world(np.array([[x, -y, depth]]))[0] - front
+            limit = max_iris_shift * scale * template.eye_radius
+            length = float(np.linalg.norm(shift))
+            if length > limit:
+                shift *= limit / length
+            translation = translation + shift
         vertices = scale * part.vertices + translation
         out[name] = (vertices, (scale * part.shape_deltas).astype(np.float32))
     mouth = ids[MOUTH_REGION]

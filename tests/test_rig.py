@@ -82,3 +82,16 @@ def test_lower_teeth_still_open_with_jaw_open(template, astronaut_world):
     vertices, deltas = parts["teeth_lower"]
     assert np.allclose(vertices, template.parts["teeth_lower"].vertices, atol=1e-6)
     assert deltas[jaw_open, :, 1].mean() < 0  # moves down
+
+
+def test_eyeball_irises_land_on_the_detected_irises(template, astronaut_rgb):
+    points = detect_landmarks(astronaut_rgb).points
+    skin = template.parts["skin"]
+    coarse = fit.coarse_fit(skin.vertices, template.landmark_vertex_ids, points)
+    fitted = fit.fine_fit(coarse.vertices, skin.faces, coarse.pose, np.arange(468), points[:468, :2])
+    iris = {"eye_left": points[473, :2], "eye_right": points[468, :2]}
+    parts = rig.follow_parts(template, fitted, coarse.pose, iris)
+    for name in ("eye_left", "eye_right"):
+        vertices, _ = parts[name]
+        front = vertices[np.argmax(vertices[:, 2])]  # the eyeball's front pole looks toward +Z
+        assert np.linalg.norm(fit.project(front[None], coarse.pose)[0] - iris[name]) < 1.0  # pixels
