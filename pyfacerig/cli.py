@@ -20,6 +20,7 @@ EXAMPLES = {
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+_REFINE = {"auto": "auto", "on": True, "off": False}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
                          help="asset format(s); default: from the -o suffix, else glb")
         sub.add_argument("--preset", choices=("unity", "unreal"), default="unity", help="target engine conventions")
         sub.add_argument("--style", choices=("cartoon",), default=None, help="stylize the portrait first")
+        sub.add_argument("--refine-eyes", choices=("auto", "on", "off"), default="auto",
+                         help="snap eye contours to the segmented eyes (auto: for --style cartoon)")
         sub.add_argument("--face", default="error",
                          help="with several faces: 'largest', or an index counted left to right (default: refuse)")
 
@@ -77,7 +80,7 @@ def _build_one(image, out: Path, args, console, label: str):
             progress.update(task, description=f"{label}: {stage.replace('_', ' ')}")
 
         avatar = build(image, out=out, formats=_formats(args, out), preset=args.preset, style=args.style,
-                       face=_face_option(args.face), progress=report)
+                       face=_face_option(args.face), refine_eyes=_REFINE[args.refine_eyes], progress=report)
         progress.update(task, completed=len(STAGES))
     return avatar
 

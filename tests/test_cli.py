@@ -105,3 +105,15 @@ def test_bundled_examples_are_the_real_portraits(astronaut_rgb, grace_hopper_pat
     bundled = cv2.cvtColor(cv2.imread(str(cli.EXAMPLES["astronaut"])), cv2.COLOR_BGR2RGB)
     assert np.array_equal(bundled, astronaut_rgb)
     assert cli.EXAMPLES["grace_hopper"].read_bytes() == grace_hopper_path.read_bytes()
+
+
+def test_cartoon_style_with_eye_refinement_builds(tmp_path, grace_hopper_path):
+    result = run_cli("build", grace_hopper_path, "-o", tmp_path / "toon.glb", "--style", "cartoon",
+                     "--refine-eyes", "on")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "toon.glb").is_file()
+
+
+def test_bad_face_choice_is_a_clean_error(tmp_path, grace_hopper_path):
+    result = run_cli("build", grace_hopper_path, "-o", tmp_path / "x.glb", "--face", "weird")
+    assert result.returncode != 0 and "face" in result.stderr and "Traceback" not in result.stderr
