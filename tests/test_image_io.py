@@ -166,3 +166,17 @@ def test_detection_image_limits_the_longer_side(grace_hopper_path):
 def test_detection_image_keeps_small_images_unchanged(astronaut_rgb):
     small, scale = detection_image(astronaut_rgb, max_side=1024)
     assert small is astronaut_rgb and scale == 1.0
+
+
+def test_decompression_bomb_header_is_refused_before_decoding():
+    # A valid PNG header claiming 100000 x 100000 pixels (10 gigapixels) with no real data.
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    with pytest.raises(ImageReadError, match="too large"):
+        load_image(png)

@@ -1,6 +1,5 @@
 """Stylization: the classical cartoon filter and the user's ONNX stylizer."""
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper
 

@@ -32,7 +32,7 @@ def _view(template, weights, texture, yaw, clay) -> np.ndarray:
     meshes = render.template_meshes(template, weights, None if clay else texture)
     if clay:
         meshes[0] = render.Mesh(meshes[0].vertices, meshes[0].faces, color=(196, 190, 184))
-    cam = render.face_camera(template, yaw_deg=yaw, fov_deg=21.0)
+    cam = render.face_camera(template, yaw_deg=yaw, fov_deg=16.5)
     img = render.render(meshes, cam, w * SUPERSAMPLE, h * SUPERSAMPLE, background=(58, 60, 66),
                         ambient=0.3)
     return np.asarray(Image.fromarray(img).resize((w, h), Image.LANCZOS))

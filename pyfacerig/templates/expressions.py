@@ -360,21 +360,19 @@ def mouth_shape(rig: Rig, name: str, side: str | None) -> dict:
             h.set(lips[k], w[:, None] * [0.0, 0.08 * W, 0.005 * W])
         h.hold(np.concatenate([lips["lip_inner_lower"], lips["lip_outer_lower"]]))
     elif kind == "mouthClose":
+        # Inner-lip contours are paired vertex by vertex (as MediaPipe pairs 13 with 14);
+        # each pair closes jawOpen's gap halfway from both sides, so with jawOpen the lips meet.
         jaw = jaw_shape(rig, "jawOpen")["skin"]
-        lower_inner = lips["lip_inner_lower"]
-        order = np.argsort(v[lower_inner, 0])
-        for k, f in (("lip_inner_upper", 0.5), ("lip_outer_upper", 0.35)):
-            x = v[lips[k], 0]
-            d = np.stack([np.interp(x, v[lower_inner[order], 0], jaw[lower_inner[order], j])
-                          for j in range(3)], 1)
-            h.set(lips[k], f * d)
-        for k, f in (("lip_inner_lower", -0.5), ("lip_outer_lower", -0.4)):
-            h.set(lips[k], f * jaw[lips[k]])
-        corners = [lips["lip_inner_upper"][0], lips["lip_inner_upper"][-1],
-                   lips["lip_outer_upper"][0], lips["lip_outer_upper"][-1]]
-        h.set(corners, 0.0)
+        up, lo = lips["lip_inner_upper"], lips["lip_inner_lower"]
+        if len(up) != len(lo):
+            raise RuntimeError("inner lip contours are not paired")
+        gap = (v[lo] + jaw[lo]) - (v[up] + jaw[up])
+        h.set(up, 0.5 * gap)
+        h.set(lo, -0.5 * gap)
+        h.set(lips["lip_outer_upper"], 0.7 * 0.5 * gap)
+        h.set(lips["lip_outer_lower"], -0.7 * 0.5 * gap)
     elif kind in ("mouthPucker", "mouthFunnel"):
-        narrow = 0.30 if kind == "mouthPucker" else 0.15
+        narrow = 0.30 if kind == "mouthPucker" else 0.25
         for k in lips:
             ids = lips[k]
             x = v[ids, 0]
@@ -383,7 +381,7 @@ def mouth_shape(rig: Rig, name: str, side: str | None) -> dict:
             dx = -narrow * x
             dy = np.zeros_like(x)
             if kind == "mouthFunnel":
-                opening = 0.05 * W * (1.0 - r ** 2)
+                opening = 0.07 * W * np.sqrt(np.clip(1.0 - r ** 2, 0.0, 1.0))
                 dy = opening * {"lip_inner_upper": 1.0, "lip_inner_lower": -1.0,
                                 "lip_outer_upper": 1.2, "lip_outer_lower": -1.2}[k]
                 forward = forward + (0.02 * W if "outer" in k else 0.0)

@@ -111,7 +111,9 @@ def build_skin(landmarks: np.ndarray, landmark_mirror: np.ndarray) -> Skin:
     coarse = landmarks[:topo.N_LANDMARKS]
     faces = topo.orient_faces(topo.coarse_triangles(), coarse)
     faces = topo.symmetrize_triangulation(faces, landmark_mirror, coarse)
+    coarse_faces = faces
     vertices, faces, refine, splits = topo.subdivide(coarse, faces, levels=2)
+    mirror = topo.fine_mirror(landmark_mirror, topo.N_LANDMARKS, splits, vertices)
 
     coarse_chains = {}
     for side, group in (("left", "LEFT_EYE"), ("right", "RIGHT_EYE")):
@@ -128,8 +130,16 @@ def build_skin(landmarks: np.ndarray, landmark_mirror: np.ndarray) -> Skin:
     inner_edges = [e for e in lips if e[0] in inner_set or e[1] in inner_set]
     (coarse_chains["lip_outer_upper"], coarse_chains["lip_outer_lower"]) = _two_halves(
         outer_edges, LIP_CORNERS_OUTER[0], LIP_CORNERS_OUTER[1], coarse)
-    (coarse_chains["lip_inner_upper"], coarse_chains["lip_inner_lower"]) = _two_halves(
-        inner_edges, LIP_CORNERS_INNER[0], LIP_CORNERS_INNER[1], coarse)
+    one, two = _two_halves(inner_edges, LIP_CORNERS_INNER[0], LIP_CORNERS_INNER[1], coarse)
+    # Closed lips: the two inner halves coincide, so their own heights cannot tell upper from
+    # lower.  The mesh neighbours off the contour can: the upper lip's lie above.
+    def neighbour_height(chain):
+        inner = set(chain[1:-1])
+        ring = {int(v) for f in coarse_faces for v in f if inner & set(f.tolist())} - inner_set
+        return coarse[sorted(ring), 1].mean()
+    if neighbour_height(one) < neighbour_height(two):
+        one, two = two, one
+    coarse_chains["lip_inner_upper"], coarse_chains["lip_inner_lower"] = one, two
     oval = topo.connection_group("FACE_OVAL")
     coarse_chains["face_oval"] = sorted({v for e in oval for v in e})
     coarse_chains["nose"] = sorted({v for e in topo.connection_group("NOSE") for v in e})
@@ -146,11 +156,17 @@ def build_skin(landmarks: np.ndarray, landmark_mirror: np.ndarray) -> Skin:
     eye_centres = {side: fit_eye(vertices, landmarks, chains, side) for side in ("left", "right")}
     eye_centres["right"] = eye_centres["left"] * [-1.0, 1.0, 1.0]        # exactly mirrored
     n_face = len(vertices)
+    lining_source = {}
     for side in ("left", "right"):
         margin = np.concatenate([chains[f"eye_{side}_upper"], chains[f"eye_{side}_lower"][::-1][1:-1]])
-        vertices, faces, socket = add_eye_socket(vertices, faces, margin, eye_centres[side])
+        vertices, faces, socket, source = add_eye_socket(vertices, faces, margin, eye_centres[side])
         chains[f"socket_{side}"] = socket
-    mirror = topo.fine_mirror(landmark_mirror, topo.N_LANDMARKS, faces, vertices)
+        lining_source.update(zip(socket.tolist(), source))
+    # a lining vertex mirrors to the lining vertex of the mirrored margin vertex, same ring
+    by_source = {src: v for v, src in lining_source.items()}
+    mirror = np.concatenate([mirror, [by_source[(int(mirror[h]), k)] for h, k in
+                                      (lining_source[v] for v in range(n_face, len(vertices)))]])
+    topo.check_mirror(mirror, vertices)
     uvs = parametrize(vertices, faces)
 
     edges, _ = topo.edges_of(faces)
@@ -199,7 +215,8 @@ def add_eye_socket(vertices, faces, margin_loop, centre):
     The lining continues the skin from the lid margin: ring k sits just outside the
     eyeball, SOCKET_RINGS_DEG[k] further back (in polar angle from the gaze axis) than its
     margin vertex.  The skin stays one disk with holes; the eye holes just move
-    behind the eyeball.  Returns new vertices, faces and the lining's vertex ids.
+    behind the eyeball.  Returns new vertices, faces, the lining's vertex ids and, for
+    each, its (margin vertex, ring) source.
     """
     loop_faces = topo.boundary_loops(faces)
     loop_set = {tuple(sorted(l.tolist())) for l in loop_faces}
@@ -210,7 +227,7 @@ def add_eye_socket(vertices, faces, margin_loop, centre):
     d /= np.linalg.norm(d, axis=1, keepdims=True)
     theta = np.arccos(np.clip(d[:, 2], -1, 1))
     phi = np.arctan2(d[:, 1], d[:, 0])
-    rings, ids = [hole], []
+    rings, ids, source = [hole], [], []
     n = len(vertices)
     new = []
     for k, extra in enumerate(SOCKET_RINGS_DEG):
@@ -220,6 +237,7 @@ def add_eye_socket(vertices, faces, margin_loop, centre):
         ring_ids = n + k * len(hole) + np.arange(len(hole))
         rings.append(ring_ids)
         ids.append(ring_ids)
+        source += [(int(h), k) for h in hole]
     vertices = np.vstack([vertices] + new)
     add = []
     for a_ring, b_ring in zip(rings[:-1], rings[1:]):
@@ -227,7 +245,7 @@ def add_eye_socket(vertices, faces, margin_loop, centre):
         a_next, b_next = np.roll(a_ring, -1), np.roll(b_ring, -1)
         add += [np.stack([a_next, a_ring, b_ring], 1), np.stack([a_next, b_ring, b_next], 1)]
     faces = np.vstack([faces] + add).astype(np.int32)
-    return vertices, faces, np.concatenate(ids)
+    return vertices, faces, np.concatenate(ids), source
 
 
 def lid_curve(vertices: np.ndarray, chain: np.ndarray, x: np.ndarray) -> np.ndarray:

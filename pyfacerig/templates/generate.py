@@ -20,7 +20,7 @@ from scipy.spatial import cKDTree
 from . import ARKIT_SHAPE_NAMES, PART_NAMES, asset, neutral, parts
 from .expressions import Rig, author_all, shape_regions, smoothstep
 from .face import EYE_RADIUS, LID_CLEARANCE, Skin, build_skin
-from .topology import edges_of
+from .topology import check_mirror, edges_of
 from .uv import fill_ratio
 
 POSITION_QUANTUM = 1e-7       # metres; neutral positions are rounded to this
@@ -89,13 +89,15 @@ def build_rig(landmarks: np.ndarray, landmark_mirror: np.ndarray) -> Rig:
     cav_v, cav_f, cav_blend = parts.mouth_cavity(skin.vertices[mouth_loop], upper)
     rim_index = np.concatenate([np.tile(np.arange(len(mouth_loop)), len(parts.CAVITY_RINGS) + 1),
                                 [0]])
+    # Teeth at rest are slightly apart under closed lips (the freeway space); the upper
+    # incisal edge sits just below the lip line so it shows as soon as the lips part.
     seam = landmarks[[13, 14]].mean(0)
-    upper_front = seam + [0.0, -0.0015, -0.009]
-    lower_front = np.array([0.0, seam[1] + 0.0005, upper_front[2] - 0.0048])
+    upper_front = seam + [0.0, -0.0010, -0.009]
+    lower_front = np.array([0.0, seam[1] - 0.0030, upper_front[2] - 0.0015])
     tu_v, tu_f = parts.teeth(upper_front, upper=True)
     tl_v, tl_f = parts.teeth(lower_front, upper=False)
-    to_v, to_f = parts.tongue(np.array([0.0, seam[1] - 0.011, lower_front[2] - 0.004]),
-                              width=0.040)
+    to_v, to_f = parts.tongue(np.array([0.0, seam[1] - 0.012, lower_front[2] - 0.005]),
+                              width=0.040, thickness=0.016)
     meshes = {"eye_left": (eye_v, eye_f), "eye_right": (eye_rv, eye_rf),
               "mouth_cavity": (cav_v, cav_f), "teeth_upper": (tu_v, tu_f),
               "teeth_lower": (tl_v, tl_f), "tongue": (to_v, to_f)}
@@ -107,8 +109,15 @@ def build_rig(landmarks: np.ndarray, landmark_mirror: np.ndarray) -> Rig:
               part_jaw_weight={"teeth_lower": np.ones(len(tl_v)), "tongue": np.ones(len(to_v)),
                                "mouth_cavity": cavity_jaw},
               cavity_rim=mouth_loop[rim_index], cavity_blend=cav_blend,
-              part_mirror={k: _part_mirror(meshes[k][0]) for k in
-                           ("mouth_cavity", "teeth_upper", "teeth_lower", "tongue")})
+              part_mirror={k: _part_mirror(meshes[k][0]) for k in ("teeth_upper", "teeth_lower", "tongue")})
+    # the cavity's rim pairs coincide (closed lips), so its mirror follows the rim loop's
+    rim_position = {int(s): j for j, s in enumerate(mouth_loop)}
+    rim_mirror = np.array([rim_position[int(skin.mirror[s])] for s in mouth_loop])
+    ring_count = len(parts.CAVITY_RINGS) + 1
+    cav_mirror = np.concatenate([k * len(mouth_loop) + rim_mirror for k in range(ring_count)]
+                                + [[ring_count * len(mouth_loop)]])
+    check_mirror(cav_mirror, cav_v)
+    rig.part_mirror["mouth_cavity"] = cav_mirror
     rig.skin.regions["jaw"] = rig.jaw_weight > 0
     rig.eye_uv = eye_uv
     return rig

@@ -134,7 +134,7 @@ def symmetrize(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 INNER_UPPER_LIP = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
 INNER_LOWER_LIP = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
 MOUTH_CORNERS = (61, 291)                 # subject's right, left
-NEUTRAL_LIP_SEAM = 0.0006                 # metres between closed inner lips at the centre
+NEUTRAL_LIP_SEAM = 0.0                   # closed lips touch: the inner-lip pairs coincide
 
 
 def mouth_measures(points: np.ndarray) -> tuple[float, float]:

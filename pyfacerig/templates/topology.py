@@ -225,13 +225,28 @@ def symmetrize_triangulation(faces: np.ndarray, mirror: np.ndarray, vertices: np
     return out
 
 
-def fine_mirror(coarse_mirror: np.ndarray, n_coarse: int, faces_fine: np.ndarray,
+def fine_mirror(coarse_mirror: np.ndarray, n_coarse: int, splits: list[dict],
                 fine_vertices: np.ndarray) -> np.ndarray:
-    """Mirror permutation of the refined vertices: nearest mirrored vertex, checked exact."""
-    from scipy.spatial import cKDTree
-    dist, idx = cKDTree(fine_vertices).query(fine_vertices * [-1.0, 1.0, 1.0])
-    if not np.array_equal(idx[:n_coarse], coarse_mirror[:n_coarse]):
-        raise RuntimeError("refined mirror map disagrees with the landmark mirror map")
-    if not np.array_equal(idx[idx], np.arange(len(idx))) or dist.max() > 1e-9:
-        raise RuntimeError("refined mesh is not exactly mirror-symmetric")
-    return idx.astype(np.int64)
+    """Mirror permutation of the refined vertices, built combinatorially and checked.
+
+    The vertex inserted on edge (a, b) mirrors to the one inserted on
+    (mirror a, mirror b).  (Matching positions instead would be ambiguous where
+    vertices coincide, as the closed lips' inner contours do.)
+    """
+    mirror = np.full(len(fine_vertices), -1, dtype=np.int64)
+    mirror[:n_coarse] = coarse_mirror[:n_coarse]
+    for level in splits:
+        for (a, b), mid in level.items():
+            ma, mb = mirror[a], mirror[b]
+            mirror[mid] = level[(min(ma, mb), max(ma, mb))]
+    check_mirror(mirror, fine_vertices)
+    return mirror
+
+
+def check_mirror(mirror: np.ndarray, vertices: np.ndarray, tol: float = 1e-9) -> None:
+    """Raise unless ``mirror`` is an involution taking each vertex to its x-reflection."""
+    if (mirror < 0).any() or not np.array_equal(mirror[mirror], np.arange(len(mirror))):
+        raise RuntimeError("mirror map is not an involution")
+    error = np.abs(vertices[mirror] * [-1.0, 1.0, 1.0] - vertices).max()
+    if error > tol:
+        raise RuntimeError(f"mesh is not mirror-symmetric (error {error:.3g} m)")

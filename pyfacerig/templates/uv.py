@@ -81,7 +81,19 @@ def parametrize(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
         fill_faces.append(np.stack([np.roll(loop, -1), loop, np.full(len(loop), centre_id)], 1))
     all_vertices = np.vstack(fill_vertices)
     all_faces = np.vstack(fill_faces)
-    weights = _mean_value_weights(all_vertices, all_faces)
+    # Mean-value weights come from the real triangles only; a closed mouth is a slit whose
+    # fan would be degenerate, so the temporary spokes get a uniform positive weight
+    # (Floater's theorem needs positivity, not any particular value).
+    weights = _mean_value_weights(np.vstack(fill_vertices[:1]), faces)
+    weights.resize((len(all_vertices), len(all_vertices)))
+    spoke_rows, spoke_cols = [], []
+    for h, loop in enumerate(holes):
+        spoke_rows += [loop, np.full(len(loop), n + h)]
+        spoke_cols += [np.full(len(loop), n + h), loop]
+    spoke_len = np.mean(np.linalg.norm(vertices[faces[:, 0]] - vertices[faces[:, 1]], axis=1))
+    rows, cols = np.concatenate(spoke_rows), np.concatenate(spoke_cols)
+    weights = (weights + sp.coo_matrix((np.full(len(rows), 1.0 / spoke_len), (rows, cols)),
+                                       shape=weights.shape)).tocsr()
     total = len(all_vertices)
     boundary_uv = _square_boundary(all_vertices, outer)
     interior = np.setdiff1d(np.arange(total), outer)

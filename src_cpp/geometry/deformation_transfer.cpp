@@ -5,8 +5,8 @@
 
 #include <Eigen/LU>  // 3x3 and 2x2 inverse()
 
-#include "llt_solve3.h"
 #include "parallel_for.h"
+#include "supernodal_cholesky.h"
 #include "triangle_frame.h"
 
 namespace pyfacerig {
@@ -21,7 +21,7 @@ struct MovingSetSystem {
   std::vector<int> unknowns;                   // global id of each unknown
   std::vector<int> triangles;                  // triangles with at least one unknown corner
   std::vector<std::vector<int>> floating;      // moving components with no fixed neighbour
-  SparseLLT solver;
+  SupernodalCholesky solver;
   bool ok = true;
 };
 
@@ -88,8 +88,7 @@ void build_system(const DeformationTransferData& data, const std::vector<char>& 
     }
   SparseMatrixd Kff(m, m);
   Kff.setFromTriplets(triplets.begin(), triplets.end());
-  sys.solver.compute(Kff);
-  sys.ok = sys.solver.info() == Eigen::Success;
+  sys.ok = sys.solver.compute(Kff);
 }
 
 }  // namespace
@@ -188,7 +187,7 @@ bool deformation_transfer(const DeformationTransferData& data,
         if (sys.local[b] >= 0) r.row(sys.local[b]) += G.col(0).transpose();
         if (sys.local[c] >= 0) r.row(sys.local[c]) += G.col(1).transpose();
       }
-      llt_solve3(sys.solver, r, d);
+      sys.solver.solve3(r, d);
       for (size_t k = 0; k < sys.unknowns.size(); ++k)
         for (int c = 0; c < 3; ++c) out[3 * sys.unknowns[k] + c] += d(k, c);
     }

@@ -44,8 +44,7 @@ bool laplacian_deformation_precompute(const RowMatrixX3d& V, const RowMatrixX3i&
   SparseMatrixd A = data.Lt * data.L;
   for (Eigen::Index k = 0; k < anchor_ids.size(); ++k) A.coeffRef(anchor_ids(k), anchor_ids(k)) += weight;
   A.makeCompressed();
-  data.solver.compute(A);
-  if (data.solver.info() != Eigen::Success) {
+  if (!data.solver.compute(A)) {
     if (error) *error = "Cholesky factorisation of the Laplacian system failed (singular system)";
     return false;
   }
@@ -73,7 +72,7 @@ bool laplacian_deformation_solve(const LaplacianDeformationData& data,
     anchor_rhs.row(data.anchor_ids(k)) += data.weight * anchor_positions.row(k);
 
   RowMatrixX3d rhs = data.rest_rhs + anchor_rhs;
-  llt_solve3(data.solver, rhs, U);
+  data.solver.solve3(rhs, U, data.num_threads);
   if (!U.allFinite()) {
     if (error) *error = "Laplacian solve produced non-finite values";
     return false;
@@ -90,7 +89,7 @@ bool laplacian_deformation_solve(const LaplacianDeformationData& data,
       rotated_delta.row(i) = (rotations[i] * data.rest_delta.row(i).transpose()).transpose();
     rhs = data.Lt * rotated_delta;
     rhs += anchor_rhs;
-    llt_solve3(data.solver, rhs, U);
+    data.solver.solve3(rhs, U, data.num_threads);
     if (!U.allFinite()) {
       if (error) *error = "rotation-aware Laplacian solve produced non-finite values";
       return false;

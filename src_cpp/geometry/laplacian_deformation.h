@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "llt_solve3.h"
+#include "supernodal_cholesky.h"
 #include "types.h"
 
 namespace pyfacerig {
@@ -31,8 +31,8 @@ struct LaplacianDeformationData {
   double weight = 0.0;
   // One-ring of every vertex (CSR), used to fit per-vertex rotations.
   std::vector<int> ring_offsets, ring_vertices;
-  SparseLLT solver;            // factor of L^T L + weight S^T S
-  int num_threads = 1;         // for the per-vertex rotation fits
+  SupernodalCholesky solver;   // factor of L^T L + weight S^T S
+  int num_threads = 1;         // for the solve and the per-vertex rotation fits
 };
 
 // Builds and factors the normal equations.  Returns false with a message in
