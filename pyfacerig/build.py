@@ -113,7 +113,7 @@ def build(
     parser=None,
     stylizer=None,
     landmark_detector=None,
-    refine_eyes="auto",
+    refine_eyes: bool = True,
     progress: Optional[Callable[[str], None]] = None,
 ) -> "Avatar":
     """Reconstruct, texture and rig the face in ``image``; write it if ``out`` is given.
@@ -127,9 +127,7 @@ def build(
     face: "error", "largest" or an index, when several faces are present.
     parser, stylizer, landmark_detector: optional networks (:mod:`pyfacerig.networks`).
     refine_eyes: snap the eye contours to the segmented eye boundary (§3.2.1) before the fine
-        fit.  "auto" (default) does so for cartoons (``style="cartoon"``) and whenever a face
-        parser is given -- the paper's setting; on plain photos MediaPipe's own eye contours
-        measured closer to dlib's than the classical segmentation's (docs/pipeline.md).
+        fit (default True; False keeps MediaPipe's eye contours as detected).
     progress: called with each stage name from :data:`STAGES` as it starts.
     """
     formats = _check_options(formats, preset, style, refine_eyes)
@@ -169,7 +167,7 @@ def build(
         coarse = fit.coarse_fit(skin.vertices, landmark_ids, points)
     with stage("eye_refine"):
         refined = points
-        if refine_eyes is True or (refine_eyes == "auto" and (style is not None or parser is not None)):
+        if refine_eyes:
             from .eye_refine import refine_eye_landmarks
 
             refined = np.asarray(refine_eye_landmarks(photo, points, parser=parser), dtype=np.float64)
@@ -235,8 +233,8 @@ def _check_options(formats, preset, style, refine_eyes) -> tuple[str, ...]:
         raise InvalidInputError(f"preset must be one of {PRESETS}, got {preset!r}")
     if style not in STYLES:
         raise InvalidInputError(f"style must be None or 'cartoon', got {style!r}")
-    if refine_eyes not in (True, False, "auto"):
-        raise InvalidInputError(f"refine_eyes must be True, False or 'auto', got {refine_eyes!r}")
+    if not isinstance(refine_eyes, (bool, np.bool_)):
+        raise InvalidInputError(f"refine_eyes must be True or False, got {refine_eyes!r}")
     return formats
 
 

@@ -20,7 +20,7 @@ EXAMPLES = {
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-_REFINE = {"auto": "auto", "on": True, "off": False}
+_REFINE = {"on": True, "off": False}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,8 +32,8 @@ def _parser() -> argparse.ArgumentParser:
                          help="asset format(s); default: from the -o suffix, else glb")
         sub.add_argument("--preset", choices=("unity", "unreal"), default="unity", help="target engine conventions")
         sub.add_argument("--style", choices=("cartoon",), default=None, help="stylize the portrait first")
-        sub.add_argument("--refine-eyes", choices=("auto", "on", "off"), default="auto",
-                         help="snap eye contours to the segmented eyes (auto: for --style cartoon)")
+        sub.add_argument("--refine-eyes", choices=("on", "off"), default="on",
+                         help="snap eye contours to the segmented eyes (Pan et al. 3.2.1), default on")
         sub.add_argument("--face", default="error",
                          help="with several faces: 'largest', or an index counted left to right (default: refuse)")
 
