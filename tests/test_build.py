@@ -12,7 +12,7 @@ from PIL import Image
 
 from pyfacerig import fit, texture
 from pyfacerig.build import STAGES, Avatar, build
-from pyfacerig.errors import ExportError, ImageReadError, InvalidInputError, NoFaceError
+from pyfacerig.errors import ExportError, ImageReadError, InvalidInputError, MultipleFacesError, NoFaceError
 from pyfacerig.evaluation import dlib_landmarks68, landmark_error_by_region, photometric_error
 from pyfacerig.image_io import load_image
 from pyfacerig.landmarks import detect_landmarks
@@ -186,3 +186,38 @@ def test_textured_model_reproduces_the_photo_better_than_the_coarse_geometry(bui
     coarse_error = photometric_error(coarse, image, mask)
     # Manhattan distance of [0, 1] RGB: 0.15 is about 13 grey levels per channel.
     assert fine_error < 0.15 and fine_error < coarse_error, (fine_error, coarse_error)
+
+
+def test_two_faces_are_refused_unless_the_caller_picks_the_largest(portraits, template):
+    pair = np.ascontiguousarray(np.concatenate([portraits["astronaut"], portraits["grace_hopper"][:512]], axis=1))
+    with pytest.raises(MultipleFacesError):
+        build(pair, template=template)
+    avatar = build(pair, template=template, face="largest")
+    assert avatar.landmarks68["fine"][:, 0].min() > 512  # Grace Hopper's face, on the right, is larger
+
+
+class _OvalParser:
+    """A FaceParser (pyfacerig.networks protocol) labelling the MediaPipe face oval as skin and the
+    eye contours as eyes; records the images it was asked to parse."""
+
+    def __init__(self):
+        self.calls = []
+
+    def parse(self, image):
+        import cv2
+        from pyfacerig.landmarks import LEFT_EYE_CONTOUR, RIGHT_EYE_CONTOUR
+
+        self.calls.append(image.shape)
+        points = detect_landmarks(image).points
+        labels = np.zeros(image.shape[:2], np.uint8)
+        cv2.fillPoly(labels, [np.round(points[texture.FACE_OVAL, :2]).astype(np.int32)], 1)
+        for contour, label in ((RIGHT_EYE_CONTOUR, 5), (LEFT_EYE_CONTOUR, 4)):
+            cv2.fillPoly(labels, [np.round(points[list(contour), :2]).astype(np.int32)], label)
+        return labels
+
+
+def test_a_face_parser_is_used_for_eyes_and_texture_mask(portraits, template):
+    parser = _OvalParser()
+    avatar = build(portraits["astronaut"], template=template, parser=parser)
+    assert len(parser.calls) >= 1 and all(shape == portraits["astronaut"].shape for shape in parser.calls)
+    assert len(avatar.texture) > 0
