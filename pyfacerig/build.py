@@ -355,16 +355,36 @@ _ROUGHNESS = {"skin": 0.6, "eye": 0.15, "mouth": 0.7, "teeth": 0.3, "tongue": 0.
 
 
 def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """(N, 3) float32 area-weighted unit vertex normals (+Z for a vertex with no area)."""
+    """Area-weighted unit vertex normals of one or many poses of a mesh.
+
+    vertices (..., N, 3); faces (F, 3).  Returns float64 (..., N, 3); +Z where a vertex has
+    no area.  One sparse vertex-face incidence product handles every pose at once.
+    """
+    from scipy.sparse import csr_matrix
+
     vertices = np.asarray(vertices, dtype=np.float64)
-    corners = vertices[faces]
-    face_normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-    normals = np.zeros_like(vertices)
-    for k in range(3):
-        np.add.at(normals, faces[:, k], face_normals)
-    length = np.linalg.norm(normals, axis=1, keepdims=True)
-    normals = np.where(length > 0, normals / np.where(length > 0, length, 1.0), [0.0, 0.0, 1.0])
-    return normals.astype(np.float32)
+    faces = np.asarray(faces, dtype=np.int64)
+    corners = vertices[..., faces, :]  # (..., F, 3, 3)
+    face_normals = np.cross(corners[..., 1, :] - corners[..., 0, :], corners[..., 2, :] - corners[..., 0, :])
+    count = vertices.shape[-2]
+    incidence = csr_matrix((np.ones(faces.size), (faces.ravel(), np.repeat(np.arange(len(faces)), 3))),
+                           shape=(count, len(faces)))
+    flat = np.moveaxis(face_normals, -2, 0).reshape(len(faces), -1)  # (F, ...*3)
+    summed = np.moveaxis((incidence @ flat).reshape((count,) + face_normals.shape[:-2] + (3,)), 0, -2)
+    length = np.linalg.norm(summed, axis=-1, keepdims=True)
+    return np.where(length > 0, summed / np.where(length > 0, length, 1.0), [0.0, 0.0, 1.0])
+
+
+def _normal_deltas(part: AvatarPart, neutral_normals: np.ndarray) -> np.ndarray:
+    """(52, N, 3) float32 change of the vertex normals under each shape (zero if it does not move)."""
+    deltas = np.zeros(part.shape_deltas.shape, dtype=np.float32)
+    moving = np.flatnonzero(np.abs(part.shape_deltas).reshape(len(part.shape_deltas), -1).max(axis=1) > 0)
+    if len(moving):
+        posed = part.vertices[None].astype(np.float64) + part.shape_deltas[moving]
+        deltas[moving] = (_vertex_normals(posed, part.faces) - neutral_normals[None]).astype(np.float32)
+    # Changes below ~0.05 degrees are invisible; zeroing them lets the writer store targets sparsely.
+    deltas[np.abs(deltas).max(axis=-1) < 1e-3] = 0.0
+    return deltas
 
 
 def _to_asset(avatar: Avatar):
@@ -377,16 +397,18 @@ def _to_asset(avatar: Avatar):
                     roughness=_ROUGHNESS.get(name, 0.5))
         for name in material_names
     ]
-    primitives = [
-        ee.Primitive(
+    primitives = []
+    for part in avatar.parts.values():
+        normals = _vertex_normals(part.vertices, part.faces)
+        primitives.append(ee.Primitive(
             positions=part.vertices,
-            normals=_vertex_normals(part.vertices, part.faces),
+            normals=normals.astype(np.float32),
             indices=part.faces,
             uvs=part.uvs,
             material=material_names.index(part.material),
             target_positions=part.shape_deltas,
-        )
-        for part in avatar.parts.values()
-    ]
+            # Normal morphs keep the shading right in expressions (engines that recompute them ignore these).
+            target_normals=_normal_deltas(part, normals),
+        ))
     mesh = ee.Mesh(name="face", primitives=primitives, target_names=list(avatar.shape_names))
     return ee.Asset(meshes=[mesh], materials=materials, name="pyfacerig_avatar")
