@@ -221,3 +221,36 @@ def test_a_face_parser_is_used_for_eyes_and_texture_mask(portraits, template):
     avatar = build(portraits["astronaut"], template=template, parser=parser)
     assert len(parser.calls) >= 1 and all(shape == portraits["astronaut"].shape for shape in parser.calls)
     assert len(avatar.texture) > 0
+
+
+# ----------------------------------------------------------------------------- engine readers
+@pytest.fixture(scope="module")
+def both_formats(portraits, template, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("both")
+    avatar = build(portraits["grace_hopper"], out=folder / "npc.glb", formats=("glb", "fbx"), template=template)
+    return avatar, folder
+
+
+@pytest.mark.parametrize("suffix", ["glb", "fbx"])
+def test_three_js_loads_every_part_with_the_52_shapes_and_the_skin_texture(both_formats, suffix):
+    _, folder = both_formats
+    run = subprocess.run(["node", str(JS / "three_load.mjs"), str(folder / f"npc.{suffix}")],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["meshes"]
+    for mesh in result["meshes"]:
+        assert mesh["targetNames"] == list(ARKIT_SHAPE_NAMES)
+    maps = {m["name"]: m["map"] for mesh in result["meshes"] for m in mesh["materials"]}
+    assert maps["skin"] == [1024, 1024] and maps["eye"] == [256, 256]
+
+
+def test_ufbx_reads_the_fbx_with_one_channel_per_arkit_shape(both_formats):
+    from test_export_fbx import probe
+
+    avatar, folder = both_formats
+    result = probe(folder / "npc.fbx")
+    assert result["warnings"] == []
+    assert [c["name"] for c in result["channels"]] == list(ARKIT_SHAPE_NAMES)
+    vertices = sum(len(p.vertices) for p in avatar.parts.values())
+    assert sum(len(m["vertices"]) for m in result["meshes"]) == vertices
