@@ -18,8 +18,15 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+import engine_export
+
 from . import fit, rig, texture
 from .errors import ExportError, InvalidInputError
+from .eye_refine import refine_eye_landmarks
+from .image_io import load_image
+from .landmarks import detect_landmarks
+from .stylize import stylize
+from .templates import load_default
 
 __all__ = ["Avatar", "AvatarPart", "build", "STAGES", "FORMATS", "PRESETS"]
 
@@ -143,20 +150,12 @@ def build(
         timings[name] = time.perf_counter() - start
 
     with stage("load"):
-        from .image_io import load_image
         photo = load_image(image)
-        if template is None:
-            from .templates import load_default
-
-            template = load_default()
+        template = load_default() if template is None else template
     with stage("stylize"):
         if style == "cartoon":
-            from .stylize import stylize
-
             photo = stylize(photo, stylizer)
     with stage("landmarks"):
-        from .landmarks import detect_landmarks
-
         landmarks = detect_landmarks(photo, face=face, detector=landmark_detector)
         points = np.asarray(landmarks.points, dtype=np.float64)
     skin = template.parts["skin"]
@@ -168,8 +167,6 @@ def build(
     with stage("eye_refine"):
         refined = points
         if refine_eyes:
-            from .eye_refine import refine_eye_landmarks
-
             refined = np.asarray(refine_eye_landmarks(photo, points, parser=parser), dtype=np.float64)
     with stage("fine_fit"):
         fitted = fit.fine_fit(coarse.vertices, skin.faces, coarse.pose, landmark_ids, refined[:468, :2])
@@ -214,11 +211,8 @@ def build(
         timings=timings,
     )
     if out_paths:
-        with stage("export"):
-            written = _write_outputs(avatar, out_paths, preset)
-        avatar.paths = written
-        # The sidecar carries every timing, so it is written last (atomically, like the assets).
-        _atomic_write_bytes(written[-1], _sidecar_bytes(avatar))
+        announce("export")
+        _write_outputs(avatar, out_paths, preset, time.perf_counter())
     return avatar
 
 
@@ -293,31 +287,17 @@ def _make_readable(path: Path) -> None:
     os.chmod(path, 0o666 & ~umask)
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and os.replace."""
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        _make_readable(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _sidecar_bytes(avatar: Avatar) -> bytes:
     return (json.dumps(avatar.sidecar(), indent=1, sort_keys=False) + "\n").encode("utf-8")
 
 
-def _write_outputs(avatar: Avatar, paths: dict[str, Path], preset: str) -> tuple[Path, ...]:
-    """Write every requested asset via temporary files, then move them all into place.
+def _write_outputs(avatar: Avatar, paths: dict[str, Path], preset: str, started: float) -> None:
+    """Write every requested asset and the sidecar via temporary files, then move them all
+    into place: nothing appears at the final paths unless every writer succeeded.
 
-    Nothing appears at the final paths unless every writer succeeded.  Returns the asset
-    paths followed by the sidecar path (the caller writes the sidecar last).
+    ``started`` is when the export stage began; its timing (and ``avatar.paths``) is filled
+    in just before the sidecar, which records them, is written.
     """
-    import engine_export
-
     directory = paths["json"].parent
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -326,29 +306,30 @@ def _write_outputs(avatar: Avatar, paths: dict[str, Path], preset: str) -> tuple
     if not os.access(directory, os.W_OK):
         raise ExportError(f"output directory {str(directory)!r} is not writable")
     asset = _to_asset(avatar)
-    writers = {"glb": engine_export.write_gltf, "fbx": getattr(engine_export, "write_fbx", None)}
+    writers = {"glb": engine_export.write_gltf, "fbx": engine_export.write_fbx}
     temporaries: dict[str, Path] = {}
     try:
         for fmt, path in paths.items():
-            if fmt == "json":
-                continue
-            if writers[fmt] is None:
-                raise ExportError(f"this engine_export has no {fmt} writer")
             fd, tmp = tempfile.mkstemp(prefix="." + path.stem + ".", suffix="." + fmt, dir=directory)
             os.close(fd)
             temporaries[fmt] = Path(tmp)
-            writers[fmt](asset, temporaries[fmt], preset=preset)
+            if fmt != "json":
+                writers[fmt](asset, temporaries[fmt], preset=preset)
+        avatar.paths = tuple(paths.values())
+        avatar.timings["export"] = time.perf_counter() - started
+        temporaries["json"].write_bytes(_sidecar_bytes(avatar))
         for fmt, tmp in temporaries.items():
             _make_readable(tmp)
             os.replace(tmp, paths[fmt])
     except OSError as exc:
+        avatar.paths = ()
         raise ExportError(f"cannot write {str(directory)!r}: {exc.strerror or exc}") from None
     except ValueError as exc:  # engine_export.ExportError: the exporter refused the asset
+        avatar.paths = ()
         raise ExportError(str(exc)) from None
     finally:
         for tmp in temporaries.values():
             tmp.unlink(missing_ok=True)
-    return tuple(paths[fmt] for fmt in paths if fmt != "json") + (paths["json"],)
 
 
 _ROUGHNESS = {"skin": 0.6, "eye": 0.15, "mouth": 0.7, "teeth": 0.3, "tongue": 0.45}
@@ -389,7 +370,7 @@ def _normal_deltas(part: AvatarPart, neutral_normals: np.ndarray) -> np.ndarray:
 
 def _to_asset(avatar: Avatar):
     """The avatar as an engine_export Asset: one mesh "face" with one primitive per part."""
-    import engine_export as ee
+    ee = engine_export
 
     material_names = list(dict.fromkeys(part.material for part in avatar.parts.values()))
     materials = [
