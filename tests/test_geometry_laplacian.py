@@ -153,3 +153,12 @@ def test_solving_twice_gives_byte_identical_results():
     second = LaplacianDeformer(vertices, faces, anchor_ids, rotation_aware=True)
     a, b, c = first.solve(anchor_positions), first.solve(anchor_positions), second.solve(anchor_positions)
     assert a.tobytes() == b.tobytes() == c.tobytes()
+
+
+def test_scaling_and_moving_the_mesh_and_its_anchors_scales_and_moves_the_result():
+    # The row-normalised Laplacian is dimensionless, so one weight means the same at any size.
+    vertices, faces, anchor_ids, anchor_positions = _bumped_grid()
+    scale, offset = 0.013, np.array([0.2, 1.6, -0.4])  # e.g. template units to metres
+    reference = LaplacianDeformer(vertices, faces, anchor_ids).solve(anchor_positions)
+    moved = LaplacianDeformer(scale * vertices + offset, faces, anchor_ids).solve(scale * anchor_positions + offset)
+    assert np.abs(moved - (scale * reference + offset)).max() < 1e-12

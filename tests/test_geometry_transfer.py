@@ -1,5 +1,7 @@
 """DeformationTransfer: Sumner-Popovic transfer with the Eq. 14 normal vertex, translation fixed for rigs."""
 import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 
 from pyfacerig.geometry import DeformationTransfer
 from test_geometry_meshes import grid, icosphere
@@ -28,6 +30,7 @@ def test_identical_neutrals_give_back_each_source_shape():
 def test_scaled_and_translated_target_gets_scaled_and_translated_shapes():
     vertices, faces = icosphere(3)
     shapes = _local_bump_shapes(vertices, 4, seed=1)
+    shapes = np.concatenate([shapes, (0.9 * vertices + [0.0, 0.3, 0.0])[None]])  # every vertex moves
     scale, offset = 0.37, np.array([1.0, -2.0, 0.5])
     transferred = DeformationTransfer(vertices, scale * vertices + offset, faces).transfer(shapes)
     assert np.abs(transferred - (scale * shapes + offset)).max() < 1e-10
@@ -75,3 +78,58 @@ def test_output_has_the_shape_and_dtype_of_the_input_stack():
     assert transferred.shape == (0, len(vertices), 3)
     shapes = _local_bump_shapes(vertices, 3, seed=3).astype(np.float32)
     assert DeformationTransfer(vertices, vertices, faces).transfer(shapes).shape == (3, len(vertices), 3)
+
+
+def _frames(V, faces):
+    """Eq. 14 frames [v2-v1, v3-v1, n4] of every triangle, (F,3,3) with the vectors as columns."""
+    e1 = V[faces[:, 1]] - V[faces[:, 0]]
+    e2 = V[faces[:, 2]] - V[faces[:, 0]]
+    c = np.cross(e1, e2)
+    return np.stack([e1, e2, c / np.sqrt(np.linalg.norm(c, axis=1, keepdims=True))], axis=2)
+
+
+def _reference_transfer(source_neutral, target_neutral, faces, shape):
+    """Sumner-Popovic with the target's fourth vertices as unknowns too, solved by scipy.
+
+    Independent of the C++ formulation (which eliminates the fourth vertex analytically):
+    unknowns are the N vertices plus one normal vertex per triangle; each triangle asks for
+    V'_j = Q_j V_j (Eq. 15-16) with Q_j = Vs~_j Vs_j^-1; vertices the source leaves in place
+    are fixed to the target neutral.
+    """
+    n, f = len(target_neutral), len(faces)
+    Q = _frames(shape, faces) @ np.linalg.inv(_frames(source_neutral, faces))
+    Vt = _frames(target_neutral, faces)
+    # Target frame columns as linear functions of the unknowns x = [vertices; fourth vertices].
+    rows, cols, vals, rhs = [], [], [], []
+    for j in range(f):
+        a, b, c = faces[j]
+        goal = Q[j] @ Vt[j]  # desired [e1', e2', n4'] (3x3, columns)
+        inv_vt = np.linalg.inv(Vt[j])
+        # |(V'_j - goal) Vt_j^-1|_F^2 == |Q'_j - Q_j|_F^2, Eq. 16
+        for k in range(3):  # row k of (V' Vt^-1) = sum over columns
+            r = len(rhs)
+            coeff = inv_vt[:, k]  # weights of columns e1', e2', n4' in output column k
+            rows += [r] * 4
+            cols += [b, a, c, n + j]
+            vals += [coeff[0], -coeff[0] - coeff[1] - coeff[2], coeff[1], coeff[2]]
+            rhs.append(goal @ coeff)
+    A = sp.csr_matrix((vals, (rows, cols)), shape=(len(rhs), n + f))
+    rhs = np.array(rhs)
+    fixed = np.r_[(shape == source_neutral).all(axis=1), np.zeros(f, bool)]
+    x_fixed = np.r_[target_neutral, target_neutral[faces[:, 0]]]
+    free = ~fixed
+    b = rhs - A[:, fixed] @ x_fixed[fixed]
+    Af = A[:, free]
+    x = x_fixed.copy()
+    x[free] = spla.splu((Af.T @ Af).tocsc()).solve(Af.T @ b)
+    return x[:n]
+
+
+def test_matches_a_reference_solve_with_explicit_fourth_vertices():
+    vertices, faces = icosphere(2)
+    target = vertices * [1.2, 0.9, 1.0] + 0.1 * np.sin(3 * vertices)
+    shape = _local_bump_shapes(vertices, 1, seed=4, radius=0.6)[0]
+    ours = DeformationTransfer(vertices, target, faces).transfer(shape[None])[0]
+    reference = _reference_transfer(vertices, target, faces, shape)
+    assert np.abs(ours - target).max() > 0.05
+    assert np.abs(ours - reference).max() < 1e-8 * np.abs(reference).max()

@@ -113,5 +113,6 @@ def test_mediapipe_sees_the_left_corner_rise_in_the_smile_render(detected):
     face_px = np.linalg.norm(n0[10] - n0[152])
     left_rise = (smile[291, 1] - n0[291, 1]) / face_px         # model axes: +y is up
     right_rise = (smile[61, 1] - n0[61, 1]) / face_px
-    assert left_rise > 0.05
+    # the mesh raises the corner by 0.15 W = 7.5 mm, about 0.048 of this forehead-to-chin span
+    assert left_rise > 0.03
     assert left_rise > 3 * abs(right_rise)

@@ -7,7 +7,7 @@ import pytest
 
 from pyfacerig.errors import InvalidInputError
 from pyfacerig.templates import ARKIT_SHAPE_NAMES, PART_NAMES, FaceTemplate, load, load_default
-from pyfacerig.templates import topology, uv as uvmod
+from pyfacerig.templates import neutral, topology, uv as uvmod
 from pyfacerig.templates.generate import DEFAULT_PATH, write_default
 
 APPLE_ORDER = """eyeBlinkLeft eyeLookDownLeft eyeLookInLeft eyeLookOutLeft eyeLookUpLeft eyeSquintLeft eyeWideLeft
@@ -275,6 +275,31 @@ def test_tongue_out_reaches_past_the_lips(template):
     assert tip - lips_front > 0.10 * face_height(template)
 
 
+@pytest.mark.parametrize("jaw", [0.5, 1.0])
+def test_tongue_out_with_jaw_open_passes_between_the_lips(template, jaw):
+    weights = {"jawOpen": jaw, "tongueOut": 1.0}
+    skin, tongue = combo(template, weights), combo(template, weights, part="tongue")
+    outside = tongue[:, 2] > skin[17, 2]                 # past the lower lip's front
+    assert outside.sum() > 20
+    assert tongue[outside, 1].min() > skin[17, 1]        # over the lower lip, not through the chin
+    assert tongue[outside, 1].max() < skin[0, 1]         # under the upper lip
+
+
+def test_both_blinks_together_close_both_eyes(template):
+    p = combo(template, {"eyeBlinkLeft": 1.0, "eyeBlinkRight": 1.0})
+    n0 = template.parts["skin"].vertices
+    for side in ("left", "right"):
+        assert eye_aspect_ratio(p, side) <= 0.15 * eye_aspect_ratio(n0, side)
+
+
+@pytest.mark.parametrize("name", [n for n in APPLE_ORDER if not n.endswith(("Left", "Right"))])
+def test_symmetric_shapes_are_their_own_mirror_image(template, name):
+    i = template.shape_names.index(name)
+    mirror = template.extras["skin_mirror"]
+    d = template.parts["skin"].shape_deltas[i].astype(np.float64)
+    np.testing.assert_allclose(d[mirror] * [-1, 1, 1], d, atol=2e-7)
+
+
 @pytest.mark.parametrize("side, corner, other", [("Left", 291, 61), ("Right", 61, 291)])
 def test_mouth_smile_raises_its_own_corner(template, side, corner, other):
     n0, p = template.parts["skin"].vertices, posed(template, f"mouthSmile{side}")
@@ -339,6 +364,40 @@ def test_eye_shapes_leave_the_mouth_still_and_mouth_shapes_the_eyelids(template)
 def test_regenerating_reproduces_the_committed_file_byte_for_byte(tmp_path):
     out = write_default(tmp_path / "regenerated.frt")
     assert hashlib.sha256(out.read_bytes()).hexdigest() == hashlib.sha256(DEFAULT_PATH.read_bytes()).hexdigest()
+
+
+def test_committed_source_landmarks_are_what_mediapipe_finds_in_the_portraits():
+    """The template is built from committed detections; they must still match the real images.
+
+    The two portraits must match within half a pixel.  Of the 25x25 LFW crops, a face at the
+    edge of detection may come and go on another CPU, so 90 % must be found again.
+    """
+    committed = neutral.read_detections()
+    fresh = neutral.detect_all(neutral.source_images())
+    assert set(committed) == set(fresh) == {"astronaut", "grace_hopper", "lfw_subset"}
+    for name in ("astronaut", "grace_hopper"):
+        assert np.abs(committed[name][0] - fresh[name][0]).max() < 0.5, name   # pixels
+    pairs = [(old, new) for old, new in zip(committed["lfw_subset"], fresh["lfw_subset"]) if old is not None]
+    found_again = [(old, new) for old, new in pairs if new is not None]
+    assert len(found_again) >= 0.9 * len(pairs)
+    assert np.median([np.abs(old - new).max() for old, new in found_again]) < 0.5
+
+
+def test_neutral_mirror_map_is_an_involution_pairing_the_irises():
+    built = neutral.build_neutral(neutral.read_detections())
+    mirror = built["mirror"]
+    assert np.array_equal(mirror[mirror], np.arange(478))
+    assert mirror[468] == 473 and set(mirror[468:473]) == set(range(473, 478))   # iris centres pair
+    assert (mirror == np.arange(478)).sum() == 28          # MediaPipe's midline landmarks
+    assert set(np.flatnonzero(mirror == np.arange(478))) >= {0, 1, 4, 10, 13, 14, 17, 152}
+
+
+def test_neutral_face_has_adult_proportions_and_a_closed_mouth():
+    lm = neutral.build_neutral(neutral.read_detections())["landmarks"]
+    assert np.linalg.norm(lm[473] - lm[468]) == pytest.approx(0.063, abs=1e-9)
+    assert 0.045 < np.linalg.norm(lm[291] - lm[61]) < 0.058       # mouth width
+    assert 0.14 < lm[10, 1] - lm[152, 1] < 0.19                    # forehead landmark to chin
+    assert np.linalg.norm(lm[13] - lm[14]) < 1e-6                  # lips touch
 
 
 def test_committed_asset_is_compact():

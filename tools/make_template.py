@@ -1,9 +1,12 @@
 #!/usr/bin/env python
 """Regenerate pyfacerig's default face template from the real portraits in installed packages.
 
-Usage: python tools/make_template.py [--contact-sheet] [output path]
-Default output: pyfacerig/templates/default_template.frt (committed).  With --contact-sheet,
-docs/contact_sheet.png is redrawn from the written template.  The sources are listed in
+Usage: python tools/make_template.py [--detect] [--contact-sheet] [output path]
+Default output: pyfacerig/templates/default_template.frt (committed).  With --detect, MediaPipe is
+first run on the source portraits and pyfacerig/templates/source_landmarks.frt is rewritten (the
+template is always built from that committed file, so it regenerates byte for byte anywhere).
+With --contact-sheet, docs/contact_sheet.png and docs/template_uv.png are redrawn from the written
+template.  The sources are listed in
 pyfacerig/templates/neutral.py; the method is described in docs/template.md.
 """
 import sys
@@ -19,6 +22,10 @@ from pyfacerig.templates.generate import DEFAULT_PATH, write_default  # noqa: E4
 def main(argv: list[str]) -> int:
     args = [a for a in argv[1:] if not a.startswith("--")]
     out = Path(args[0]) if args else DEFAULT_PATH
+    if "--detect" in argv:
+        from pyfacerig.templates import neutral
+        neutral.write_detections(neutral.detect_all(neutral.source_images()))
+        print(f"wrote {neutral.DETECTIONS_PATH}")
     path = write_default(out)
     print(f"wrote {path} ({path.stat().st_size} bytes)")
     if "--contact-sheet" in argv:
@@ -31,6 +38,8 @@ def main(argv: list[str]) -> int:
         texture = render.portrait_skin_texture(template, portrait, detect(portrait), 1024)
         sheet = contact_sheet.make(template, texture, ROOT / "docs" / "contact_sheet.png")
         print(f"wrote {sheet} ({sheet.stat().st_size} bytes)")
+        uv_sheet = contact_sheet.make_uv_sheet(template, texture, ROOT / "docs" / "template_uv.png")
+        print(f"wrote {uv_sheet} ({uv_sheet.stat().st_size} bytes)")
     return 0
 
 

@@ -111,6 +111,9 @@ def load(path) -> FaceTemplate:
     extras["skin_mirror"] = arrays["skin_mirror"].astype(np.int64)
     extras["landmarks"] = arrays["landmarks"].astype(np.float64)
     extras["jaw_weight"] = arrays["jaw_weight"]
+    # MediaPipe's iris landmarks by eyeball part: centre first, then the four rim points
+    extras["iris_landmarks_by_part"] = {"eye_left": np.arange(473, 478, dtype=np.int32),
+                                        "eye_right": np.arange(468, 473, dtype=np.int32)}
     for part in parts.values():
         for arr in (part.vertices, part.faces, part.uvs, part.shape_deltas):
             arr.setflags(write=False)

@@ -34,7 +34,7 @@ def _npy_bytes(array: np.ndarray) -> bytes:
 
 def sparse_deltas(deltas: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(S, N, 3) deltas -> offsets (S+1,) int32, vertex ids (K,) int32, values (K, 3) float32."""
-    q = np.round(deltas / DELTA_QUANTUM) * DELTA_QUANTUM
+    q = np.round(deltas / DELTA_QUANTUM) * DELTA_QUANTUM + 0.0   # + 0.0 turns -0.0 into 0.0
     offsets, ids, values = [0], [], []
     for d in q:
         moved = np.flatnonzero(np.any(d != 0.0, axis=1))
@@ -53,10 +53,11 @@ def dense_deltas(offsets, ids, values, n_shapes: int, n_vertices: int) -> np.nda
     return out
 
 
-def write(path: str | os.PathLike, header: dict, arrays: dict[str, np.ndarray]) -> None:
+def write(path: str | os.PathLike, header: dict, arrays: dict[str, np.ndarray],
+          kind: str = FORMAT) -> None:
     """Write atomically (temp file in the same directory, then os.replace)."""
     path = Path(path)
-    header = dict(header, format=FORMAT, version=VERSION)
+    header = dict(header, format=kind, version=VERSION)
     fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED) as zf:
@@ -68,6 +69,9 @@ def write(path: str | os.PathLike, header: dict, arrays: dict[str, np.ndarray]) 
                 info.external_attr = 0o644 << 16
                 info.create_system = 3
                 zf.writestr(info, data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)          # mkstemp's 0600 is too private for an asset
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -75,13 +79,13 @@ def write(path: str | os.PathLike, header: dict, arrays: dict[str, np.ndarray]) 
         raise
 
 
-def read(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
-    """Header and arrays of a template file; refuses anything that is not one."""
+def read(path: str | os.PathLike, kind: str = FORMAT) -> tuple[dict, dict[str, np.ndarray]]:
+    """Header and arrays of a file written by :func:`write`; refuses any other kind of file."""
     try:
         with zipfile.ZipFile(path) as zf:
             header = json.loads(zf.read("header.json"))
-            if header.get("format") != FORMAT or header.get("version") != VERSION:
-                raise InvalidInputError(f"{path} is not a {FORMAT} v{VERSION} file")
+            if header.get("format") != kind or header.get("version") != VERSION:
+                raise InvalidInputError(f"{path} is not a {kind} v{VERSION} file")
             arrays = {}
             for name in zf.namelist():
                 if name.endswith(".npy"):

@@ -58,9 +58,32 @@ def make(template, texture: np.ndarray, path: str | Path) -> Path:
         extra = SHOWN_WITH.get(name)
         label = name + ("" if not extra else "  (+ " + ", ".join(f"{a} {b:g}" for a, b in extra.items()) + ")")
         draw.text((x0 + 6, y0 + 4), f"{k}. {label}" if k else label, fill=(250, 250, 250), font=font)
-    sheet = sheet.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
     path = Path(path)
     tmp = path.with_suffix(".tmp.png")
     sheet.save(tmp, optimize=True)
+    tmp.replace(path)
+    return path
+
+
+def make_uv_sheet(template, texture: np.ndarray, path: str | Path, size: int = 768) -> Path:
+    """The skin's UV layout: the projected portrait texture under the coarse face-mesh edges."""
+    from PIL import Image, ImageDraw
+    from .topology import coarse_triangles
+    skin = template.parts["skin"]
+    base = Image.fromarray(texture).resize((size, size), Image.LANCZOS).convert("RGBA")
+    overlay = Image.new("RGBA", base.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    uv = np.asarray(skin.uvs, float) * size
+    edges = {tuple(sorted(e)) for f in coarse_triangles().tolist()
+             for e in ((f[0], f[1]), (f[1], f[2]), (f[2], f[0]))}
+    for a, b in sorted(edges):
+        draw.line([tuple(uv[a]), tuple(uv[b])], fill=(255, 255, 255, 110), width=1)
+    for lm in range(468):
+        x, y = uv[lm]
+        draw.ellipse([x - 1.5, y - 1.5, x + 1.5, y + 1.5], fill=(255, 60, 40, 230))
+    img = Image.alpha_composite(base, overlay).convert("RGB")
+    path = Path(path)
+    tmp = path.with_suffix(".tmp.png")
+    img.save(tmp, optimize=True)
     tmp.replace(path)
     return path

@@ -25,6 +25,7 @@ from .face import Skin, lid_curve
 
 ANCHOR_WEIGHT = 1.0e4
 JAW_OPEN_DEGREES = 20.0
+MOUTH_CLOSE_UPPER_SHARE = 0.3      # share of jawOpen's lip gap that mouthClose gives the upper lip
 EYE_LOOK_DEGREES = {"Down": 25.0, "Up": 20.0, "In": 25.0, "Out": 25.0}
 
 # Regions each shape may move ("{s}" is the shape's side).  Checked by the tests.
@@ -288,10 +289,14 @@ def _curvature_dz(rig: Rig, x, dx):
     return np.clip(dz, -0.5 * np.abs(dx), 0.5 * np.abs(dx))   # the parabola overshoots past the corners
 
 
-def _patch(rig: Rig, seed: int, radius: float, disp) -> Handles:
-    """Handles moving a smooth patch: full at the seed, zero at ``radius`` (geodesic)."""
+def _patch(rig: Rig, seed: int, radius: float, disp, core: float = 1.0) -> Handles:
+    """Handles moving a smooth patch: full at the seed, cos^2 to zero at ``radius`` (geodesic).
+
+    Only the inner ``core`` fraction of the radius is prescribed; beyond it the Laplacian
+    solve decides, so the patch can meet other handles without creasing.
+    """
     d = rig.skin.geodesic([seed])
-    ids = np.flatnonzero(d < radius)
+    ids = np.flatnonzero(d < core * radius)
     w = np.cos(0.5 * np.pi * d[ids] / radius) ** 2
     h = Handles()
     h.set(ids, w[:, None] * np.asarray(disp, float))
@@ -360,17 +365,17 @@ def mouth_shape(rig: Rig, name: str, side: str | None) -> dict:
             h.set(lips[k], w[:, None] * [0.0, 0.08 * W, 0.005 * W])
         h.hold(np.concatenate([lips["lip_inner_lower"], lips["lip_outer_lower"]]))
     elif kind == "mouthClose":
-        # Inner-lip contours are paired vertex by vertex (as MediaPipe pairs 13 with 14);
-        # each pair closes jawOpen's gap halfway from both sides, so with jawOpen the lips meet.
-        jaw = jaw_shape(rig, "jawOpen")["skin"]
-        up, lo = lips["lip_inner_upper"], lips["lip_inner_lower"]
-        if len(up) != len(lo):
-            raise RuntimeError("inner lip contours are not paired")
-        gap = (v[lo] + jaw[lo]) - (v[up] + jaw[up])
-        h.set(up, 0.5 * gap)
-        h.set(lo, -0.5 * gap)
-        h.set(lips["lip_outer_upper"], 0.7 * 0.5 * gap)
-        h.set(lips["lip_outer_lower"], -0.7 * 0.5 * gap)
+        # A corrective of jawOpen.  With w the jaw weight and J the rigid jaw motion of a
+        # point, mouthClose = m (a - w) J: on the lips (m = 1) jawOpen + mouthClose moves
+        # every point by a J, so the paired inner-lip vertices (together at rest) meet there;
+        # m fades to 0 across the mouth region and the field is as smooth as w itself.
+        # a = 0.3: the soft lower lip travels 70 % of the gap, the upper lip 30 %.
+        move = jaw_transform(rig, "jawOpen")
+        rigid = move(v) - v
+        d_lips = skin.geodesic(all_lip)
+        m = smoothstep((0.5 * W - d_lips) / (0.4 * W)) * region
+        delta = (m * (MOUTH_CLOSE_UPPER_SHARE - rig.jaw_weight))[:, None] * rigid
+        return {"skin": delta}
     elif kind in ("mouthPucker", "mouthFunnel"):
         narrow = 0.30 if kind == "mouthPucker" else 0.25
         for k in lips:
@@ -398,14 +403,15 @@ def mouth_shape(rig: Rig, name: str, side: str | None) -> dict:
         ti = _taper(xi, hw, 0.1)
         h.set(inner, np.stack([0 * xi, -sign * 0.10 * W * 0.25 * ti, -0.12 * W * ti], 1))
     elif kind == "mouthShrugLower":
-        for k, d in (("lip_inner_lower", [0, 0.02 * H, 0.005 * H]),
+        for k, d in (("lip_inner_lower", [0, 0.02 * H, 0.006 * H]),
                      ("lip_inner_upper", [0, 0.02 * H, 0.003 * H]),
-                     ("lip_outer_lower", [0, 0.03 * H, 0.012 * H]),
+                     ("lip_outer_lower", [0, 0.035 * H, 0.015 * H]),
                      ("lip_outer_upper", [0, 0.012 * H, 0.003 * H])):
             x = v[lips[k], 0]
             h.set(lips[k], _taper(x, hw)[:, None] * np.asarray(d))
-        chin_boss = _nearest(rig, [0.0, 0.5 * (skin.landmarks[17, 1] + skin.landmarks[152, 1])])
-        for i, d in _patch(rig, chin_boss, 0.14 * H, [0, 0.05 * H, 0.01 * H]).disp.items():
+        # the chin boss pushes up from below the lip; prescribed only at its centre
+        chin_boss = _nearest(rig, [0.0, 0.4 * skin.landmarks[17, 1] + 0.6 * skin.landmarks[152, 1]])
+        for i, d in _patch(rig, chin_boss, 0.16 * H, [0, 0.05 * H, 0.01 * H], core=0.5).disp.items():
             h.disp.setdefault(i, d)
     elif kind == "mouthShrugUpper":
         for k, d in (("lip_outer_upper", [0, 0.03 * H, 0.005 * H]),
@@ -456,6 +462,8 @@ def cheek_nose_shape(rig: Rig, name: str, side: str | None) -> dict:
     sx = 1.0 if side in (None, "left") else -1.0
     h = Handles()
     if name == "cheekPuff":
+        # Each cheek bulges along its patch's mean normal (vertex normals in the mouth
+        # corners point every which way); the lips stay closed and still.
         normals = _vertex_normals(skin.vertices, skin.faces)
         for s in (1.0, -1.0):
             seed = _nearest(rig, [s * 0.80 * W, -0.45 * H])
@@ -463,7 +471,11 @@ def cheek_nose_shape(rig: Rig, name: str, side: str | None) -> dict:
             radius = 0.30 * H
             ids = np.flatnonzero(d < 0.75 * radius)
             w = np.cos(0.5 * np.pi * d[ids] / radius) ** 2
-            h.set(ids, 0.05 * H * w[:, None] * normals[ids])
+            direction = (w[:, None] * normals[ids]).sum(0)
+            direction /= np.linalg.norm(direction)
+            h.set(ids, 0.05 * H * w[:, None] * direction)
+        lips = np.concatenate(list(_lip_ids(rig).values()))
+        h.set(lips, 0.0)
     elif name.startswith("cheekSquint"):
         seed = _nearest(rig, [sx * 0.62 * W, -0.20 * H])
         h = _patch(rig, seed, 0.14 * H, [0.0, 0.03 * H, 0.006 * H])
@@ -479,18 +491,29 @@ def cheek_nose_shape(rig: Rig, name: str, side: str | None) -> dict:
 
 # --------------------------------------------------------------------------- tongue
 def tongue_out(rig: Rig) -> dict:
+    """The tongue slides out over the lower lip: tip 0.15 H past the lips.
+
+    The tongue rides on the jaw like the lower lip, so in the jaw's frame the path is
+    the same at any jawOpen: forward and up until the tip's underside is level with
+    the lip line, i.e. resting on the lower lip once the jaw opens.
+    """
     verts = rig.parts["tongue"][0]
     H = rig.skin.measures["H"]
-    lips_front = rig.skin.landmarks[[0, 17], 2].max()
+    lm = rig.skin.landmarks
+    lips_front = lm[[0, 17], 2].max()
+    seam_y = lm[[13, 14], 1].mean()
     tip_z = verts[:, 2].max()
     reach = lips_front - tip_z + 0.15 * H
-    z0, z1 = verts[:, 2].min(), tip_z
-    t = smoothstep((verts[:, 2] - z0) / (z1 - z0) * 1.4 - 0.2)
+    z0 = verts[:, 2].min()
+    t = np.clip((verts[:, 2] - z0) / (tip_z - z0), 0.0, 1.0) ** 1.5   # the root stays, the tip goes furthest
+    front = verts[:, 2] > tip_z - 0.01
+    lift = seam_y + 0.0015 - verts[front, 1].mean()
     centre_y = verts[:, 1].mean()
     d = np.zeros_like(verts)
     d[:, 2] = reach * t
-    d[:, 1] = -0.004 * t - 0.25 * t * (verts[:, 1] - centre_y)     # droops and flattens
-    d[:, 0] = -0.15 * t * verts[:, 0]                              # narrows
+    rise = smoothstep(3.0 * t)                                    # the moving part rises as a whole
+    d[:, 1] = lift * rise - 0.10 * t * (verts[:, 1] - centre_y)  # to the lip line, flattening
+    d[:, 0] = -0.10 * t * verts[:, 0]                             # narrows
     return {"tongue": d}
 
 

@@ -69,6 +69,11 @@ def jaw_weights(skin: Skin) -> np.ndarray:
     return value
 
 
+def quantize(positions: np.ndarray) -> np.ndarray:
+    """Round to POSITION_QUANTUM; last-bit solver noise (and the sign of zero) cannot survive it."""
+    return np.round(positions / POSITION_QUANTUM) * POSITION_QUANTUM + 0.0
+
+
 def _part_mirror(vertices: np.ndarray) -> np.ndarray:
     dist, idx = cKDTree(vertices).query(vertices * [-1.0, 1.0, 1.0])
     if dist.max() > 1e-9 or not np.array_equal(idx[idx], np.arange(len(idx))):
@@ -92,11 +97,11 @@ def build_rig(landmarks: np.ndarray, landmark_mirror: np.ndarray) -> Rig:
     # Teeth at rest are slightly apart under closed lips (the freeway space); the upper
     # incisal edge sits just below the lip line so it shows as soon as the lips part.
     seam = landmarks[[13, 14]].mean(0)
-    upper_front = seam + [0.0, -0.0010, -0.009]
-    lower_front = np.array([0.0, seam[1] - 0.0030, upper_front[2] - 0.0015])
+    upper_front = seam + [0.0, -0.0025, -0.009]
+    lower_front = np.array([0.0, seam[1] - 0.0045, upper_front[2] - 0.0015])
     tu_v, tu_f = parts.teeth(upper_front, upper=True)
     tl_v, tl_f = parts.teeth(lower_front, upper=False)
-    to_v, to_f = parts.tongue(np.array([0.0, seam[1] - 0.012, lower_front[2] - 0.005]),
+    to_v, to_f = parts.tongue(np.array([0.0, seam[1] - 0.0135, lower_front[2] - 0.005]),
                               width=0.040, thickness=0.016)
     meshes = {"eye_left": (eye_v, eye_f), "eye_right": (eye_rv, eye_rf),
               "mouth_cavity": (cav_v, cav_f), "teeth_upper": (tu_v, tu_f),
@@ -135,12 +140,16 @@ def _part_uvs(rig: Rig, name: str) -> np.ndarray:
 
 
 def generate(detections: dict | None = None) -> tuple[dict, dict]:
-    """Run the whole pipeline; returns (header, arrays) ready for :func:`asset.write`."""
+    """Run the whole pipeline; returns (header, arrays) ready for :func:`asset.write`.
+
+    detections: source landmarks (see :mod:`.neutral`); by default the committed
+    ``source_landmarks.frt`` that ``tools/make_template.py --detect`` writes.
+    """
     if detections is None:
-        detections = neutral.detect_all(neutral.source_images())
+        detections = neutral.read_detections()
     detections = neutral.round_detections(detections)
     built = neutral.build_neutral(detections)
-    landmarks = np.round(built["landmarks"] / POSITION_QUANTUM) * POSITION_QUANTUM
+    landmarks = quantize(built["landmarks"])
     rig = build_rig(landmarks, built["mirror"])
     shapes = author_all(rig)
 
@@ -152,7 +161,7 @@ def generate(detections: dict | None = None) -> tuple[dict, dict]:
         uvs = skin.uvs if name == "skin" else _part_uvs(rig, name)
         dense = np.stack([shapes[s].get(name, np.zeros_like(verts)) for s in ARKIT_SHAPE_NAMES])
         offsets, ids, values = asset.sparse_deltas(dense)
-        arrays[f"{name}/vertices"] = (np.round(verts / POSITION_QUANTUM) * POSITION_QUANTUM).astype(np.float32)
+        arrays[f"{name}/vertices"] = quantize(verts).astype(np.float32)
         arrays[f"{name}/faces"] = np.asarray(faces, np.int32)
         arrays[f"{name}/uvs"] = np.clip(uvs, 0.0, 1.0).astype(np.float32)
         arrays[f"{name}/delta_offsets"] = offsets

@@ -223,3 +223,35 @@ def detect_all(images: dict[str, list]) -> dict[str, list]:
     with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1,
                                          refine_landmarks=True) as face_mesh:
         return {k: [detect(im, face_mesh) for im in v] for k, v in images.items()}
+
+
+DETECTIONS_KIND = "pyfacerig-source-landmarks"
+DETECTIONS_PATH = Path(__file__).with_name("source_landmarks.frt")
+
+
+def write_detections(detections: dict[str, list], path=DETECTIONS_PATH) -> None:
+    """Commit MediaPipe's landmarks of the sources (rounded to 0.01 px).
+
+    The template is rebuilt from this file, so regenerating it gives the same bytes on
+    any machine, even where MediaPipe's float results differ in the last digits; a test
+    re-runs MediaPipe and checks the committed landmarks still match the images.
+    """
+    from .asset import write
+    detections = round_detections(detections)
+    arrays, counts = {}, {}
+    for name, found in detections.items():
+        counts[name] = len(found)
+        for k, d in enumerate(found):
+            if d is not None:
+                arrays[f"{name}/{k:03d}"] = np.round(d * 100).astype(np.int32)   # centipixels, exact
+    write(path, {"sources": counts, "units": "1/100 pixel; x right, y up, z toward the camera"},
+          arrays, kind=DETECTIONS_KIND)
+
+
+def read_detections(path=DETECTIONS_PATH) -> dict[str, list]:
+    from .asset import read
+    header, arrays = read(path, kind=DETECTIONS_KIND)
+    def pixels(key):
+        return None if key not in arrays else arrays[key].astype(np.float64) / 100.0
+    return {name: [pixels(f"{name}/{k:03d}") for k in range(count)]
+            for name, count in header["sources"].items()}

@@ -102,9 +102,9 @@ LOWER_TOOTH_WIDTHS = (0.0054, 0.0059, 0.0068, 0.0070, 0.0071, 0.0110, 0.0104)
 
 
 def _arch(front: np.ndarray, half_width: float, depth: float, widths, stations_per_tooth: int):
-    """Points along a dental arch z = front_z - depth * (x / half_width)^2, by arc length."""
+    """Points along a dental arch z = front_z - depth * |x / half_width|^2.6, by arc length."""
     xs = np.linspace(-half_width, half_width, 2001)
-    zs = front[2] - depth * (xs / half_width) ** 2
+    zs = front[2] - depth * np.abs(xs / half_width) ** 2.6      # U-shaped: flat front, steep sides
     seg = np.hypot(np.diff(xs), np.diff(zs))
     arc = np.concatenate([[0.0], np.cumsum(seg)])
     arc -= arc[1000]                                   # 0 at the midline
@@ -176,7 +176,7 @@ def tongue(tip: np.ndarray, length: float = 0.062, width: float = 0.046, thickne
     # pole axis along +Z (the tip), local x across, y up
     x = np.sin(th) * np.cos(ph)
     y = np.sin(th) * np.sin(ph)
-    z = np.cos(th)
+    z = np.sign(np.cos(th)) * np.abs(np.cos(th)) ** 0.7   # a blunt, rounded tip
     y = np.where(y < 0, 0.45 * y, y)                  # flat underside
     x = x * (1.0 - 0.25 * np.clip(z, 0, 1) ** 2)      # narrower toward the tip
     pts = np.stack([x * width / 2, y * thickness / 2, z * length / 2], -1).reshape(-1, 3)

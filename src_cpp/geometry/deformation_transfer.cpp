@@ -88,7 +88,11 @@ void build_system(const DeformationTransferData& data, const std::vector<char>& 
     }
   SparseMatrixd Kff(m, m);
   Kff.setFromTriplets(triplets.begin(), triplets.end());
-  sys.ok = sys.solver.compute(Kff);
+  std::vector<int> order;
+  order.reserve(m);
+  for (int i : data.elimination_order)
+    if (sys.local[i] >= 0) order.push_back(sys.local[i]);
+  sys.ok = sys.solver.compute(Kff, &order);
 }
 
 }  // namespace
@@ -129,6 +133,7 @@ bool deformation_transfer_precompute(const RowMatrixX3d& source_neutral,
     if (error) *error = "deformation transfer system has non-finite entries (degenerate triangles?)";
     return false;
   }
+  data.elimination_order = SupernodalCholesky::fill_reducing_order(data.K);
   const double source_radius = rms_radius(source_neutral);
   data.scale_ratio = source_radius > 0.0 ? rms_radius(target_neutral) / source_radius : 1.0;
   data.num_threads = default_thread_count();

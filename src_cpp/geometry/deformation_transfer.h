@@ -19,7 +19,8 @@
 // in place, so those vertices are fixed (d = 0, a hard constraint) and only the
 // moving vertices are unknowns.  Each shape therefore has its own reduced
 // system K_FF over its moving set F; shapes with the same moving set share one
-// factorisation (multiple right-hand sides).  A moving component with no fixed
+// factorisation (multiple right-hand sides), and the distinct moving sets are
+// factored and solved in parallel.  A moving component with no fixed
 // neighbour (e.g. a whole part that moves) is pinned at one vertex and then
 // translated so its mean displacement is the source's mean displacement scaled
 // by the target/source size ratio, which keeps the result covariant under
@@ -39,6 +40,9 @@ struct DeformationTransferData {
   std::vector<Eigen::Matrix<double, 3, 2>> source_to_target;  // P_j = Vs_j^-1 E_j W_j
   std::vector<Eigen::Matrix<double, 3, 2>> target_edges;      // C_j = E_j W_j
   SparseMatrixd K;                                      // (N,N) sum_j D_j W_j D_j^T
+  // AMD order of K, computed once; each reduced system K_FF is eliminated in
+  // the same order restricted to F, which saves an ordering per moving set.
+  std::vector<int> elimination_order;
   double scale_ratio = 1.0;  // rms size of target / source, for pinned components
   int num_threads = 1;
 };

@@ -7,7 +7,6 @@
 
 namespace pyfacerig {
 
-
 bool laplacian_deformation_precompute(const RowMatrixX3d& V, const RowMatrixX3i& F,
                                       const Eigen::VectorXi& anchor_ids, double weight,
                                       LaplacianKind kind, LaplacianDeformationData& data,
@@ -29,19 +28,19 @@ bool laplacian_deformation_precompute(const RowMatrixX3d& V, const RowMatrixX3i&
     }
   }
   // Scale rows in place (a diagonal-times-sparse product in Eigen is much slower).
-  data.L = W;
-  for (Eigen::Index k = 0; k < data.L.outerSize(); ++k)
-    for (SparseMatrixd::InnerIterator it(data.L, k); it; ++it) it.valueRef() /= -diag(it.row());
-  data.Lt = data.L.transpose();
+  SparseMatrixd L = W;
+  for (Eigen::Index k = 0; k < L.outerSize(); ++k)
+    for (SparseMatrixd::InnerIterator it(L, k); it; ++it) it.valueRef() /= -diag(it.row());
+  data.Lt = L.transpose();
 
   data.rest = V;
-  data.rest_delta = data.L * V;
+  data.rest_delta = L * V;
   data.rest_rhs = data.Lt * data.rest_delta;
   data.anchor_ids = anchor_ids;
   data.weight = weight;
 
   // Normal equations of Eq. 10: (L^T L + weight S^T S) V = L^T L' + weight S^T P.
-  SparseMatrixd A = data.Lt * data.L;
+  SparseMatrixd A = data.Lt * L;
   for (Eigen::Index k = 0; k < anchor_ids.size(); ++k) A.coeffRef(anchor_ids(k), anchor_ids(k)) += weight;
   A.makeCompressed();
   if (!data.solver.compute(A)) {
@@ -53,9 +52,8 @@ bool laplacian_deformation_precompute(const RowMatrixX3d& V, const RowMatrixX3i&
   data.ring_offsets.assign(1, 0);
   data.ring_vertices.clear();
   data.ring_vertices.reserve(W.nonZeros());
-  const SparseMatrixd Wr = W;  // symmetric, so columns are rows
-  for (Eigen::Index i = 0; i < n; ++i) {
-    for (SparseMatrixd::InnerIterator it(Wr, i); it; ++it)
+  for (Eigen::Index i = 0; i < n; ++i) {  // W is symmetric: column i lists i's neighbours
+    for (SparseMatrixd::InnerIterator it(W, i); it; ++it)
       if (it.row() != i) data.ring_vertices.push_back(static_cast<int>(it.row()));
     data.ring_offsets.push_back(static_cast<int>(data.ring_vertices.size()));
   }
@@ -72,7 +70,7 @@ bool laplacian_deformation_solve(const LaplacianDeformationData& data,
     anchor_rhs.row(data.anchor_ids(k)) += data.weight * anchor_positions.row(k);
 
   RowMatrixX3d rhs = data.rest_rhs + anchor_rhs;
-  data.solver.solve3(rhs, U, data.num_threads);
+  data.solver.solve3(rhs, U);
   if (!U.allFinite()) {
     if (error) *error = "Laplacian solve produced non-finite values";
     return false;
@@ -89,7 +87,7 @@ bool laplacian_deformation_solve(const LaplacianDeformationData& data,
       rotated_delta.row(i) = (rotations[i] * data.rest_delta.row(i).transpose()).transpose();
     rhs = data.Lt * rotated_delta;
     rhs += anchor_rhs;
-    data.solver.solve3(rhs, U, data.num_threads);
+    data.solver.solve3(rhs, U);
     if (!U.allFinite()) {
       if (error) *error = "rotation-aware Laplacian solve produced non-finite values";
       return false;

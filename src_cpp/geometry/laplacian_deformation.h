@@ -22,8 +22,7 @@ namespace pyfacerig {
 enum class LaplacianKind { Uniform, Cotangent };
 
 struct LaplacianDeformationData {
-  SparseMatrixd L;             // (N,N) row-normalised Laplacian operator
-  SparseMatrixd Lt;            // L^T, kept to rebuild the right-hand side
+  SparseMatrixd Lt;            // (N,N) transpose of the row-normalised Laplacian L, for the rhs
   RowMatrixX3d rest;           // (N,3) rest vertices
   RowMatrixX3d rest_delta;     // (N,3) rest Laplacian coordinates L_i'
   RowMatrixX3d rest_rhs;       // (N,3) L^T L_i', the anchor-free part of the rhs
@@ -32,7 +31,7 @@ struct LaplacianDeformationData {
   // One-ring of every vertex (CSR), used to fit per-vertex rotations.
   std::vector<int> ring_offsets, ring_vertices;
   SupernodalCholesky solver;   // factor of L^T L + weight S^T S
-  int num_threads = 1;         // for the solve and the per-vertex rotation fits
+  int num_threads = 1;         // for the per-vertex rotation fits
 };
 
 // Builds and factors the normal equations.  Returns false with a message in

@@ -3,8 +3,6 @@
 #include <Eigen/Cholesky>
 #include <Eigen/OrderingMethods>
 
-#include <thread>
-
 namespace pyfacerig {
 
 namespace {
@@ -12,31 +10,24 @@ using BlockMap = Eigen::Map<Eigen::MatrixXd>;
 using ConstBlockMap = Eigen::Map<const Eigen::MatrixXd>;
 }  // namespace
 
-long long SupernodalCholesky::stored_entries() const {
-  long long total = 0;
-  for (size_t s = 0; s + 1 < super_first_.size(); ++s) {
-    const long long w = super_first_[s + 1] - super_first_[s];
-    const long long m = row_begin_[s + 1] - row_begin_[s];
-    total += m * w - w * (w - 1) / 2;
-  }
-  return total;
+std::vector<int> SupernodalCholesky::fill_reducing_order(const SparseMatrixd& A) {
+  Eigen::PermutationMatrix<Eigen::Dynamic, Eigen::Dynamic, int> order;
+  Eigen::AMDOrdering<int>()(A, order);
+  return std::vector<int>(order.indices().data(), order.indices().data() + order.size());
 }
 
-bool SupernodalCholesky::compute(const SparseMatrixd& A) {
-  if (A.rows() != A.cols()) return false;
+bool SupernodalCholesky::compute(const SparseMatrixd& A, const std::vector<int>* elimination_order) {
+  if (A.rows() != A.cols() || A.rows() == 0) return false;  // callers never factor an empty system
+  n_ = static_cast<int>(A.rows());
+  const std::vector<int> order = elimination_order ? *elimination_order : fill_reducing_order(A);
+  if (static_cast<int>(order.size()) != n_) return false;
+  new_of_old_.assign(n_, -1);
+  for (int k = 0; k < n_; ++k) new_of_old_[order[k]] = k;
   return analyse(A) && factorise(A);
 }
 
 bool SupernodalCholesky::analyse(const SparseMatrixd& A) {
-  n_ = static_cast<int>(A.rows());
   const int n = n_;
-  if (n == 0) return false;  // callers never factor an empty system
-
-  // Fill-reducing ordering from Eigen's approximate minimum degree.
-  Eigen::PermutationMatrix<Eigen::Dynamic, Eigen::Dynamic, int> order;
-  Eigen::AMDOrdering<int>()(A, order);
-  new_of_old_.resize(n);
-  for (int k = 0; k < n; ++k) new_of_old_[order.indices()[k]] = k;
 
   // Upper triangle of P A P^T by columns: column k lists rows i < k.  This is
   // the row pattern of A's lower triangle, which drives the elimination tree.
@@ -140,7 +131,7 @@ bool SupernodalCholesky::analyse(const SparseMatrixd& A) {
 bool SupernodalCholesky::factorise(const SparseMatrixd& A) {
   const int n = n_;
   const int num_super = static_cast<int>(super_first_.size()) - 1;
-  std::fill(values_.begin(), values_.end(), 0.0);
+  // values_ was zero-filled by analyse(), which compute() always runs first.
 
   // Scatter the lower triangle of P A P^T into the blocks.  relative[r] is the
   // position of row r within the supernode currently being assembled.
@@ -216,79 +207,107 @@ bool SupernodalCholesky::factorise(const SparseMatrixd& A) {
   return true;
 }
 
-// Forward and backward substitution on C interleaved right-hand sides held in
-// y ((N,C) row-major, permuted order): each entry of L read from memory serves
-// all C columns.  Plain column loops measured faster here than per-supernode
-// dense kernels, whose set-up cost does not pay off on so few columns.
-template <int C>
-void SupernodalCholesky::substitute(double* y) const {
-  const int num_super = static_cast<int>(super_first_.size()) - 1;
-  for (int s = 0; s < num_super; ++s) {  // L y = b
-    const int first = super_first_[s], w = super_first_[s + 1] - first;
-    const long long m = row_begin_[s + 1] - row_begin_[s];
-    const int* rows = rows_.data() + row_begin_[s];
-    const double* block = values_.data() + value_begin_[s];
-    for (int c = 0; c < w; ++c) {
-      const double* col = block + c * m;
-      double* yj = y + C * static_cast<size_t>(first + c);
-      for (int k = 0; k < C; ++k) yj[k] /= col[c];
-      for (long long r = c + 1; r < m; ++r) {
-        double* yi = y + C * static_cast<size_t>(rows[r]);
-        for (int k = 0; k < C; ++k) yi[k] -= col[r] * yj[k];
-      }
-    }
-  }
-  for (int s = num_super - 1; s >= 0; --s) {  // L^T x = y
-    const int first = super_first_[s], w = super_first_[s + 1] - first;
-    const long long m = row_begin_[s + 1] - row_begin_[s];
-    const int* rows = rows_.data() + row_begin_[s];
-    const double* block = values_.data() + value_begin_[s];
-    for (int c = w - 1; c >= 0; --c) {
-      const double* col = block + c * m;
-      double* yj = y + C * static_cast<size_t>(first + c);
-      double sum[C];
-      for (int k = 0; k < C; ++k) sum[k] = yj[k];
-      for (long long r = c + 1; r < m; ++r) {
-        const double* yi = y + C * static_cast<size_t>(rows[r]);
-        for (int k = 0; k < C; ++k) sum[k] -= col[r] * yi[k];
-      }
-      for (int k = 0; k < C; ++k) yj[k] = sum[k] / col[c];
+namespace {
+
+// Rows below a supernode's diagonal block, K of its columns at a time: each
+// row of y is loaded and stored once per K columns while the factor is still
+// read column by column.  That random access into y, not the arithmetic, is
+// what the substitution waits on.
+template <int K>
+void forward_below(const double* block, long long m, int c, int w, const int* rows, const double* x,
+                   double* y) {
+  double p[K][3];
+  for (int k = 0; k < K; ++k)
+    for (int d = 0; d < 3; ++d) p[k][d] = x[3 * (c + k) + d];
+  for (long long r = w; r < m; ++r) {
+    double* yi = y + 3 * static_cast<size_t>(rows[r]);
+    for (int d = 0; d < 3; ++d) {
+      double sum = 0.0;
+      for (int k = 0; k < K; ++k) sum += block[(c + k) * m + r] * p[k][d];
+      yi[d] -= sum;
     }
   }
 }
 
-void SupernodalCholesky::solve3(const RowMatrixX3d& B, RowMatrixX3d& X, int num_threads) const {
+template <int K>
+void backward_below(const double* block, long long m, int c, int w, const int* rows, double* x,
+                    const double* y) {
+  double p[K][3] = {};
+  for (long long r = w; r < m; ++r) {
+    const double* yi = y + 3 * static_cast<size_t>(rows[r]);
+    for (int k = 0; k < K; ++k)
+      for (int d = 0; d < 3; ++d) p[k][d] += block[(c + k) * m + r] * yi[d];
+  }
+  for (int k = 0; k < K; ++k)
+    for (int d = 0; d < 3; ++d) x[3 * (c + k) + d] -= p[k][d];
+}
+
+}  // namespace
+
+// Forward (L y = b) and backward (L^T x = y) substitution for one supernode,
+// on three interleaved right-hand sides y ((N,3) row-major, permuted order),
+// so every factor entry serves x, y and z.  The supernode's own rows are
+// contiguous in y and solved in place.  Plain loops measured faster than
+// Eigen's dense kernels on three columns.
+void SupernodalCholesky::forward(int s, double* y) const {
+  const int first = super_first_[s], w = super_first_[s + 1] - first;
+  const long long m = row_begin_[s + 1] - row_begin_[s];
+  const int* rows = rows_.data() + row_begin_[s];
+  const double* block = values_.data() + value_begin_[s];
+  double* x = y + 3 * static_cast<size_t>(first);
+  for (int c = 0; c < w; ++c) {  // diagonal block
+    const double* col = block + c * m;
+    const double x0 = x[3 * c] /= col[c], x1 = x[3 * c + 1] /= col[c], x2 = x[3 * c + 2] /= col[c];
+    for (int r = c + 1; r < w; ++r) {
+      x[3 * r] -= col[r] * x0;
+      x[3 * r + 1] -= col[r] * x1;
+      x[3 * r + 2] -= col[r] * x2;
+    }
+  }
+  int c = 0;
+  for (; c + 4 <= w; c += 4) forward_below<4>(block, m, c, w, rows, x, y);
+  for (; c + 2 <= w; c += 2) forward_below<2>(block, m, c, w, rows, x, y);
+  for (; c < w; ++c) forward_below<1>(block, m, c, w, rows, x, y);
+}
+
+void SupernodalCholesky::backward(int s, double* y) const {
+  const int first = super_first_[s], w = super_first_[s + 1] - first;
+  const long long m = row_begin_[s + 1] - row_begin_[s];
+  const int* rows = rows_.data() + row_begin_[s];
+  const double* block = values_.data() + value_begin_[s];
+  double* x = y + 3 * static_cast<size_t>(first);
+  int c = 0;
+  for (; c + 4 <= w; c += 4) backward_below<4>(block, m, c, w, rows, x, y);
+  for (; c + 2 <= w; c += 2) backward_below<2>(block, m, c, w, rows, x, y);
+  for (; c < w; ++c) backward_below<1>(block, m, c, w, rows, x, y);
+  for (int c = w - 1; c >= 0; --c) {  // diagonal block
+    const double* col = block + c * m;
+    double s0 = x[3 * c], s1 = x[3 * c + 1], s2 = x[3 * c + 2];
+    for (int r = c + 1; r < w; ++r) {
+      s0 -= col[r] * x[3 * r];
+      s1 -= col[r] * x[3 * r + 1];
+      s2 -= col[r] * x[3 * r + 2];
+    }
+    x[3 * c] = s0 / col[c];
+    x[3 * c + 1] = s1 / col[c];
+    x[3 * c + 2] = s2 / col[c];
+  }
+}
+
+// Serial on purpose: a two-thread version (independent subtrees of the
+// elimination tree on two threads) was measured no faster on the shared
+// two-core machine, where the second core is rarely free.
+void SupernodalCholesky::solve3(const RowMatrixX3d& B, RowMatrixX3d& X) const {
   const int n = n_;
-  if (num_threads < 2) {
-    // Padded to 4 so each row is two aligned SSE2 pairs the compiler vectorises.
-    std::vector<double> y(4 * static_cast<size_t>(n), 0.0);
-    for (int i = 0; i < n; ++i)
-      for (int k = 0; k < 3; ++k) y[4 * static_cast<size_t>(new_of_old_[i]) + k] = B(i, k);
-    substitute<4>(y.data());
-    X.resize(n, 3);
-    for (int i = 0; i < n; ++i)
-      for (int k = 0; k < 3; ++k) X(i, k) = y[4 * static_cast<size_t>(new_of_old_[i]) + k];
-    return;
-  }
-  // Two threads: x and y on one, z on the other.  The substitution is bound by
-  // latency rather than bandwidth, so the split shortens the solve by ~1/3.
-  std::vector<double> xy(2 * static_cast<size_t>(n)), z(n);
-  for (int i = 0; i < n; ++i) {
-    const size_t p = new_of_old_[i];
-    xy[2 * p] = B(i, 0);
-    xy[2 * p + 1] = B(i, 1);
-    z[p] = B(i, 2);
-  }
-  std::thread helper([&] { substitute<1>(z.data()); });
-  substitute<2>(xy.data());
-  helper.join();
+  const int num_super = static_cast<int>(super_first_.size()) - 1;
+  std::vector<double> y(3 * static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i)
+    for (int k = 0; k < 3; ++k) y[3 * static_cast<size_t>(new_of_old_[i]) + k] = B(i, k);
+  for (int s = 0; s < num_super; ++s) forward(s, y.data());
+  for (int s = num_super - 1; s >= 0; --s) backward(s, y.data());
   X.resize(n, 3);
-  for (int i = 0; i < n; ++i) {
-    const size_t p = new_of_old_[i];
-    X(i, 0) = xy[2 * p];
-    X(i, 1) = xy[2 * p + 1];
-    X(i, 2) = z[p];
-  }
+  for (int i = 0; i < n; ++i)
+    for (int k = 0; k < 3; ++k) X(i, k) = y[3 * static_cast<size_t>(new_of_old_[i]) + k];
 }
 
 }  // namespace pyfacerig

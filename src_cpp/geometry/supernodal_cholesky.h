@@ -26,22 +26,20 @@ class SupernodalCholesky {
  public:
   // A: symmetric positive definite, both triangles stored.  Returns false if
   // A is not numerically positive definite (a zero or negative pivot).
-  bool compute(const SparseMatrixd& A);
+  // elimination_order (old indices in elimination order) defaults to AMD.
+  bool compute(const SparseMatrixd& A, const std::vector<int>* elimination_order = nullptr);
 
-  // X = A^-1 B for three right-hand sides at once; X may alias B.  With
-  // num_threads >= 2 the coordinates are split over two threads.
-  void solve3(const RowMatrixX3d& B, RowMatrixX3d& X, int num_threads = 1) const;
+  // Eigen's approximate minimum degree ordering of A's pattern.
+  static std::vector<int> fill_reducing_order(const SparseMatrixd& A);
 
-  Eigen::Index rows() const { return n_; }
-  // Stored entries of L (lower trapezoids of the blocks, explicit zeros included).
-  long long stored_entries() const;
-  int supernodes() const { return static_cast<int>(super_first_.size()) - 1; }
+  // X = A^-1 B for three right-hand sides at once; X may alias B.
+  void solve3(const RowMatrixX3d& B, RowMatrixX3d& X) const;
 
  private:
   bool analyse(const SparseMatrixd& A);
   bool factorise(const SparseMatrixd& A);
-  template <int C>
-  void substitute(double* y) const;
+  void forward(int s, double* y) const;
+  void backward(int s, double* y) const;
 
   int n_ = 0;
   std::vector<int> new_of_old_;      // permutation: row i of A is row new_of_old_[i] of P A P^T

@@ -26,6 +26,8 @@ PYBIND11_MODULE(_core, m) {
       "laplacian_deformation_precompute",
       [](const RowMatrixX3d& V, const RowMatrixX3i& F, const Eigen::VectorXi& anchor_ids, double weight,
          const std::string& laplacian) {
+        if (laplacian != "uniform" && laplacian != "cotangent")
+          throw py::value_error("laplacian must be 'cotangent' or 'uniform'");
         const LaplacianKind kind = laplacian == "uniform" ? LaplacianKind::Uniform : LaplacianKind::Cotangent;
         auto data = std::make_shared<LaplacianDeformationData>();
         std::string error;
