@@ -121,6 +121,9 @@ def _run_batch(args, console, errors) -> int:
         except PyFaceRigError as exc:
             failures.append((image.name, f"{type(exc).__name__}: {exc}"))
             console.print(f"FAILED {image.name}", markup=False, highlight=False)
+        except Exception as exc:  # noqa: BLE001 -- one broken image must not stop the batch
+            failures.append((image.name, f"unexpected {type(exc).__name__}: {exc}"))
+            console.print(f"FAILED {image.name}", markup=False, highlight=False)
     console.print(f"{len(images) - len(failures)} of {len(images)} built", markup=False, highlight=False)
     for name, message in failures:
         errors.print(f"pyfacerig: failed: {name}: {message}", markup=False, highlight=False)
