@@ -254,3 +254,11 @@ def test_ufbx_reads_the_fbx_with_one_channel_per_arkit_shape(both_formats):
     assert [c["name"] for c in result["channels"]] == list(ARKIT_SHAPE_NAMES)
     vertices = sum(len(p.vertices) for p in avatar.parts.values())
     assert sum(len(m["vertices"]) for m in result["meshes"]) == vertices
+
+
+def test_package_level_build_can_be_called_again(portraits, template):
+    import pyfacerig
+
+    first = pyfacerig.build(portraits["astronaut"], template=template)
+    second = pyfacerig.build(portraits["astronaut"], template=template)
+    assert first.texture == second.texture
