@@ -252,12 +252,15 @@ def fine_fit(
     anchor_ids: np.ndarray,
     anchor_pixels: np.ndarray,
     anchor_weight: float = 100.0,
+    rotation_aware: bool = True,
 ) -> np.ndarray:
     """Laplacian fine fit (§3.2.2, Eq. 10-11): move the anchor vertices onto the landmarks.
 
     coarse_vertices (N, 3) world metres; faces (F, 3) int; anchor_ids (K,) vertex indices;
     anchor_pixels (K, 2) image pixels of the detected (eye-refined) landmarks; anchor_weight
-    is Eq. 10's λ.  Returns (N, 3) world metres.
+    is Eq. 10's λ.  ``rotation_aware`` lets each vertex's Laplacian coordinate turn with its
+    one-ring (the core's local/global refinement; docs/geometry.md recommends it after a
+    similarity alignment, which the coarse fit provides).  Returns (N, 3) world metres.
     """
     from .geometry import LaplacianDeformer
 
@@ -269,5 +272,6 @@ def fine_fit(
     coarse_camera = pose.to_camera(coarse_vertices[anchor_ids])
     # Eq. 11: the anchor keeps the depth of its coarse vertex; x/y come from the image.
     anchor_camera = np.column_stack([anchor_pixels[:, 0], -anchor_pixels[:, 1], coarse_camera[:, 2]])
-    deformer = LaplacianDeformer(coarse_vertices, np.asarray(faces), anchor_ids, weight=anchor_weight)
+    deformer = LaplacianDeformer(coarse_vertices, np.asarray(faces), anchor_ids, weight=anchor_weight,
+                                 rotation_aware=rotation_aware)
     return deformer.solve(pose.to_world(anchor_camera))
