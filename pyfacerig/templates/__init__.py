@@ -70,6 +70,9 @@ class FaceTemplate:
     eye_centers: (2, 3) float64 eyeball centres, row 0 the subject's left eye, row 1 the right.
     eye_radius: eyeball radius in metres.
     jaw_pivot: (3,) float64 point on the jaw's rotation axis (the axis is +X).
+    extras: generator facts (see docs/template.md): measures, shape_regions, skin_mirror,
+        landmarks (478, 3), jaw_weight, iris/pupil UV radii, uv_fill_ratio, sources, chains,
+        face_vertex_count (skin vertices before the eye-socket lining), iris_landmarks_by_part.
     """
 
     shape_names: tuple[str, ...]
@@ -106,8 +109,8 @@ def load(path) -> FaceTemplate:
     n_skin = len(parts["skin"].vertices)
     regions = {key[len("regions/"):]: np.unpackbits(arr)[:n_skin].astype(bool)
                for key, arr in arrays.items() if key.startswith("regions/")}
-    extras = {k: header[k] for k in ("measures", "shape_regions", "iris_uv_radius",
-                                     "pupil_uv_radius", "uv_fill_ratio", "sources", "chains")}
+    extras = {k: header[k] for k in ("measures", "shape_regions", "iris_uv_radius", "pupil_uv_radius",
+                                     "uv_fill_ratio", "sources", "chains", "face_vertex_count")}
     extras["skin_mirror"] = arrays["skin_mirror"].astype(np.int64)
     extras["landmarks"] = arrays["landmarks"].astype(np.float64)
     extras["jaw_weight"] = arrays["jaw_weight"]

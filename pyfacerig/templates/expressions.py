@@ -25,6 +25,7 @@ from .face import Skin, lid_curve
 
 ANCHOR_WEIGHT = 1.0e4
 JAW_OPEN_DEGREES = 20.0
+CORNER_RELAX_RADIUS = 0.2       # of mouth width: neighbourhood of each mouth corner re-solved
 MOUTH_CLOSE_UPPER_SHARE = 0.3      # share of jawOpen's lip gap that mouthClose gives the upper lip
 EYE_LOOK_DEGREES = {"Down": 25.0, "Up": 20.0, "In": 25.0, "Out": 25.0}
 
@@ -96,13 +97,13 @@ class Handles:
             self.disp.setdefault(int(i), np.zeros(3))
 
 
-def solve_skin(rig: Rig, handles: Handles, region: np.ndarray) -> np.ndarray:
+def solve_skin(rig: Rig, handles: Handles, region: np.ndarray, hold_holes: bool = True) -> np.ndarray:
     """(N, 3) skin displacement: handles exact, region solved, outside exactly zero."""
     skin = rig.skin
     v = skin.vertices
-    holes = np.concatenate([skin.chains[k] for k in skin.chains
-                            if k.startswith(("eye_", "lip_inner"))])
-    handles.hold(holes)
+    if hold_holes:
+        handles.hold(np.concatenate([skin.chains[k] for k in skin.chains
+                                     if k.startswith(("eye_", "lip_inner"))]))
     ids = np.array(sorted(handles.disp), dtype=np.int64)
     disp = np.array([handles.disp[i] for i in ids]).reshape(-1, 3)
     inside = region.copy()
@@ -246,10 +247,31 @@ def jaw_transform(rig: Rig, name: str):
     raise KeyError(name)
 
 
+def mouth_corner_neighbourhood(skin) -> np.ndarray:
+    """(N,) bool: skin within CORNER_RELAX_RADIUS * W (geodesic) of the four lip-corner landmarks."""
+    corners = [skin.chains[k][e] for k in ("lip_inner_upper", "lip_outer_upper") for e in (0, -1)]
+    return skin.geodesic(corners) < CORNER_RELAX_RADIUS * skin.measures["W"]
+
+
+def _relax_mouth_corners(rig: Rig, delta: np.ndarray) -> np.ndarray:
+    """Re-solve the skin around the mouth corners by Laplacian deformation.
+
+    A linearly blended jaw shears the commissure's tucked-in triangles; letting the
+    Laplacian (which keeps each vertex's local shape) place the corner neighbourhoods,
+    with everything else anchored where the blend put it, removes most of the folds.
+    """
+    skin = rig.skin
+    near = mouth_corner_neighbourhood(skin)
+    h = Handles()
+    outside = np.flatnonzero(~near)
+    h.set(outside, delta[outside])
+    return solve_skin(rig, h, near | (np.abs(delta).sum(1) > 0), hold_holes=False)
+
+
 def jaw_shape(rig: Rig, name: str) -> dict:
     move = jaw_transform(rig, name)
     v = rig.skin.vertices
-    out = {"skin": rig.jaw_weight[:, None] * (move(v) - v)}
+    out = {"skin": _relax_mouth_corners(rig, rig.jaw_weight[:, None] * (move(v) - v))}
     for part, w in rig.part_jaw_weight.items():
         pv = rig.parts[part][0]
         out[part] = w[:, None] * (move(pv) - pv)
@@ -365,17 +387,16 @@ def mouth_shape(rig: Rig, name: str, side: str | None) -> dict:
             h.set(lips[k], w[:, None] * [0.0, 0.08 * W, 0.005 * W])
         h.hold(np.concatenate([lips["lip_inner_lower"], lips["lip_outer_lower"]]))
     elif kind == "mouthClose":
-        # A corrective of jawOpen.  With w the jaw weight and J the rigid jaw motion of a
-        # point, mouthClose = m (a - w) J: on the lips (m = 1) jawOpen + mouthClose moves
-        # every point by a J, so the paired inner-lip vertices (together at rest) meet there;
-        # m fades to 0 across the mouth region and the field is as smooth as w itself.
+        # A corrective of jawOpen.  With D jawOpen's skin delta and J the rigid jaw motion
+        # of a point, mouthClose = m (a J - D): on the lips (m = 1) jawOpen + mouthClose
+        # moves every point by a J, so the paired inner-lip vertices (together at rest)
+        # meet there; m fades to 0 across the mouth region, so the field is as smooth as D.
         # a = 0.3: the soft lower lip travels 70 % of the gap, the upper lip 30 %.
-        move = jaw_transform(rig, "jawOpen")
-        rigid = move(v) - v
+        rigid = jaw_transform(rig, "jawOpen")(v) - v
+        jaw_delta = jaw_shape(rig, "jawOpen")["skin"]
         d_lips = skin.geodesic(all_lip)
         m = smoothstep((0.5 * W - d_lips) / (0.4 * W)) * region
-        delta = (m * (MOUTH_CLOSE_UPPER_SHARE - rig.jaw_weight))[:, None] * rigid
-        return {"skin": delta}
+        return {"skin": m[:, None] * (MOUTH_CLOSE_UPPER_SHARE * rigid - jaw_delta)}
     elif kind in ("mouthPucker", "mouthFunnel"):
         narrow = 0.30 if kind == "mouthPucker" else 0.25
         for k in lips:

@@ -18,7 +18,7 @@ import scipy.sparse.linalg as spla
 from scipy.spatial import cKDTree
 
 from . import ARKIT_SHAPE_NAMES, PART_NAMES, asset, neutral, parts
-from .expressions import Rig, author_all, shape_regions, smoothstep
+from .expressions import Rig, author_all, mouth_corner_neighbourhood, shape_regions, smoothstep
 from .face import EYE_RADIUS, LID_CLEARANCE, Skin, build_skin
 from .topology import check_mirror, edges_of
 from .uv import fill_ratio
@@ -123,7 +123,8 @@ def build_rig(landmarks: np.ndarray, landmark_mirror: np.ndarray) -> Rig:
                                 + [[ring_count * len(mouth_loop)]])
     check_mirror(cav_mirror, cav_v)
     rig.part_mirror["mouth_cavity"] = cav_mirror
-    rig.skin.regions["jaw"] = rig.jaw_weight > 0
+    # the jaw region: where the jaw weight acts, plus the re-solved mouth-corner neighbourhoods
+    rig.skin.regions["jaw"] = (rig.jaw_weight > 0) | mouth_corner_neighbourhood(skin)
     rig.eye_uv = eye_uv
     return rig
 
@@ -189,6 +190,7 @@ def generate(detections: dict | None = None) -> tuple[dict, dict]:
         "iris_uv_radius": round(float(iris_theta / (2 * np.pi)), 6),
         "pupil_uv_radius": round(float(pupil_theta / (2 * np.pi)), 6),
         "uv_fill_ratio": round(fill_ratio(skin.uvs, skin.faces), 6),
+        "face_vertex_count": int(skin.face_vertex_count),
         "sources": built["sources"],
         "chains": {k: [int(i) for i in v] for k, v in skin.coarse_chains.items()},
     }

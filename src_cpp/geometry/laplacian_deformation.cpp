@@ -64,12 +64,13 @@ bool laplacian_deformation_precompute(const RowMatrixX3d& V, const RowMatrixX3i&
 bool laplacian_deformation_solve(const LaplacianDeformationData& data,
                                  const RowMatrixX3d& anchor_positions, int rotation_iterations,
                                  RowMatrixX3d& U, std::string* error) {
-  // weight * S^T P: the anchor part of the right-hand side, same every iteration.
-  RowMatrixX3d anchor_rhs = RowMatrixX3d::Zero(data.rest.rows(), 3);
-  for (Eigen::Index k = 0; k < data.anchor_ids.size(); ++k)
-    anchor_rhs.row(data.anchor_ids(k)) += data.weight * anchor_positions.row(k);
-
-  RowMatrixX3d rhs = data.rest_rhs + anchor_rhs;
+  // Right-hand side L^T L' + weight * S^T P (Eq. 10 normal equations).
+  auto add_anchor_terms = [&](RowMatrixX3d& rhs) {
+    for (Eigen::Index k = 0; k < data.anchor_ids.size(); ++k)
+      rhs.row(data.anchor_ids(k)) += data.weight * anchor_positions.row(k);
+  };
+  RowMatrixX3d rhs = data.rest_rhs;
+  add_anchor_terms(rhs);
   data.solver.solve3(rhs, U);
   if (!U.allFinite()) {
     if (error) *error = "Laplacian solve produced non-finite values";
@@ -86,7 +87,7 @@ bool laplacian_deformation_solve(const LaplacianDeformationData& data,
     for (Eigen::Index i = 0; i < data.rest.rows(); ++i)
       rotated_delta.row(i) = (rotations[i] * data.rest_delta.row(i).transpose()).transpose();
     rhs = data.Lt * rotated_delta;
-    rhs += anchor_rhs;
+    add_anchor_terms(rhs);
     data.solver.solve3(rhs, U);
     if (!U.allFinite()) {
       if (error) *error = "rotation-aware Laplacian solve produced non-finite values";
