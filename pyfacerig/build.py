@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
 import time
-import types
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -395,18 +393,3 @@ def _to_asset(avatar: Avatar):
         ))
     mesh = ee.Mesh(name="face", primitives=primitives, target_names=list(avatar.shape_names))
     return ee.Asset(meshes=[mesh], materials=materials, name="pyfacerig_avatar")
-
-
-class _CallableModule(types.ModuleType):
-    """``pyfacerig.build`` is both this module and the package's ``build()`` function.
-
-    Importing the submodule makes Python bind the package attribute ``pyfacerig.build`` to the
-    module, replacing the function of the same name; calling the module forwards to
-    :func:`build`, so ``pyfacerig.build(image, ...)`` works whatever was imported first.
-    """
-
-    def __call__(self, *args, **kwargs):
-        return build(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -2,7 +2,9 @@
 paper-style quality metrics (Pan et al. Table 1) against dlib's 68-point predictor."""
 import io
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -256,9 +258,18 @@ def test_ufbx_reads_the_fbx_with_one_channel_per_arkit_shape(both_formats):
     assert sum(len(m["vertices"]) for m in result["meshes"]) == vertices
 
 
-def test_package_level_build_can_be_called_again(portraits, template):
+def test_package_level_build_is_the_function_even_after_the_submodule_is_imported(tmp_path):
     import pyfacerig
 
-    first = pyfacerig.build(portraits["astronaut"], template=template)
-    second = pyfacerig.build(portraits["astronaut"], template=template)
-    assert first.texture == second.texture
+    # A fresh interpreter, so the import order is exactly the one under test: the submodule
+    # first, then the package attribute of the same name, called twice.
+    script = (
+        "import pyfacerig.build, pyfacerig\n"
+        "from skimage import data\n"
+        "first = pyfacerig.build(data.astronaut())\n"
+        "second = pyfacerig.build(data.astronaut())\n"
+        "print(type(first).__name__, first.texture == second.texture)\n")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(Path(pyfacerig.__file__).parents[1])})
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["Avatar", "True"]
