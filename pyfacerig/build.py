@@ -24,7 +24,7 @@ from . import fit, rig, texture
 from .errors import ExportError, InvalidInputError
 from .eye_refine import refine_eye_landmarks
 from .image_io import load_image
-from .landmarks import detect_landmarks
+from .landmarks import detect_landmarks, mediapipe_to_ibug68
 from .stylize import stylize
 from .templates import load_default
 
@@ -160,7 +160,6 @@ def build(
         points = np.asarray(landmarks.points, dtype=np.float64)
     skin = template.parts["skin"]
     landmark_ids = np.asarray(template.landmark_vertex_ids, dtype=np.int64)
-    ids68 = np.asarray(template.landmarks68_vertex_ids, dtype=np.int64)
 
     with stage("coarse_fit"):
         coarse = fit.coarse_fit(skin.vertices, landmark_ids, points)
@@ -205,8 +204,10 @@ def build(
         textures=textures,
         pose=pose,
         image_size=(width, height),
-        landmarks68={"coarse": fit.project(coarse.vertices[ids68], pose),
-                     "fine": fit.project(fitted[ids68], pose)},
+        # The 68 iBUG points are defined once on MediaPipe's topology (pyfacerig.landmarks), which
+        # the skin's first 468 vertices carry: read them off the projected model.
+        landmarks68={"coarse": mediapipe_to_ibug68(fit.project(coarse.vertices[landmark_ids[:468]], pose)),
+                     "fine": mediapipe_to_ibug68(fit.project(fitted[landmark_ids[:468]], pose))},
         coarse_skin=coarse.vertices.astype(np.float32),
         timings=timings,
     )
