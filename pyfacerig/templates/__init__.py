@@ -91,9 +91,23 @@ _CACHE: dict = {}
 
 
 def load(path) -> FaceTemplate:
-    """Read a template file written by :mod:`pyfacerig.templates.generate`."""
-    from .asset import dense_deltas, read
+    """Read a template file written by :mod:`pyfacerig.templates.generate`.
+
+    Raises InvalidInputError naming the file if it is not a complete template.
+    """
+    from ..errors import InvalidInputError
+    from .asset import read
     header, arrays = read(path)
+    try:
+        return _assemble(header, arrays, path)
+    except (KeyError, ValueError, IndexError, TypeError) as exc:
+        if isinstance(exc, InvalidInputError):
+            raise
+        raise InvalidInputError(f"template file {path} is incomplete or inconsistent: {exc!r}") from None
+
+
+def _assemble(header: dict, arrays: dict, path) -> FaceTemplate:
+    from .asset import dense_deltas
     names = tuple(header["shape_names"])
     if names != ARKIT_SHAPE_NAMES:
         from ..errors import InvalidInputError

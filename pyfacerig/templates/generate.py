@@ -111,6 +111,7 @@ def build_rig(landmarks: np.ndarray, landmark_mirror: np.ndarray) -> Rig:
     cavity_jaw = np.clip(0.5 - (cav_v[:, 1] - seam[1]) / 0.008, 0.0, 1.0)
     rig = Rig(skin=skin, parts=meshes, eye_centres=centres, eye_radius=EYE_RADIUS,
               lid_clearance=LID_CLEARANCE, jaw_pivot=jaw_pivot, jaw_weight=jaw_weights(skin),
+              eye_uv=eye_uv,
               part_jaw_weight={"teeth_lower": np.ones(len(tl_v)), "tongue": np.ones(len(to_v)),
                                "mouth_cavity": cavity_jaw},
               cavity_rim=mouth_loop[rim_index], cavity_blend=cav_blend,
@@ -125,7 +126,6 @@ def build_rig(landmarks: np.ndarray, landmark_mirror: np.ndarray) -> Rig:
     rig.part_mirror["mouth_cavity"] = cav_mirror
     # the jaw region: where the jaw weight acts, plus the re-solved mouth-corner neighbourhoods
     rig.skin.regions["jaw"] = (rig.jaw_weight > 0) | mouth_corner_neighbourhood(skin)
-    rig.eye_uv = eye_uv
     return rig
 
 
