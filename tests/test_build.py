@@ -17,7 +17,7 @@ from pyfacerig.build import STAGES, Avatar, build
 from pyfacerig.errors import ExportError, ImageReadError, InvalidInputError, MultipleFacesError, NoFaceError
 from pyfacerig.evaluation import dlib_landmarks68, landmark_error_by_region, photometric_error
 from pyfacerig.image_io import load_image
-from pyfacerig.landmarks import detect_landmarks
+from pyfacerig.landmarks import detect_landmarks, mediapipe_to_ibug68
 from pyfacerig.render import rasterize, sample_bilinear
 from pyfacerig.templates import ARKIT_SHAPE_NAMES, load_default
 
@@ -116,6 +116,17 @@ def test_same_input_gives_a_byte_identical_glb(built, portraits, template, tmp_p
     again = build(portraits["astronaut"], out=tmp_path / "again.glb", template=template)
     assert (tmp_path / "again.glb").read_bytes() == (folder / "astronaut.glb").read_bytes()
     assert again.texture == avatar.texture
+
+
+def test_landmarks68_are_the_one_definition_read_off_the_projected_model(built, template):
+    avatar, _ = built["astronaut"]
+    skin = avatar.parts["skin"].vertices.astype(np.float64)
+    ids = np.asarray(template.landmark_vertex_ids)[:468]
+    np.testing.assert_allclose(avatar.landmarks68["fine"], mediapipe_to_ibug68(fit.project(skin[ids], avatar.pose)),
+                               atol=1e-3)
+    np.testing.assert_allclose(avatar.landmarks68["coarse"],
+                               mediapipe_to_ibug68(fit.project(avatar.coarse_skin[ids].astype(np.float64), avatar.pose)),
+                               atol=1e-3)
 
 
 def test_fbx_and_unreal_preset_on_request(portraits, template, tmp_path):

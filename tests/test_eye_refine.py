@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from pyfacerig.errors import InvalidInputError
-from pyfacerig.eye_refine import EYE_CONTOUR_IDS, refine_eye_landmarks
+from pyfacerig.eye_refine import EYE_CONTOUR_IDS, IRIS_TO_EYE_WIDTH, iris_scaled_contour, refine_eye_landmarks
 from pyfacerig.image_io import load_image
 from pyfacerig.landmarks import (LEFT_EYE_CONTOUR, LEFT_IRIS, RIGHT_EYE_CONTOUR, RIGHT_IRIS,
                                  detect_landmarks)
@@ -313,3 +313,22 @@ if __name__ == "__main__":
         print(f"{case['name']:22s} {outline_error(detected, case['outlines'], case['iod']):10.4f} "
               f"{outline_error(refined, case['outlines'], case['iod']):8.4f} "
               f"{outline_error(parsed, case['outlines'], case['iod']):8.4f}")
+
+
+def _ellipse_eye(width, iris_radius):
+    t = np.linspace(0.0, 2 * np.pi, 16, endpoint=False)
+    contour = np.column_stack([-0.5 * width * np.cos(t), 0.15 * width * np.sin(t)]) + 100.0
+    iris = np.array([[0.0, 0.0], [iris_radius, 0], [0, iris_radius], [-iris_radius, 0], [0, -iris_radius]]) + 100.0
+    return contour, iris
+
+
+def test_a_contour_too_narrow_for_its_iris_grows_to_the_anatomical_width():
+    contour, iris = _ellipse_eye(width=30.0, iris_radius=8.0)       # iris 16 px: eye should be 40 px
+    grown = iris_scaled_contour(contour, iris)
+    np.testing.assert_allclose(np.linalg.norm(grown[0] - grown[8]), 16.0 / IRIS_TO_EYE_WIDTH)
+    np.testing.assert_allclose(grown.mean(axis=0), contour.mean(axis=0))
+
+
+def test_a_contour_wide_enough_for_its_iris_is_left_alone():
+    contour, iris = _ellipse_eye(width=40.0, iris_radius=7.0)
+    np.testing.assert_array_equal(iris_scaled_contour(contour, iris), contour)

@@ -242,3 +242,12 @@ def test_face_landmarks_rejects_nan_points():
     points[5, 1] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         FaceLandmarks(points=points, image_size=(10, 10))
+
+
+def test_template_stores_the_vertex_form_of_the_same_definition():
+    from pyfacerig.templates import load_default
+
+    template = load_default()
+    neutral = template.extras["landmarks"]
+    frontal = np.column_stack([neutral[:468, 0], -neutral[:468, 1]])
+    np.testing.assert_array_equal(template.landmarks68_vertex_ids, ibug68_nearest_landmarks(frontal))
