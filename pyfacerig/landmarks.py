@@ -83,7 +83,7 @@ RIGHT_EYE_OUTER, LEFT_EYE_OUTER = 33, 263
 # mirrored / rotated / rescaled / recompressed copies: dlib's jaw points do lie at equal
 # arc-length steps from 127 to 356 (mean positions 0.013, 0.073, ..., 0.991 of the way), and
 # of the brow variants tried (upper line; band midline; upper line resampled at equal steps)
-# the one above agreed best.  Nothing else was chosen against an evaluator.
+# the one above agreed best.  Nothing else in this definition was chosen against a detector.
 
 #: Face outline from the subject's right ear attachment (image left) over the chin to the left.
 IBUG68_JAW_OUTLINE = (127, 234, 93, 132, 58, 172, 136, 150, 149, 176, 148, 152,
