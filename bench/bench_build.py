@@ -1,0 +1,112 @@
+"""Time build() stage by stage on the bundled real portraits, next to Pan et al.'s Table 4.
+
+    PYTHONPATH=$PWD python bench/bench_build.py [--repeat 5]
+
+Prints one table per portrait: median seconds per stage over the repeats, the paper's time
+for the matching stage (coarse 1.46 s, fine 20.02 s, rigging 1.84 s; their GPU/CPU setup) and
+the ratio.  A second table compares the texture stage's BFS background diffusion (Fig. 4)
+with OpenCV's Telea inpainting on the same face mask, as a same-run baseline.  A third times
+the landmark stage's face mesh on the whole image (used for a single face) against the
+384-px crop around the face box (used to separate several faces).
+The target is <= 3 s for a whole build() on this 2-core CPU, excluding user networks.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pyfacerig import texture
+from pyfacerig.build import STAGES, build
+from pyfacerig.cli import EXAMPLES
+from pyfacerig.image_io import load_image
+from pyfacerig.landmarks import MediaPipeLandmarkDetector, detect_landmarks
+from pyfacerig.templates import load_default
+
+# Pan et al. Table 4 (seconds): their stages mapped onto ours.
+PAPER = {"coarse_fit": 1.46, "fine_fit": 20.02, "rig": 1.84}
+
+
+def _median(values):
+    return statistics.median(values)
+
+
+def bench_stages(name: str, repeat: int, template) -> None:
+    image = load_image(EXAMPLES[name])
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        build(image, out=Path(tmp) / "warmup.glb", template=template)  # detector/template warm-up
+        for k in range(repeat):
+            start = time.perf_counter()
+            avatar = build(image, out=Path(tmp) / f"{name}.glb", template=template)
+            avatar.timings["total"] = time.perf_counter() - start
+            runs.append(avatar.timings)
+    print(f"\n{name} ({image.shape[1]}x{image.shape[0]}), median of {repeat}")
+    print(f"{'stage':<12} {'ours s':>9} {'paper s':>9} {'paper/ours':>11}")
+    for stage in STAGES + ("total",):
+        ours = _median([r.get(stage, 0.0) for r in runs])
+        paper = PAPER.get(stage)
+        ratio = f"{paper / ours:10.0f}x" if paper and ours > 0 else ""
+        print(f"{stage:<12} {ours:9.4f} {paper if paper else '':>9} {ratio:>11}")
+    total = _median([r["total"] for r in runs])
+    print(f"whole build(): {total:.3f} s (target <= 3 s): {'OK' if total <= 3.0 else 'OVER'}")
+
+
+def bench_diffusion(name: str, repeat: int) -> None:
+    image = load_image(EXAMPLES[name])
+    points = detect_landmarks(image).points
+    mask = texture.face_region_mask(image.shape[:2], points)
+    ours, telea = [], []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        texture.bfs_diffuse(image, mask)
+        ours.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        cv2.inpaint(image, (~mask).astype(np.uint8), 3, cv2.INPAINT_TELEA)
+        telea.append(time.perf_counter() - start)
+    print(f"\nbackground fill on {name}, full image, {int((~mask).sum())} px, median of {repeat}")
+    print(f"{'method':<22} {'s':>9} {'ratio':>8}")
+    print(f"{'BFS diffusion (ours)':<22} {_median(ours):9.4f} {1.0:8.2f}")
+    print(f"{'cv2.inpaint TELEA':<22} {_median(telea):9.4f} {_median(telea) / _median(ours):8.2f}")
+
+
+def bench_detection(name: str, repeat: int) -> None:
+    image = load_image(EXAMPLES[name])
+    detector = MediaPipeLandmarkDetector()
+    (box,) = detector.face_boxes(image)
+    whole, crop = [], []
+    for k in range(repeat + 1):              # the first round builds the graphs: not timed
+        start = time.perf_counter()
+        detector._mesh_single_face(image, box)
+        middle = time.perf_counter()
+        detector._mesh_in_box(image, box)
+        if k:
+            whole.append(middle - start)
+            crop.append(time.perf_counter() - middle)
+    print(f"\nface mesh on {name} (face box given), median of {repeat}")
+    print(f"{'method':<28} {'s':>9} {'ratio':>8}")
+    print(f"{'whole image (ours, 1 face)':<28} {_median(whole):9.4f} {1.0:8.2f}")
+    print(f"{'384-px crop of the face box':<28} {_median(crop):9.4f} {_median(crop) / _median(whole):8.2f}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args(argv)
+    template = load_default()
+    for name in ("astronaut", "grace_hopper"):
+        bench_stages(name, args.repeat, template)
+    bench_diffusion("astronaut", max(1, args.repeat // 2))
+    for name in ("astronaut", "grace_hopper"):
+        bench_detection(name, args.repeat)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,396 @@
+"""``build()``: one portrait in, a rigged and textured game asset out.
+
+The function reads top to bottom like Pan et al.'s Fig. 1: load -> (stylize) -> landmarks ->
+coarse fit -> eye refinement -> fine fit -> texture -> rig -> export.  Every stage is a plain
+function of arrays in its own module; this file only wires them together, times them and
+writes the files.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+import engine_export
+
+from . import fit, rig, texture
+from .errors import ExportError, InvalidInputError
+from .eye_refine import refine_eye_landmarks
+from .image_io import load_image
+from .landmarks import detect_landmarks, mediapipe_to_ibug68
+from .stylize import stylize
+from .templates import load_default
+
+__all__ = ["Avatar", "AvatarPart", "build", "STAGES", "FORMATS", "PRESETS"]
+
+#: Stage names in pipeline order, as reported to ``progress`` and in ``Avatar.timings``.
+STAGES = ("load", "stylize", "landmarks", "coarse_fit", "eye_refine", "fine_fit", "texture", "rig", "export")
+FORMATS = ("glb", "fbx")
+PRESETS = ("unity", "unreal")
+STYLES = (None, "cartoon")
+
+#: Atlas sizes: the skin's fixed UV atlas and the eyeball texture.
+SKIN_TEXTURE_SIZE = 1024
+EYE_TEXTURE_SIZE = 256
+#: Flat colours for the mouth interior parts (RGB), drawn into small textures.
+_FLAT_MATERIAL_COLOURS = {"mouth": (112, 38, 44), "teeth": (232, 226, 212), "tongue": (184, 86, 92)}
+
+
+@dataclass(frozen=True)
+class AvatarPart:
+    """One mesh of the avatar, in the world frame (metres, +Y up, face toward +Z).
+
+    vertices (N, 3) float32 neutral; faces (F, 3) int32; uvs (N, 2) float32 (origin top-left);
+    shape_deltas (52, N, 3) float32 in ``Avatar.shape_names`` order; material: the key of its
+    texture in ``Avatar.textures``.
+    """
+
+    name: str
+    vertices: np.ndarray
+    faces: np.ndarray
+    uvs: np.ndarray
+    shape_deltas: np.ndarray
+    material: str
+
+
+@dataclass
+class Avatar:
+    """What :func:`build` made.
+
+    parts: name -> :class:`AvatarPart` (skin, eyes, mouth cavity, teeth, tongue).
+    shape_names: the 52 ARKit names, Apple's order.
+    textures: material -> PNG bytes ("skin" is the baked face atlas, "eye" the eyeballs).
+    pose: world-to-camera :class:`pyfacerig.fit.Pose` of the fitted face.
+    image_size: (width, height) of the input image.
+    landmarks68: {"coarse": (68, 2), "fine": (68, 2)} the model's iBUG-68 points projected to
+        input-image pixels after each fitting stage.
+    coarse_skin: (N_skin, 3) float32 world vertices after the coarse fit (for evaluation).
+    timings: stage -> seconds.
+    paths: the files written (asset(s) and the JSON sidecar), empty without ``out``.
+    """
+
+    parts: dict
+    shape_names: tuple
+    textures: dict
+    pose: fit.Pose
+    image_size: tuple
+    landmarks68: dict
+    coarse_skin: np.ndarray = None
+    timings: dict = field(default_factory=dict)
+    paths: tuple = ()
+
+    @property
+    def texture(self) -> bytes:
+        """PNG bytes of the skin's baked atlas."""
+        return self.textures["skin"]
+
+    @property
+    def blendshape_names(self) -> tuple:
+        return self.shape_names
+
+    def sidecar(self) -> dict:
+        """The JSON sidecar's content."""
+        return {
+            "generator": "pyfacerig",
+            "image_size": list(self.image_size),
+            "pose": self.pose.as_dict(),
+            "timings_s": {k: round(float(v), 6) for k, v in self.timings.items()},
+            "landmarks68.coarse": np.round(self.landmarks68["coarse"], 3).tolist(),
+            "landmarks68.fine": np.round(self.landmarks68["fine"], 3).tolist(),
+            "blendshapes": list(self.shape_names),
+            "files": [p.name for p in self.paths if p.suffix != ".json"],
+        }
+
+
+def build(
+    image,
+    out=None,
+    template=None,
+    formats: Sequence[str] = ("glb",),
+    preset: str = "unity",
+    style: Optional[str] = None,
+    face="error",
+    parser=None,
+    stylizer=None,
+    landmark_detector=None,
+    refine_eyes: bool = True,
+    progress: Optional[Callable[[str], None]] = None,
+) -> "Avatar":
+    """Reconstruct, texture and rig the face in ``image``; write it if ``out`` is given.
+
+    image: a path, encoded bytes or an RGB(A)/grey array (see :func:`pyfacerig.image_io.load_image`).
+    out: asset path; each requested format is written next to it with its own suffix
+        (``out/npc.glb`` + ``out/npc.fbx``), plus the sidecar ``out/npc.json``.
+    template: a :class:`pyfacerig.templates.FaceTemplate`, default ``load_default()``.
+    formats: any of "glb", "fbx".  preset: "unity" or "unreal".
+    style: None (photo) or "cartoon" (the ``stylizer`` network, else a classical filter).
+    face: "error", "largest" or an index, when several faces are present.
+    parser, stylizer, landmark_detector: optional networks (:mod:`pyfacerig.networks`).
+    refine_eyes: snap the eye contours to the segmented eye boundary (§3.2.1) before the fine
+        fit (default True; False keeps MediaPipe's eye contours as detected).
+    progress: called with each stage name from :data:`STAGES` as it starts.
+    """
+    formats = _check_options(formats, preset, style, refine_eyes)
+    out_paths = _output_paths(out, formats) if out is not None else {}
+    timings: dict[str, float] = {}
+    announce = progress or (lambda stage: None)
+
+    @contextmanager
+    def stage(name):
+        announce(name)
+        start = time.perf_counter()
+        yield
+        timings[name] = time.perf_counter() - start
+
+    with stage("load"):
+        photo = load_image(image)
+        template = load_default() if template is None else template
+    with stage("stylize"):
+        if style == "cartoon":
+            photo = stylize(photo, stylizer)
+    with stage("landmarks"):
+        landmarks = detect_landmarks(photo, face=face, detector=landmark_detector)
+        points = np.asarray(landmarks.points, dtype=np.float64)
+    skin = template.parts["skin"]
+    landmark_ids = np.asarray(template.landmark_vertex_ids, dtype=np.int64)
+
+    with stage("coarse_fit"):
+        coarse = fit.coarse_fit(skin.vertices, landmark_ids, points)
+    with stage("eye_refine"):
+        refined = points
+        if refine_eyes:
+            refined = np.asarray(refine_eye_landmarks(photo, points, parser=parser), dtype=np.float64)
+    with stage("fine_fit"):
+        fitted = fit.fine_fit(coarse.vertices, skin.faces, coarse.pose, landmark_ids, refined[:468, :2])
+    pose = coarse.pose
+
+    with stage("texture"):
+        parser_mask = _parser_face_mask(parser, photo)
+        face_mask = texture.face_region_mask(photo.shape[:2], refined, parser_mask)
+        mirror = template.extras.get("skin_mirror")
+        mirror = texture.mirror_vertex_map(skin.vertices) if mirror is None else np.asarray(mirror)
+        skin_atlas, _ = texture.bake_skin(photo, pose.to_camera(fitted), skin.faces, skin.uvs, mirror,
+                                          face_mask, size=SKIN_TEXTURE_SIZE)
+        textures = {"skin": texture.encode_png(skin_atlas)}
+        eye = template.parts["eye_left"]
+        iris_rgb = texture.iris_colour(photo, refined)
+        iris_angle = _iris_angle(refined, pose, template.eye_radius)
+        textures["eye"] = texture.encode_png(texture.eyeball_texture(
+            eye.vertices, eye.faces, eye.uvs, _eye_centre(template, "eye_left"), iris_angle, iris_rgb,
+            size=EYE_TEXTURE_SIZE))
+        for material, rgb in _FLAT_MATERIAL_COLOURS.items():
+            textures[material] = texture.encode_png(np.broadcast_to(np.array(rgb, np.uint8), (8, 8, 3)))
+
+    with stage("rig"):
+        skin_deltas = rig.transfer_skin_shapes(skin.vertices, skin.shape_deltas, fitted, skin.faces)
+        iris = {"eye_left": refined[473, :2], "eye_right": refined[468, :2]}
+        followers = rig.follow_parts(template, fitted, pose, iris)
+        parts = {"skin": _part(skin, fitted, skin_deltas)}
+        for name, (vertices, deltas) in followers.items():
+            parts[name] = _part(template.parts[name], vertices, deltas)
+        parts = {name: parts[name] for name in template.parts}  # keep the template's part order
+
+    height, width = photo.shape[:2]
+    avatar = Avatar(
+        parts=parts,
+        shape_names=tuple(template.shape_names),
+        textures=textures,
+        pose=pose,
+        image_size=(width, height),
+        # The 68 iBUG points are defined once on MediaPipe's topology (pyfacerig.landmarks), which
+        # the skin's first 468 vertices carry: read them off the projected model.
+        landmarks68={"coarse": mediapipe_to_ibug68(fit.project(coarse.vertices[landmark_ids[:468]], pose)),
+                     "fine": mediapipe_to_ibug68(fit.project(fitted[landmark_ids[:468]], pose))},
+        coarse_skin=coarse.vertices.astype(np.float32),
+        timings=timings,
+    )
+    if out_paths:
+        announce("export")
+        _write_outputs(avatar, out_paths, preset, time.perf_counter())
+    return avatar
+
+
+# ----------------------------------------------------------------------------- helpers
+def _check_options(formats, preset, style, refine_eyes) -> tuple[str, ...]:
+    if isinstance(formats, str):
+        formats = (formats,)
+    formats = tuple(dict.fromkeys(str(f).lower().lstrip(".") for f in formats))
+    if not formats or any(f not in FORMATS for f in formats):
+        raise InvalidInputError(f"formats must be a non-empty selection of {FORMATS}, got {formats}")
+    if preset not in PRESETS:
+        raise InvalidInputError(f"preset must be one of {PRESETS}, got {preset!r}")
+    if style not in STYLES:
+        raise InvalidInputError(f"style must be None or 'cartoon', got {style!r}")
+    if not isinstance(refine_eyes, (bool, np.bool_)):
+        raise InvalidInputError(f"refine_eyes must be True or False, got {refine_eyes!r}")
+    return formats
+
+
+def _output_paths(out, formats) -> dict[str, Path]:
+    """format -> path; the sidecar is the asset path with a .json suffix."""
+    out = Path(out)
+    if out.name in ("", ".", "..") or out.is_dir():
+        raise ExportError(f"output path {str(out)!r} is a directory; give a file name such as {out / 'avatar.glb'}")
+    stem = out.with_suffix("") if out.suffix.lower().lstrip(".") in FORMATS + ("json",) else out
+    paths = {fmt: stem.with_name(stem.name + "." + fmt) for fmt in formats}
+    paths["json"] = stem.with_name(stem.name + ".json")
+    return paths
+
+
+def _part(template_part, vertices, deltas) -> AvatarPart:
+    return AvatarPart(
+        name=template_part.name,
+        vertices=np.asarray(vertices, dtype=np.float32),
+        faces=np.asarray(template_part.faces, dtype=np.int32),
+        uvs=np.asarray(template_part.uvs, dtype=np.float32),
+        shape_deltas=np.asarray(deltas, dtype=np.float32),
+        material=template_part.material,
+    )
+
+
+def _eye_centre(template, name: str) -> np.ndarray:
+    """Template eyeball centre of part ``name`` (row 0 = subject's left, +X)."""
+    centres = np.asarray(template.eye_centers, dtype=np.float64)
+    return centres[0] if name == "eye_left" else centres[1]
+
+
+def _iris_angle(points: np.ndarray, pose: fit.Pose, eye_radius: float) -> float:
+    """Angular radius of the person's iris on an eyeball of ``eye_radius`` metres.
+
+    The iris rim landmarks give the iris radius in pixels; the pose's scale turns it into
+    metres.  Clamped to a plausible human range (20-40 degrees).
+    """
+    radii = []
+    for centre, rim in ((468, slice(469, 473)), (473, slice(474, 478))):
+        radii.append(np.mean(np.linalg.norm(points[rim, :2] - points[centre, :2], axis=1)))
+    radius_m = float(np.mean(radii)) / pose.scale
+    return float(np.clip(np.arcsin(np.clip(radius_m / eye_radius, 0.0, 1.0)), np.radians(20), np.radians(40)))
+
+
+def _parser_face_mask(parser, photo) -> Optional[np.ndarray]:
+    """The face parser's face region (skin and features, not hair/background), if a parser is given."""
+    if parser is None:
+        return None
+    return texture.face_mask_from_labels(parser.parse(photo), photo.shape[:2])
+
+
+def _make_readable(path: Path) -> None:
+    """Give a temporary file (created 0600) the permissions a plain ``open()`` would."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+def _sidecar_bytes(avatar: Avatar) -> bytes:
+    return (json.dumps(avatar.sidecar(), indent=1, sort_keys=False) + "\n").encode("utf-8")
+
+
+def _write_outputs(avatar: Avatar, paths: dict[str, Path], preset: str, started: float) -> None:
+    """Write every requested asset and the sidecar via temporary files, then move them all
+    into place: nothing appears at the final paths unless every writer succeeded.
+
+    ``started`` is when the export stage began; its timing (and ``avatar.paths``) is filled
+    in just before the sidecar, which records them, is written.
+    """
+    directory = paths["json"].parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"cannot create output directory {str(directory)!r}: {exc.strerror or exc}") from None
+    if not os.access(directory, os.W_OK):
+        raise ExportError(f"output directory {str(directory)!r} is not writable")
+    asset = _to_asset(avatar)
+    writers = {"glb": engine_export.write_gltf, "fbx": engine_export.write_fbx}
+    temporaries: dict[str, Path] = {}
+    try:
+        for fmt, path in paths.items():
+            fd, tmp = tempfile.mkstemp(prefix="." + path.stem + ".", suffix="." + fmt, dir=directory)
+            os.close(fd)
+            temporaries[fmt] = Path(tmp)
+            if fmt != "json":
+                writers[fmt](asset, temporaries[fmt], preset=preset)
+        avatar.paths = tuple(paths.values())
+        avatar.timings["export"] = time.perf_counter() - started
+        temporaries["json"].write_bytes(_sidecar_bytes(avatar))
+        for fmt, tmp in temporaries.items():
+            _make_readable(tmp)
+            os.replace(tmp, paths[fmt])
+    except OSError as exc:
+        avatar.paths = ()
+        raise ExportError(f"cannot write {str(directory)!r}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # engine_export.ExportError: the exporter refused the asset
+        avatar.paths = ()
+        raise ExportError(str(exc)) from None
+    finally:
+        for tmp in temporaries.values():
+            tmp.unlink(missing_ok=True)
+
+
+_ROUGHNESS = {"skin": 0.6, "eye": 0.15, "mouth": 0.7, "teeth": 0.3, "tongue": 0.45}
+
+
+def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Area-weighted unit vertex normals of one or many poses of a mesh.
+
+    vertices (..., N, 3); faces (F, 3).  Returns float64 (..., N, 3); +Z where a vertex has
+    no area.  One sparse vertex-face incidence product handles every pose at once.
+    """
+    from scipy.sparse import csr_matrix
+
+    vertices = np.asarray(vertices, dtype=np.float64)
+    faces = np.asarray(faces, dtype=np.int64)
+    corners = vertices[..., faces, :]  # (..., F, 3, 3)
+    face_normals = np.cross(corners[..., 1, :] - corners[..., 0, :], corners[..., 2, :] - corners[..., 0, :])
+    count = vertices.shape[-2]
+    incidence = csr_matrix((np.ones(faces.size), (faces.ravel(), np.repeat(np.arange(len(faces)), 3))),
+                           shape=(count, len(faces)))
+    flat = np.moveaxis(face_normals, -2, 0).reshape(len(faces), -1)  # (F, ...*3)
+    summed = np.moveaxis((incidence @ flat).reshape((count,) + face_normals.shape[:-2] + (3,)), 0, -2)
+    length = np.linalg.norm(summed, axis=-1, keepdims=True)
+    return np.where(length > 0, summed / np.where(length > 0, length, 1.0), [0.0, 0.0, 1.0])
+
+
+def _normal_deltas(part: AvatarPart, neutral_normals: np.ndarray) -> np.ndarray:
+    """(52, N, 3) float32 change of the vertex normals under each shape (zero if it does not move)."""
+    deltas = np.zeros(part.shape_deltas.shape, dtype=np.float32)
+    moving = np.flatnonzero(np.abs(part.shape_deltas).reshape(len(part.shape_deltas), -1).max(axis=1) > 0)
+    if len(moving):
+        posed = part.vertices[None].astype(np.float64) + part.shape_deltas[moving]
+        deltas[moving] = (_vertex_normals(posed, part.faces) - neutral_normals[None]).astype(np.float32)
+    # Changes below ~0.05 degrees are invisible; zeroing them lets the writer store targets sparsely.
+    deltas[np.abs(deltas).max(axis=-1) < 1e-3] = 0.0
+    return deltas
+
+
+def _to_asset(avatar: Avatar):
+    """The avatar as an engine_export Asset: one mesh "face" with one primitive per part."""
+    ee = engine_export
+
+    material_names = list(dict.fromkeys(part.material for part in avatar.parts.values()))
+    materials = [
+        ee.Material(name=name, base_color_texture=ee.Texture(name=name, data=avatar.textures[name]),
+                    roughness=_ROUGHNESS.get(name, 0.5))
+        for name in material_names
+    ]
+    primitives = []
+    for part in avatar.parts.values():
+        normals = _vertex_normals(part.vertices, part.faces)
+        primitives.append(ee.Primitive(
+            positions=part.vertices,
+            normals=normals.astype(np.float32),
+            indices=part.faces,
+            uvs=part.uvs,
+            material=material_names.index(part.material),
+            target_positions=part.shape_deltas,
+            # Normal morphs keep the shading right in expressions (engines that recompute them ignore these).
+            target_normals=_normal_deltas(part, normals),
+        ))
+    mesh = ee.Mesh(name="face", primitives=primitives, target_names=list(avatar.shape_names))
+    return ee.Asset(meshes=[mesh], materials=materials, name="pyfacerig_avatar")

@@ -1,0 +1,277 @@
+"""Fitting the template to one face: coarse fit (Pan et al. §3.1) and fine fit (§3.2.2).
+
+Frames
+------
+* **image**: pixels, x right, y down; a landmark's third coordinate is MediaPipe's relative
+  depth in pixel units (smaller = nearer the camera).
+* **camera**: the same pixels with y up and z toward the camera, so it is right-handed like
+  the template.  The camera looks down -z and projects orthographically (Pan et al.'s Π of
+  Eq. 4): image (u, v) = (x, -y).
+* **world**: the template's frame, metres, +Y up, the face looking toward +Z.
+
+A :class:`Pose` maps world to camera: ``camera = scale * R @ world + t``.
+
+Coarse fit
+----------
+The paper regresses 3DMM coefficients with a CNN.  We have 468 dense 3D landmarks instead, so
+the coarse fit is a small least-squares problem in two alternating steps:
+
+1. *pose*: a weighted similarity Procrustes (Umeyama) of the template's landmark vertices onto
+   the detected landmarks;
+2. *overall shape*: a low-dimensional smooth displacement of the whole template -- an
+   anisotropic scale about the face centre plus a few Gaussian radial-basis bumps centred on
+   the facial parts -- solved by Tikhonov-regularised least squares.  Like a 3DMM it can only
+   express broad changes (a wider face, a longer nose, a lower mouth), never individual
+   landmark offsets; that is the fine fit's job.
+
+Fine fit
+--------
+Laplacian deformation (Eq. 10) of the coarse mesh with every landmark vertex as an anchor.
+The anchor's image x/y comes from the (eye-refined) detected landmark; its depth is the coarse
+vertex's depth (Eq. 11), then it is mapped back to the world frame.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import InvalidInputError
+
+__all__ = [
+    "Pose",
+    "CoarseFit",
+    "image_to_camera",
+    "camera_to_image",
+    "similarity_procrustes",
+    "shape_basis",
+    "coarse_fit",
+    "fine_fit",
+    "project",
+]
+
+
+@dataclass(frozen=True)
+class Pose:
+    """World-to-camera similarity: ``camera = scale * rotation @ world + translation``.
+
+    rotation (3, 3) float64 proper rotation; translation (3,) float64 in pixels;
+    scale float, pixels per metre.
+    """
+
+    rotation: np.ndarray
+    translation: np.ndarray
+    scale: float
+
+    def to_camera(self, world: np.ndarray) -> np.ndarray:
+        """(N, 3) world metres -> (N, 3) camera pixels."""
+        return self.scale * world @ self.rotation.T + self.translation
+
+    def to_world(self, camera: np.ndarray) -> np.ndarray:
+        """(N, 3) camera pixels -> (N, 3) world metres (inverse of :meth:`to_camera`)."""
+        return (camera - self.translation) @ self.rotation / self.scale
+
+    def as_dict(self) -> dict:
+        """JSON-friendly form for the sidecar."""
+        return {
+            "rotation": self.rotation.tolist(),
+            "translation_px": self.translation.tolist(),
+            "scale_px_per_m": float(self.scale),
+        }
+
+
+@dataclass(frozen=True)
+class CoarseFit:
+    """Result of :func:`coarse_fit`.
+
+    pose: world-to-camera :class:`Pose`; vertices (N, 3) float64 world metres, the template
+    after the smooth shape adjustment; shape_coefficients (P,) float64.
+    """
+
+    pose: Pose
+    vertices: np.ndarray
+    shape_coefficients: np.ndarray
+
+
+def _as_points(name: str, array, columns: int | tuple[int, ...] = 3) -> np.ndarray:
+    """Validate an (N, columns) finite float array at a stage boundary."""
+    points = np.asarray(array, dtype=np.float64)
+    allowed = (columns,) if isinstance(columns, int) else columns
+    if points.ndim != 2 or points.shape[1] not in allowed:
+        raise InvalidInputError(f"{name} must have shape (N, {'|'.join(map(str, allowed))}), got {points.shape}")
+    if not np.all(np.isfinite(points)):
+        raise InvalidInputError(f"{name} contains NaN or infinite values")
+    return points
+
+
+def image_to_camera(points: np.ndarray) -> np.ndarray:
+    """(N, 3) image-frame landmarks (x right, y down, z away) -> camera frame (y up, z toward)."""
+    points = _as_points("points", points)
+    return points * np.array([1.0, -1.0, -1.0])
+
+
+def camera_to_image(points: np.ndarray) -> np.ndarray:
+    """(N, 3) camera-frame points -> (N, 2) image pixels under orthographic projection (Eq. 4's Π)."""
+    return np.stack([points[:, 0], -points[:, 1]], axis=1)
+
+
+def project(world: np.ndarray, pose: Pose) -> np.ndarray:
+    """(N, 3) world points -> (N, 2) image pixels: Π(sRv + t) with the image's y down (Eq. 12)."""
+    return camera_to_image(pose.to_camera(np.asarray(world, dtype=np.float64)))
+
+
+def similarity_procrustes(source: np.ndarray, target: np.ndarray, weights: np.ndarray | None = None) -> Pose:
+    """Weighted least-squares similarity (Umeyama 1991) with ``target ≈ s R source + t``.
+
+    source, target (K, 3); weights (K,) non-negative (default all ones).
+    """
+    source = _as_points("source", source)
+    target = _as_points("target", target)
+    if source.shape != target.shape:
+        raise InvalidInputError(f"source {source.shape} and target {target.shape} differ in shape")
+    w = np.ones(len(source)) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.shape != (len(source),) or np.any(w < 0) or not np.isfinite(w).all() or w.sum() <= 0:
+        raise InvalidInputError("weights must be (K,) finite, non-negative and not all zero")
+    w = w / w.sum()
+    mu_s = w @ source
+    mu_t = w @ target
+    xs = source - mu_s
+    xt = target - mu_t
+    covariance = (xt * w[:, None]).T @ xs
+    u, sigma, vt = np.linalg.svd(covariance)
+    # Keep a proper rotation: flip the weakest axis if the best orthogonal map is a reflection.
+    d = np.ones(3)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        d[2] = -1.0
+    rotation = u @ np.diag(d) @ vt
+    variance = w @ np.sum(xs * xs, axis=1)
+    if variance <= 0:
+        raise InvalidInputError("source points are all identical")
+    scale = float(np.sum(sigma * d) / variance)
+    translation = mu_t - scale * rotation @ mu_s
+    return Pose(rotation=rotation, translation=translation, scale=scale)
+
+
+# Centres of the coarse shape modes, as MediaPipe landmark indices (the template's landmark
+# vertices): parts a 3DMM identity basis moves as a whole.
+_MODE_CENTRES = {
+    "eye_left": (263, 362, 386, 374),
+    "eye_right": (33, 133, 159, 145),
+    "brow_left": (300, 293, 334),
+    "brow_right": (70, 63, 105),
+    "nose": (1, 4, 5),
+    "nostrils": (98, 327, 2),
+    "mouth": (13, 14, 78, 308),
+    "chin": (152, 148, 377),
+    "cheek_left": (280, 425),
+    "cheek_right": (50, 205),
+    "jaw_left": (361, 397),
+    "jaw_right": (132, 172),
+    "forehead": (10, 151),
+}
+
+
+def shape_basis(vertices: np.ndarray, landmark_vertex_ids: np.ndarray, radius: float | None = None) -> np.ndarray:
+    """Smooth displacement modes of the template: (N, 3, P) float64, P = 3 + 3 * 13.
+
+    The first three modes are an anisotropic scale about the landmark centroid (one per axis);
+    the rest are x/y/z translations of Gaussian bumps centred on the parts in ``_MODE_CENTRES``
+    with standard deviation ``radius`` (default: 12% of the face's landmark span).
+    """
+    vertices = _as_points("vertices", vertices)
+    landmark_points = vertices[landmark_vertex_ids[:468]]
+    centroid = landmark_points.mean(axis=0)
+    if radius is None:
+        radius = 0.12 * float(np.ptp(landmark_points[:, 1]))
+    offsets = vertices - centroid
+    modes = [np.zeros((len(vertices), 3)) for _ in range(3)]
+    for axis in range(3):
+        modes[axis][:, axis] = offsets[:, axis]
+    for ids in _MODE_CENTRES.values():
+        centre = landmark_points[list(ids)].mean(axis=0)
+        bump = np.exp(-np.sum((vertices - centre) ** 2, axis=1) / (2.0 * radius**2))
+        for axis in range(3):
+            mode = np.zeros((len(vertices), 3))
+            mode[:, axis] = bump
+            modes.append(mode)
+    return np.stack(modes, axis=2)
+
+
+def coarse_fit(
+    template_vertices: np.ndarray,
+    landmark_vertex_ids: np.ndarray,
+    landmarks: np.ndarray,
+    weights: np.ndarray | None = None,
+    regularization: float = 1.0,
+    iterations: int = 3,
+) -> CoarseFit:
+    """Fit pose and overall shape of the template to detected landmarks (§3.1).
+
+    template_vertices (N, 3) world metres; landmark_vertex_ids (468,) int, the template vertex
+    of each MediaPipe landmark; landmarks (>=468, 3) image frame (pixels, y down, MediaPipe
+    relative depth); weights (468,) per-landmark weight (Eq. 4's ω_n, default ones).
+    ``regularization`` is the Tikhonov weight on the shape coefficients (Eq. 6's role),
+    relative to the data term measured in units of the face size.
+    """
+    template_vertices = _as_points("template_vertices", template_vertices)
+    landmarks = _as_points("landmarks", landmarks)
+    ids = np.asarray(landmark_vertex_ids, dtype=np.int64)
+    if ids.ndim != 1 or len(ids) < 468 or ids.min() < 0 or ids.max() >= len(template_vertices):
+        raise InvalidInputError("landmark_vertex_ids must be (468,) indices into template_vertices")
+    ids = ids[:468]
+    if len(landmarks) < 468:
+        raise InvalidInputError(f"need the 468 face-mesh landmarks, got {len(landmarks)}")
+    target = image_to_camera(landmarks[:468])
+    w = np.ones(468) if weights is None else np.asarray(weights, dtype=np.float64)
+
+    basis = shape_basis(template_vertices, ids)
+    landmark_basis = basis[ids].reshape(468 * 3, -1)  # (1404, P)
+    face_size = float(np.ptp(template_vertices[ids][:, 1]))
+    row_weights = np.repeat(np.sqrt(w), 3)
+    coefficients = np.zeros(basis.shape[2])
+    vertices = template_vertices
+    for _ in range(iterations):
+        pose = similarity_procrustes(vertices[ids], target, w)
+        # Residual in the world frame: where the landmarks would sit on an undistorted face.
+        residual = (pose.to_world(target) - template_vertices[ids]).reshape(-1)
+        a = landmark_basis * row_weights[:, None]
+        b = residual * row_weights
+        # Normalise so `regularization` is independent of the landmark count and metric scale.
+        lhs = a.T @ a / (face_size**2 * w.sum()) + regularization * np.eye(a.shape[1])
+        rhs = a.T @ b / (face_size**2 * w.sum())
+        coefficients = np.linalg.solve(lhs, rhs)
+        vertices = template_vertices + basis @ coefficients
+    pose = similarity_procrustes(vertices[ids], target, w)
+    return CoarseFit(pose=pose, vertices=vertices, shape_coefficients=coefficients)
+
+
+def fine_fit(
+    coarse_vertices: np.ndarray,
+    faces: np.ndarray,
+    pose: Pose,
+    anchor_ids: np.ndarray,
+    anchor_pixels: np.ndarray,
+    anchor_weight: float = 100.0,
+    rotation_aware: bool = True,
+) -> np.ndarray:
+    """Laplacian fine fit (§3.2.2, Eq. 10-11): move the anchor vertices onto the landmarks.
+
+    coarse_vertices (N, 3) world metres; faces (F, 3) int; anchor_ids (K,) vertex indices;
+    anchor_pixels (K, 2) image pixels of the detected (eye-refined) landmarks; anchor_weight
+    is Eq. 10's λ.  ``rotation_aware`` lets each vertex's Laplacian coordinate turn with its
+    one-ring (the core's local/global refinement; docs/geometry.md recommends it after a
+    similarity alignment, which the coarse fit provides).  Returns (N, 3) world metres.
+    """
+    from .geometry import LaplacianDeformer
+
+    coarse_vertices = _as_points("coarse_vertices", coarse_vertices)
+    anchor_pixels = _as_points("anchor_pixels", anchor_pixels, columns=(2, 3))[:, :2]
+    anchor_ids = np.asarray(anchor_ids, dtype=np.int64)
+    if anchor_ids.shape != (len(anchor_pixels),):
+        raise InvalidInputError(f"anchor_ids {anchor_ids.shape} and anchor_pixels {anchor_pixels.shape} do not match")
+    coarse_camera = pose.to_camera(coarse_vertices[anchor_ids])
+    # Eq. 11: the anchor keeps the depth of its coarse vertex; x/y come from the image.
+    anchor_camera = np.column_stack([anchor_pixels[:, 0], -anchor_pixels[:, 1], coarse_camera[:, 2]])
+    deformer = LaplacianDeformer(coarse_vertices, np.asarray(faces), anchor_ids, weight=anchor_weight,
+                                 rotation_aware=rotation_aware)
+    return deformer.solve(pose.to_world(anchor_camera))

@@ -1,0 +1,115 @@
+"""Coarse fit (§3.1) and Laplacian fine fit (§3.2.2, Eq. 10-11) on real detected face meshes."""
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from pyfacerig import fit
+from pyfacerig.errors import InvalidInputError
+from pyfacerig.image_io import load_image
+from pyfacerig.landmarks import detect_landmarks
+from pyfacerig.templates.topology import coarse_triangles, orient_faces
+
+
+@pytest.fixture(scope="module")
+def astronaut_points(astronaut_rgb):
+    return detect_landmarks(astronaut_rgb).points
+
+
+@pytest.fixture(scope="module")
+def grace_mesh(grace_hopper_path):
+    """Grace Hopper's detected 468-vertex mesh as a stand-in template: world frame, metres."""
+    points = detect_landmarks(load_image(grace_hopper_path)).points
+    camera = fit.image_to_camera(points[:468])
+    world = (camera - camera.mean(axis=0)) * (0.063 / np.linalg.norm(camera[263] - camera[33]))
+    return world, orient_faces(coarse_triangles(), world)
+
+
+def _residual(vertices, pose, points):
+    return np.linalg.norm(fit.project(vertices[:468], pose) - points[:468, :2], axis=1).mean()
+
+
+def test_image_and_camera_frames_differ_by_the_y_and_z_flip(astronaut_points):
+    camera = fit.image_to_camera(astronaut_points)
+    assert np.allclose(fit.camera_to_image(camera), astronaut_points[:, :2])
+    # MediaPipe's nose tip is nearer the camera than the eye corners: larger camera z.
+    assert camera[4, 2] > camera[33, 2] and camera[4, 2] > camera[263, 2]
+
+
+def test_similarity_procrustes_recovers_a_known_pose(grace_mesh):
+    world, _ = grace_mesh
+    rotation = Rotation.from_euler("xyz", [10, -25, 5], degrees=True).as_matrix()
+    target = 2500.0 * world @ rotation.T + [256.0, -240.0, 10.0]
+    pose = fit.similarity_procrustes(world, target)
+    assert np.allclose(pose.rotation, rotation, atol=1e-9)
+    assert pose.scale == pytest.approx(2500.0)
+    assert np.allclose(pose.to_world(pose.to_camera(world)), world)
+
+
+def test_coarse_fit_of_a_posed_copy_finds_the_pose_and_no_shape_change(grace_mesh):
+    world, _ = grace_mesh
+    rotation = Rotation.from_euler("y", 20, degrees=True).as_matrix()
+    camera = 3000.0 * world @ rotation.T + [300.0, -200.0, 0.0]
+    image_points = camera * [1.0, -1.0, -1.0]
+    coarse = fit.coarse_fit(world, np.arange(468), image_points)
+    assert np.allclose(coarse.pose.rotation, rotation, atol=1e-6)
+    assert np.abs(coarse.shape_coefficients).max() < 1e-6
+    assert _residual(coarse.vertices, coarse.pose, image_points) < 1e-6
+
+
+def test_coarse_shape_modes_fit_another_face_better_than_pose_alone(grace_mesh, astronaut_points):
+    world, _ = grace_mesh
+    rigid = fit.similarity_procrustes(world, fit.image_to_camera(astronaut_points[:468]))
+    coarse = fit.coarse_fit(world, np.arange(468), astronaut_points)
+    assert _residual(coarse.vertices, coarse.pose, astronaut_points) < 0.9 * _residual(world, rigid, astronaut_points)
+
+
+def test_coarse_fit_stays_low_dimensional_and_leaves_residual_for_the_fine_fit(grace_mesh, astronaut_points):
+    world, _ = grace_mesh
+    coarse = fit.coarse_fit(world, np.arange(468), astronaut_points)
+    assert coarse.shape_coefficients.shape == (fit.shape_basis(world, np.arange(468)).shape[2],)
+    assert _residual(coarse.vertices, coarse.pose, astronaut_points) > 0.5  # pixels: not an exact fit
+
+
+def test_fine_fit_puts_anchors_on_the_landmarks_at_their_coarse_depth(grace_mesh, astronaut_points):
+    world, faces = grace_mesh
+    coarse = fit.coarse_fit(world, np.arange(468), astronaut_points)
+    fitted = fit.fine_fit(coarse.vertices, faces, coarse.pose, np.arange(468), astronaut_points[:468, :2],
+                          anchor_weight=1e4)
+    coarse_err = _residual(coarse.vertices, coarse.pose, astronaut_points)
+    fine_err = _residual(fitted, coarse.pose, astronaut_points)
+    assert fine_err < 0.1 * coarse_err and fine_err < 0.3
+    # Eq. 11: an anchor keeps its coarse vertex's camera depth.
+    depth_change = coarse.pose.to_camera(fitted)[:, 2] - coarse.pose.to_camera(coarse.vertices)[:, 2]
+    assert np.abs(depth_change).max() < 0.02 * np.ptp(astronaut_points[:468, 1])
+
+
+def test_fine_fit_moves_only_the_anchors_that_moved(grace_mesh):
+    world, faces = grace_mesh
+    pose = fit.Pose(np.eye(3), np.array([256.0, -256.0, 0.0]), 2000.0)
+    pixels = fit.project(world, pose)
+    pixels[1] += [3.0, 0.0]  # nudge the nose tip 3 px to the image right
+    fitted = fit.fine_fit(world, faces, pose, np.arange(468), pixels, anchor_weight=1e4)
+    moved = np.linalg.norm(fitted - world, axis=1) * pose.scale
+    assert moved[1] == pytest.approx(3.0, abs=0.05)
+    assert np.delete(moved, 1).max() < 0.05
+
+
+def test_coarse_fit_rejects_nan_landmarks(grace_mesh, astronaut_points):
+    world, _ = grace_mesh
+    points = astronaut_points.copy()
+    points[10, 0] = np.nan
+    with pytest.raises(InvalidInputError, match="landmarks"):
+        fit.coarse_fit(world, np.arange(468), points)
+
+
+def test_coarse_fit_rejects_too_few_landmarks(grace_mesh, astronaut_points):
+    world, _ = grace_mesh
+    with pytest.raises(InvalidInputError, match="468"):
+        fit.coarse_fit(world, np.arange(468), astronaut_points[:68])
+
+
+def test_fine_fit_rejects_mismatched_anchor_arrays(grace_mesh, astronaut_points):
+    world, faces = grace_mesh
+    pose = fit.Pose(np.eye(3), np.zeros(3), 1000.0)
+    with pytest.raises(InvalidInputError, match="anchor_ids"):
+        fit.fine_fit(world, faces, pose, np.arange(10), astronaut_points[:12, :2])
