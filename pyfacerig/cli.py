@@ -7,6 +7,8 @@ exit status, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from pathlib import Path
 
@@ -48,7 +50,41 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_argument("folder", help="folder of portraits")
     batch.add_argument("-o", "--out", required=True, help="output folder")
     add_build_options(batch)
+    for sub in (build, batch):
+        sub.add_argument("--native-logs", action="store_true",
+                         help="keep the log lines MediaPipe's C++ code writes to stderr (hidden by default)")
     return parser
+
+
+@contextlib.contextmanager
+def _native_stderr_hidden():
+    """Send file descriptor 2 to the null device; yield a stream on the real stderr.
+
+    MediaPipe's C++ graphs (TensorFlow Lite, absl logging) write informational lines straight
+    to file descriptor 2, below Python, so they cannot be filtered with ``logging``.  The CLI
+    keeps its own messages (and Python's, via ``sys.stderr``) on a duplicate of the real
+    stderr and points descriptor 2 itself at the null device while it runs.
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):       # no usable descriptor 2 (e.g. an embedded interpreter)
+        yield sys.stderr
+        return
+    stream = os.fdopen(saved, "w", buffering=1, encoding=getattr(sys.stderr, "encoding", None) or "utf-8",
+                       errors="backslashreplace")
+    previous = sys.stderr
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        sys.stderr = stream
+        yield stream
+    finally:
+        os.close(null)
+        stream.flush()
+        os.dup2(saved, 2)
+        sys.stderr = previous
+        stream.close()
 
 
 def _face_option(value: str):
@@ -135,15 +171,17 @@ def main(argv=None) -> int:
     from rich.console import Console
 
     args = _parser().parse_args(argv)
-    console = Console(stderr=False)
-    errors = Console(stderr=True)
-    try:
-        if args.command == "build":
-            return _run_build(args, console, errors)
-        return _run_batch(args, console, errors)
-    except KeyboardInterrupt:
-        errors.print("pyfacerig: interrupted", markup=False, highlight=False)
-        return 130
+    hidden = contextlib.nullcontext(sys.stderr) if args.native_logs else _native_stderr_hidden()
+    with hidden as stderr:
+        console = Console(stderr=False)
+        errors = Console(file=stderr)
+        try:
+            if args.command == "build":
+                return _run_build(args, console, errors)
+            return _run_batch(args, console, errors)
+        except KeyboardInterrupt:
+            errors.print("pyfacerig: interrupted", markup=False, highlight=False)
+            return 130
 
 
 if __name__ == "__main__":

@@ -44,7 +44,22 @@ def test_readme_main_job_command_writes_a_glb_and_its_sidecar(tmp_path):
     assert glb.read_bytes()[:4] == b"glTF"
     sidecar = json.loads((tmp_path / "out" / "astronaut.json").read_text())
     assert sidecar["image_size"] == [512, 512]
-    assert "Traceback" not in result.stderr
+    assert result.stderr == ""          # nothing from MediaPipe's C++ logging either
+
+
+def test_native_logs_option_lets_mediapipe_log_lines_through(tmp_path):
+    result = run_cli("build", "--example", "astronaut", "-o", "a.glb", "--native-logs", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "TensorFlow Lite" in result.stderr or "0000 " in result.stderr
+
+
+def test_cut_off_face_is_a_clean_error_naming_the_problem(tmp_path, astronaut_rgb):
+    path = tmp_path / "chinless.png"
+    cv2.imwrite(str(path), cv2.cvtColor(astronaut_rgb[:150], cv2.COLOR_RGB2BGR))
+    result = run_cli("build", path, "-o", tmp_path / "x.glb")
+    assert result.returncode == 1 and "outside the image" in result.stderr
+    assert result.stderr.startswith("pyfacerig: error: chinless.png") and "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chinless.png"]
 
 
 def test_format_option_writes_both_glb_and_fbx(tmp_path, grace_hopper_path):

@@ -6,9 +6,9 @@ import pytest
 from pyfacerig.errors import (FaceCutOffError, FaceTooSmallError, ModelError, MultipleFacesError,
                               NoFaceError)
 from pyfacerig.image_io import load_image
-from pyfacerig.landmarks import (IBUG68_REGIONS, LEFT_EYE_CONTOUR, LEFT_IRIS, MEDIAPIPE_TO_IBUG68,
+from pyfacerig.landmarks import (IBUG68_CURVES, IBUG68_POINTS, IBUG68_REGIONS, LEFT_EYE_CONTOUR, LEFT_IRIS,
                                  RIGHT_EYE_CONTOUR, RIGHT_IRIS, FaceLandmarks, MediaPipeLandmarkDetector,
-                                 detect_faces, detect_landmarks, mediapipe_to_ibug68)
+                                 detect_faces, detect_landmarks, ibug68_nearest_landmarks, mediapipe_to_ibug68)
 
 
 @pytest.fixture(scope="module")
@@ -155,18 +155,86 @@ def test_detector_returning_another_topology_is_a_model_error(astronaut_rgb):
         detect_landmarks(astronaut_rgb, detector=SixtyEightPoints())
 
 
-def test_ibug68_mapping_covers_each_region_once():
-    assert MEDIAPIPE_TO_IBUG68.shape == (68,)
-    assert len(set(MEDIAPIPE_TO_IBUG68.tolist())) == 68
+def test_ibug68_definition_places_each_of_the_68_points():
+    defined = set(IBUG68_POINTS) | {i for indices, _ in IBUG68_CURVES for i in indices}
+    assert defined == set(range(68))
     assert sorted(i for r in IBUG68_REGIONS.values() for i in r) == list(range(68))
-    assert MEDIAPIPE_TO_IBUG68.max() < 468                    # no iris points: dlib has none
+    used = [i for ids in IBUG68_POINTS.values() for i in ids] + [i for _, curve in IBUG68_CURVES for i in curve]
+    assert max(used) < 468                                     # no iris points: dlib has none
 
 
-def test_mediapipe_to_ibug68_picks_the_mapped_points():
-    points = np.arange(478 * 3, dtype=np.float64).reshape(478, 3)
-    picked = mediapipe_to_ibug68(points)
-    assert picked.shape == (68, 2)
-    np.testing.assert_array_equal(picked, points[MEDIAPIPE_TO_IBUG68, :2])
+def test_ibug68_jaw_points_are_equally_spaced_along_the_face_outline():
+    points = np.zeros((478, 3))
+    # A face outline bent into a half circle of radius 100: arc-length steps of 100*pi/16.
+    from pyfacerig.landmarks import IBUG68_JAW_OUTLINE
+    angles = np.linspace(np.pi, 0.0, len(IBUG68_JAW_OUTLINE)) ** 1.3 / np.pi ** 0.3   # uneven vertex spacing
+    points[list(IBUG68_JAW_OUTLINE), 0] = 100 * np.cos(angles)
+    points[list(IBUG68_JAW_OUTLINE), 1] = 100 * np.sin(angles)
+    jaw = mediapipe_to_ibug68(points)[:17]
+    steps = np.linalg.norm(np.diff(jaw, axis=0), axis=1)
+    np.testing.assert_allclose(steps, steps.mean(), rtol=0.02)
+    np.testing.assert_allclose(jaw[[0, -1]], points[[IBUG68_JAW_OUTLINE[0], IBUG68_JAW_OUTLINE[-1]], :2])
+
+
+def test_ibug68_points_follow_their_anatomical_landmarks():
+    points = np.random.default_rng(0).normal(size=(478, 3)) * 50
+    ibug = mediapipe_to_ibug68(points)
+    np.testing.assert_array_equal(ibug[[36, 39, 42, 45]], points[[33, 133, 362, 263], :2])   # eye corners
+    np.testing.assert_array_equal(ibug[[30, 48, 54, 62, 66]], points[[4, 61, 291, 13, 14], :2])
+    np.testing.assert_allclose(ibug[17], points[[46, 70], :2].mean(axis=0))                  # brow tail
+
+
+def test_ibug68_is_mirror_consistent_on_a_mirrored_face(astronaut_rgb):
+    face = detect_landmarks(astronaut_rgb).points
+    mirrored = detect_landmarks(np.ascontiguousarray(astronaut_rgb[:, ::-1])).points
+    ibug, ibug_m = mediapipe_to_ibug68(face), mediapipe_to_ibug68(mirrored)
+    ibug_m[:, 0] = astronaut_rgb.shape[1] - ibug_m[:, 0]
+    # iBUG's left/right pairs, mirror image of each other.
+    pairs = list(zip(range(17), range(16, -1, -1))) + list(zip(range(17, 27), range(26, 16, -1))) \
+        + [(27, 27), (28, 28), (29, 29), (30, 30)] + list(zip(range(31, 36), range(35, 30, -1))) \
+        + list(zip([36, 37, 38, 39, 40, 41], [45, 44, 43, 42, 47, 46])) \
+        + list(zip(range(48, 55), range(54, 47, -1))) + list(zip(range(55, 60), range(59, 54, -1))) \
+        + list(zip(range(60, 65), range(64, 59, -1))) + list(zip([65, 66, 67], [67, 66, 65]))
+    a, b = np.array(pairs).T
+    iod = np.linalg.norm(ibug[45] - ibug[36])
+    assert np.median(np.linalg.norm(ibug[a] - ibug_m[b], axis=1)) < 0.03 * iod
+
+
+def test_nearest_landmark_form_of_the_definition_is_near_every_point():
+    face = detect_landmarks(np.ascontiguousarray(__import__("skimage").data.astronaut())).points
+    ids = ibug68_nearest_landmarks(face)
+    iod = np.linalg.norm(face[263, :2] - face[33, :2])
+    assert ids.shape == (68,) and ids.max() < 468
+    assert np.linalg.norm(face[ids, :2] - mediapipe_to_ibug68(face), axis=1).max() < 0.08 * iod
+
+
+def test_face_cut_off_below_the_mouth_raises_face_cut_off_error(astronaut_rgb):
+    # The astronaut's chin is at y~177; a crop to 150 rows keeps the mouth but loses the chin.
+    with pytest.raises(FaceCutOffError, match="outside the image"):
+        detect_landmarks(np.ascontiguousarray(astronaut_rgb[:150]))
+
+
+def test_a_face_missing_only_the_tip_of_its_chin_is_accepted(astronaut_rgb):
+    face = detect_landmarks(np.ascontiguousarray(astronaut_rgb[:172]))
+    assert 0 < face.outside_area_fraction() < 0.10
+
+
+def test_one_face_is_meshed_on_the_whole_image_and_several_in_their_own_crops(astronaut_rgb, two_portraits):
+    calls = []
+
+    class Recording(MediaPipeLandmarkDetector):
+        def _mesh_whole_image(self, image, max_side):
+            calls.append("whole")
+            return super()._mesh_whole_image(image, max_side)
+
+        def _mesh_in_box(self, image, box):
+            calls.append("crop")
+            return super()._mesh_in_box(image, box)
+
+    detector = Recording()
+    assert len(detector.detect(astronaut_rgb)) == 1 and calls == ["whole"]
+    calls.clear()
+    assert len(detector.detect(two_portraits)) == 2 and calls == ["crop", "crop"]
 
 
 def test_face_landmarks_rejects_nan_points():
