@@ -131,7 +131,7 @@ def build(
     out: asset path; each requested format is written next to it with its own suffix
         (``out/npc.glb`` + ``out/npc.fbx``), plus the sidecar ``out/npc.json``.
     template: a :class:`pyfacerig.templates.FaceTemplate`, default ``load_default()``.
-    formats: any of "glb", "fbx", "frig" (the embedded runtime's rig, :func:`_to_rig`).
+    formats: any of "glb", "fbx", "frig" (the C runtime's rig, docs/rig_format.md).
     preset: "unity" or "unreal".
     style: None (photo) or "cartoon" (the ``stylizer`` network, else a classical filter).
     face: "error", "largest" or an index, when several faces are present.
