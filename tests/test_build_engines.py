@@ -15,6 +15,7 @@ import pygltflib
 import pytest
 
 import engine_export
+import pyfacerig.runtime as runtime
 from _readers import (BLENDER_FROM_GLTF, assert_same_point_sets, blender_import, khronos_validate,
                       three_load)
 from pyfacerig.build import build
@@ -24,7 +25,6 @@ from pyfacerig.runtime import Rig
 from pyfacerig.templates import ARKIT_SHAPE_NAMES
 from test_export_fbx import probe
 from test_runtime_c import compile_program, read_f32
-import pyfacerig.runtime as runtime
 
 NAMES = list(ARKIT_SHAPE_NAMES)
 PART_MATERIALS = ["skin", "eye", "eye", "mouth", "teeth", "teeth", "tongue"]  # template part order
