@@ -96,7 +96,7 @@ IBUG68_CURVES = (
 IBUG68_POINTS = {
     # brows (subject's right 17..21 tail to head, left 22..26 head to tail)
     17: (46, 70), 18: (63,), 19: (105,), 20: (66,), 21: (107, 55),
-    22: (336, 285), 23: (296,), 24: (334,), 25: (293,), 26: (300, 276),
+    22: (336, 285), 23: (296,), 24: (334,), 25: (293,), 26: (276, 300),
     # nose bridge (nasion to tip) and nostril base (right alar, subnasale, left alar)
     27: (168,), 28: (197,), 29: (5,), 30: (4,), 31: (75,), 32: (97,), 33: (2,), 34: (326,), 35: (305,),
     # outer lips: corners 48/54, upper centre 51, lower centre 57
@@ -210,13 +210,23 @@ def mediapipe_to_ibug68(points: np.ndarray) -> np.ndarray:
 
 
 def ibug68_nearest_landmarks(points: np.ndarray) -> np.ndarray:
-    """(68,) int64: for each iBUG point of ``points`` (see :func:`mediapipe_to_ibug68`), the
-    MediaPipe landmark (0..467) nearest to it -- a vertex-id form of the definition, for
-    consumers that can only index vertices (the template stores it)."""
+    """(68,) int64: a vertex-id form of the definition, for consumers that can only index vertices.
+
+    For each iBUG point of ``points`` (see :func:`mediapipe_to_ibug68`), the landmark nearest
+    to it among the landmarks its definition uses (the curve's vertices for a jaw, eyelid or
+    brow point).  The template stores this for its neutral face.
+    """
     points = np.asarray(points, dtype=np.float64)
     ibug = mediapipe_to_ibug68(points)
-    d = np.linalg.norm(points[None, :468, :2] - ibug[:, None, :], axis=2)
-    return d.argmin(axis=1).astype(np.int64)
+    candidates = {index: list(ids) for index, ids in IBUG68_POINTS.items()}
+    for indices, curve in IBUG68_CURVES:
+        vertices = [i for v in curve for i in (v if isinstance(v, tuple) else (v,))]
+        for index in indices:
+            candidates[index] = vertices
+    out = np.empty(68, dtype=np.int64)
+    for index, ids in candidates.items():
+        out[index] = ids[int(np.argmin(np.linalg.norm(points[ids, :2] - ibug[index], axis=1)))]
+    return out
 
 
 def _resample(polyline: np.ndarray, count: int) -> np.ndarray:

@@ -309,7 +309,19 @@ def template_meshes(template, weights=None, skin_texture=None, eye_rgb=None) -> 
 
 
 def face_camera(template, yaw_deg: float = 0.0, distance: float = 0.6, fov_deg: float = 19.0) -> Camera:
-    """A camera framing the template's face (centred between brow line and chin)."""
+    """A camera framing the template's face, turned by ``yaw_deg`` and kept centred.
+
+    It starts looking at the point between forehead and chin, then slides sideways so the
+    skin's projected outline is centred (a turned face's outline is not symmetric about
+    any fixed pivot).
+    """
     lm = template.extras["landmarks"]
     target = np.array([0.0, 0.5 * (lm[10, 1] + lm[152, 1]), lm[:468, 2].mean()])
-    return Camera(target=target, distance=distance, yaw_deg=yaw_deg, fov_deg=fov_deg)
+    camera = Camera(target=target, distance=distance, yaw_deg=yaw_deg, fov_deg=fov_deg)
+    cam = camera.view(np.asarray(template.parts["skin"].vertices))
+    x = cam[:, 0] / cam[:, 2]
+    offset = 0.5 * (x.min() + x.max()) * distance       # camera-space shift at the target's depth
+    yaw = np.radians(yaw_deg)
+    right = np.array([np.cos(yaw), 0.0, -np.sin(yaw)])    # camera x axis in world coordinates
+    camera.target = target + offset * right
+    return camera

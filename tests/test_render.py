@@ -74,6 +74,11 @@ def test_render_refuses_bad_meshes():
         render.render([square(z=5.0)], render.Camera(distance=1.0), 16, 16)
 
 
+def test_posing_the_template_refuses_unknown_shape_names():
+    with pytest.raises(InvalidInputError, match="mouthSmile'"):
+        render.template_meshes(load_default(), {"mouthSmile": 1.0})
+
+
 def test_bake_writes_vertex_attributes_into_the_atlas():
     uvs = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
     atlas, covered = render.bake(uvs, np.array([[0, 1, 2]]), np.array([[1.0], [0.0], [0.0]]), 64)

@@ -1,6 +1,5 @@
 """The default template: contract, topology, UV chart, parts and the measured semantics of its shapes."""
 import hashlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -416,6 +415,25 @@ def test_loading_a_corrupt_file_names_the_problem(tmp_path):
     bad.write_bytes(DEFAULT_PATH.read_bytes()[:5000])
     with pytest.raises(InvalidInputError, match="broken.frt"):
         load(bad)
+
+
+def test_loading_a_template_with_a_missing_array_names_the_file(tmp_path):
+    from pyfacerig.templates import asset
+    header, arrays = asset.read(DEFAULT_PATH)
+    del arrays["skin/faces"]
+    broken = tmp_path / "incomplete.frt"
+    asset.write(broken, {k: v for k, v in header.items() if k not in ("format", "version")}, arrays)
+    with pytest.raises(InvalidInputError, match="incomplete.frt"):
+        load(broken)
+
+
+def test_writing_to_a_missing_directory_names_the_path(tmp_path):
+    from pyfacerig.errors import ExportError
+    from pyfacerig.templates import asset
+    target = tmp_path / "no_such_dir" / "t.frt"
+    with pytest.raises(ExportError, match="no_such_dir"):
+        asset.write(target, {}, {"a": np.zeros(3)})
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_loading_a_foreign_zip_is_refused(tmp_path):

@@ -64,7 +64,10 @@ class FaceTemplate:
         (the subdivided skin keeps the 468 originals first, so this is arange(468)).
     iris_landmarks: (10,) int32, the MediaPipe iris landmark ids 468..477; 468..472 belong
         to eye_right (subject's right: 468 centre, 469..472 rim), 473..477 to eye_left.
-    landmarks68_vertex_ids: (68,) int32 skin vertex for each iBUG-68 point.
+    landmarks68_vertex_ids: (68,) int32 skin vertex for each iBUG-68 point: the vertex-id form
+        (:func:`pyfacerig.landmarks.ibug68_nearest_landmarks`) of the one 68-point definition
+        in :mod:`pyfacerig.landmarks`, taken on this template's frontal neutral.  The exact
+        points of a posed or fitted skin are ``mediapipe_to_ibug68`` of its first 468 vertices.
     regions: name -> (N_skin,) bool masks on the skin ("eyes", "nose", "brows", "mouth",
         "contour", ... see docs/template.md).
     eye_centers: (2, 3) float64 eyeball centres, row 0 the subject's left eye, row 1 the right.
@@ -91,9 +94,23 @@ _CACHE: dict = {}
 
 
 def load(path) -> FaceTemplate:
-    """Read a template file written by :mod:`pyfacerig.templates.generate`."""
-    from .asset import dense_deltas, read
+    """Read a template file written by :mod:`pyfacerig.templates.generate`.
+
+    Raises InvalidInputError naming the file if it is not a complete template.
+    """
+    from ..errors import InvalidInputError
+    from .asset import read
     header, arrays = read(path)
+    try:
+        return _assemble(header, arrays, path)
+    except (KeyError, ValueError, IndexError, TypeError) as exc:
+        if isinstance(exc, InvalidInputError):
+            raise
+        raise InvalidInputError(f"template file {path} is incomplete or inconsistent: {exc!r}") from None
+
+
+def _assemble(header: dict, arrays: dict, path) -> FaceTemplate:
+    from .asset import dense_deltas
     names = tuple(header["shape_names"])
     if names != ARKIT_SHAPE_NAMES:
         from ..errors import InvalidInputError

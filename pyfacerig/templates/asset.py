@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InvalidInputError
+from ..errors import ExportError, InvalidInputError
 
 FORMAT = "pyfacerig-template"
 VERSION = 1
@@ -58,7 +58,10 @@ def write(path: str | os.PathLike, header: dict, arrays: dict[str, np.ndarray],
     """Write atomically (temp file in the same directory, then os.replace)."""
     path = Path(path)
     header = dict(header, format=kind, version=VERSION)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED) as zf:
             entries = [("header.json", json.dumps(header, sort_keys=True, indent=1).encode())]

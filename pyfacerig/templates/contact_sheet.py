@@ -2,7 +2,7 @@
 
 Each tile shows one shape at weight 1: front view textured with the astronaut
 portrait (projected through its MediaPipe landmarks), and a 3/4 clay view that
-shows the geometry without the texture's help.
+shows the geometry without the texture's help, from the side a Left/Right shape acts on.
 """
 from __future__ import annotations
 
@@ -53,7 +53,8 @@ def make(template, texture: np.ndarray, path: str | Path) -> Path:
         x0 = (k % COLUMNS) * tile_w
         y0 = title_h + (k // COLUMNS) * tile_h
         front = _view(template, weights, texture, 0.0, clay=False)
-        side = _view(template, weights, texture, -35.0, clay=True)
+        # the 3/4 view looks at the side a one-sided shape acts on (the subject's left is +x)
+        side = _view(template, weights, texture, 35.0 if name.endswith("Left") else -35.0, clay=True)
         sheet.paste(Image.fromarray(np.hstack([front, side])), (x0, y0 + LABEL_HEIGHT))
         extra = SHOWN_WITH.get(name)
         label = name + ("" if not extra else "  (+ " + ", ".join(f"{a} {b:g}" for a, b in extra.items()) + ")")

@@ -7,16 +7,16 @@ H (brow line to chin), W (mouth width), E (eye opening at the pupil).  The rest
 of the shape's region follows by Laplacian deformation (Pan et al. Eq. 9-10,
 ``pyfacerig.geometry.LaplacianDeformer``); everything outside the region is
 anchored, so shapes stay local and add linearly.  Jaw shapes are a rigid jaw
-transform blended by a smooth jaw weight.  Right shapes are the mirror images of
-the Left ones; symmetric shapes are symmetrised exactly.
+transform blended by a smooth jaw weight, with the mouth corners re-solved by the
+same Laplacian deformation; mouthClose is a corrective field relative to jawOpen.
+Right shapes are the mirror images of the Left ones; symmetric shapes are
+symmetrised exactly.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 from scipy.spatial.transform import Rotation
 
 from ..geometry import LaplacianDeformer
@@ -25,7 +25,7 @@ from .face import Skin, lid_curve
 
 ANCHOR_WEIGHT = 1.0e4
 JAW_OPEN_DEGREES = 20.0
-CORNER_RELAX_RADIUS = 0.2       # of mouth width: neighbourhood of each mouth corner re-solved
+CORNER_RELAX_RADIUS = 0.2          # of mouth width: neighbourhood of each mouth corner re-solved
 MOUTH_CLOSE_UPPER_SHARE = 0.3      # share of jawOpen's lip gap that mouthClose gives the upper lip
 EYE_LOOK_DEGREES = {"Down": 25.0, "Up": 20.0, "In": 25.0, "Out": 25.0}
 
@@ -77,6 +77,7 @@ class Rig:
     cavity_rim: np.ndarray      # skin vertex id feeding each cavity vertex
     cavity_blend: np.ndarray    # (N_cavity,) 1 at the rim, 0 deep in the sac
     part_mirror: dict           # part name -> (N,) mirror permutation (eyes: same order)
+    eye_uv: np.ndarray = None   # (N_eye, 2) iris-centred UVs shared by both eyeballs
 
 
 # --------------------------------------------------------------------------- solving
@@ -126,7 +127,7 @@ def region_mask(rig: Rig, name: str) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- eyes
-def _lid_bump(x, chain_pts, outer, inner):
+def _lid_bump(x, outer, inner):
     """0 at the eye corners, 1 midway: how much of a lid motion a margin point takes."""
     t = (x - inner) / (outer - inner)
     return np.clip(np.sin(np.pi * np.clip(t, 0.0, 1.0)), 0.0, 1.0)
@@ -147,7 +148,7 @@ def _lid_motion(rig: Rig, side: str, upper_dy: float, lower_dy: float, close: bo
     outer_x, inner_x = v[up_ids[0], 0], v[up_ids[-1], 0]
     h = Handles()
     lo_rest = v[lo_ids]
-    lo_bump = _lid_bump(lo_rest[:, 0], lo_rest, outer_x, inner_x)
+    lo_bump = _lid_bump(lo_rest[:, 0], outer_x, inner_x)
     lo_new = lo_rest + np.outer(lo_bump * lower_dy, [0, 1, 0])
     lo_new = c + (lo_new - c) * (np.linalg.norm(lo_rest - c, axis=1)
                                  / np.linalg.norm(lo_new - c, axis=1))[:, None]
@@ -161,7 +162,7 @@ def _lid_motion(rig: Rig, side: str, upper_dy: float, lower_dy: float, close: bo
             raise RuntimeError("upper and lower lid contours are not paired")
         up_new = lo_new.copy()
     else:
-        bump = _lid_bump(up_rest[:, 0], up_rest, outer_x, inner_x)
+        bump = _lid_bump(up_rest[:, 0], outer_x, inner_x)
         up_new = up_rest + np.outer(bump * upper_dy, [0, 1, 0])
         up_new = c + (up_new - c) * (np.linalg.norm(up_rest - c, axis=1)
                                      / np.linalg.norm(up_new - c, axis=1))[:, None]
@@ -303,9 +304,8 @@ def _lip_thickness(rig: Rig, chain_outer: str, chain_inner: str, x):
 
 def _curvature_dz(rig: Rig, x, dx):
     """Depth change that keeps a sideways-moving lip point on the face's curve."""
-    v, s = rig.skin.vertices, rig.skin
-    corner = s.landmarks[291]
-    centre = s.landmarks[0]
+    corner = rig.skin.landmarks[291]
+    centre = rig.skin.landmarks[0]
     a = (centre[2] - corner[2]) / corner[0] ** 2
     dz = -a * ((x + dx) ** 2 - x ** 2)
     return np.clip(dz, -0.5 * np.abs(dx), 0.5 * np.abs(dx))   # the parabola overshoots past the corners

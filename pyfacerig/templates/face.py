@@ -100,6 +100,8 @@ class Skin:
     regions: dict                 # name -> (N,) bool
     measures: dict                # H, W, E_left, IOD ...
     edge_lengths: sp.csr_matrix   # for geodesic distances
+    eye_centres: dict = None      # "left"/"right" -> (3,) eyeball centre
+    face_vertex_count: int = 0    # vertices before the eye-socket lining
 
     def geodesic(self, seeds) -> np.ndarray:
         """Shortest edge-path distance (m) from the nearest seed vertex."""
@@ -174,9 +176,7 @@ def build_skin(landmarks: np.ndarray, landmark_mirror: np.ndarray) -> Skin:
     n = len(vertices)
     graph = sp.coo_matrix((lengths, (edges[:, 0], edges[:, 1])), shape=(n, n)).tocsr()
     skin = Skin(vertices, faces, uvs, landmarks, refine, mirror, landmark_mirror, chains,
-                coarse_chains, {}, measures, graph)
-    skin.eye_centres = eye_centres
-    skin.face_vertex_count = n_face
+                coarse_chains, {}, measures, graph, eye_centres, n_face)
     skin.regions = _regions(skin)
     return skin
 

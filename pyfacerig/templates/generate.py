@@ -17,6 +17,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from scipy.spatial import cKDTree
 
+from ..landmarks import ibug68_nearest_landmarks
 from . import ARKIT_SHAPE_NAMES, PART_NAMES, asset, neutral, parts
 from .expressions import Rig, author_all, mouth_corner_neighbourhood, shape_regions, smoothstep
 from .face import EYE_RADIUS, LID_CLEARANCE, Skin, build_skin
@@ -25,16 +26,6 @@ from .uv import fill_ratio
 
 POSITION_QUANTUM = 1e-7       # metres; neutral positions are rounded to this
 
-# iBUG-68 points as MediaPipe landmarks (jaw 0-16, brows 17-26, nose 27-35, eyes 36-47,
-# outer lips 48-59, inner lips 60-67), chosen by their anatomical definitions.
-IBUG68_FROM_MEDIAPIPE = (
-    162, 234, 93, 58, 172, 136, 149, 148, 152, 377, 378, 365, 397, 288, 323, 454, 389,
-    71, 63, 105, 66, 107, 336, 296, 334, 293, 301,
-    168, 197, 5, 4, 75, 97, 2, 326, 305,
-    33, 160, 158, 133, 153, 144, 362, 385, 387, 263, 373, 380,
-    61, 39, 37, 0, 267, 269, 291, 405, 314, 17, 84, 181,
-    78, 82, 13, 312, 308, 317, 14, 87,
-)
 MATERIALS = {"skin": "skin", "eye_left": "eye", "eye_right": "eye", "mouth_cavity": "mouth",
              "teeth_upper": "teeth", "teeth_lower": "teeth", "tongue": "tongue"}
 DEFAULT_PATH = Path(__file__).with_name("default_template.frt")
@@ -111,6 +102,7 @@ def build_rig(landmarks: np.ndarray, landmark_mirror: np.ndarray) -> Rig:
     cavity_jaw = np.clip(0.5 - (cav_v[:, 1] - seam[1]) / 0.008, 0.0, 1.0)
     rig = Rig(skin=skin, parts=meshes, eye_centres=centres, eye_radius=EYE_RADIUS,
               lid_clearance=LID_CLEARANCE, jaw_pivot=jaw_pivot, jaw_weight=jaw_weights(skin),
+              eye_uv=eye_uv,
               part_jaw_weight={"teeth_lower": np.ones(len(tl_v)), "tongue": np.ones(len(to_v)),
                                "mouth_cavity": cavity_jaw},
               cavity_rim=mouth_loop[rim_index], cavity_blend=cav_blend,
@@ -125,7 +117,6 @@ def build_rig(landmarks: np.ndarray, landmark_mirror: np.ndarray) -> Rig:
     rig.part_mirror["mouth_cavity"] = cav_mirror
     # the jaw region: where the jaw weight acts, plus the re-solved mouth-corner neighbourhoods
     rig.skin.regions["jaw"] = (rig.jaw_weight > 0) | mouth_corner_neighbourhood(skin)
-    rig.eye_uv = eye_uv
     return rig
 
 
@@ -177,7 +168,10 @@ def generate(detections: dict | None = None) -> tuple[dict, dict]:
     arrays["jaw_weight"] = rig.jaw_weight.astype(np.float32)
     arrays["eye_centers"] = np.stack([rig.eye_centres["left"], rig.eye_centres["right"]]).astype(np.float32)
     arrays["jaw_pivot"] = rig.jaw_pivot.astype(np.float32)
-    arrays["landmarks68_vertex_ids"] = np.asarray(IBUG68_FROM_MEDIAPIPE, np.int32)
+    # The 68 iBUG points are defined once, in pyfacerig.landmarks; the template stores their
+    # vertex-id form on its own frontal neutral (the skin's first 468 vertices are MediaPipe's).
+    frontal = np.column_stack([landmarks[:468, 0], -landmarks[:468, 1]])
+    arrays["landmarks68_vertex_ids"] = ibug68_nearest_landmarks(frontal).astype(np.int32)
     iris_theta = np.arcsin(min(1.0, skin.measures["iris_radius"] / rig.eye_radius))
     pupil_theta = np.arcsin(min(1.0, 0.4 * skin.measures["iris_radius"] / rig.eye_radius))
     header = {

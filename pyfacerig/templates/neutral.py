@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .topology import N_LANDMARKS_REFINED, mirror_map
+from .topology import mirror_map
 
 FLIP_TO_MODEL = np.array([1.0, -1.0, -1.0])   # image x right, y down, z away -> +X, +Y up, +Z toward viewer
 IRIS_RIGHT_CENTRE, IRIS_LEFT_CENTRE = 468, 473   # subject's right / left iris centres

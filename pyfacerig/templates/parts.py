@@ -16,9 +16,10 @@ EYE_UV_SPAN = np.pi         # polar angle that maps to the UV disk's rim
 def eyeball(centre: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sphere with its pole looking along +Z; UVs are an azimuthal map around that pole.
 
-    u, v = 0.5 + (theta / pi) * 0.5 * (sin phi, -cos phi)... with theta the angle from the
-    gaze axis, so the iris and pupil are concentric disks centred at (0.5, 0.5) whose
-    UV radius is theta_iris / (2 pi); no seam crosses the visible front.
+    (u, v) = (0.5 + rho cos phi, 0.5 - rho sin phi) with rho = theta / (2 pi), theta the
+    angle from the gaze axis and phi the angle around it, so the iris and pupil are
+    concentric disks centred at (0.5, 0.5) of UV radius theta_iris / (2 pi); no seam
+    crosses the visible front (only the unseen back pole is pinched).
     Returns vertices (N, 3), faces (F, 3) int32 (outward), uvs (N, 2).
     """
     thetas = np.linspace(0.0, np.pi, EYE_LATITUDES + 1)[1:-1]
