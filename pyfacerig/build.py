@@ -20,7 +20,7 @@ import numpy as np
 
 import engine_export
 
-from . import fit, rig, texture
+from . import fit, rig, runtime, texture
 from .errors import ExportError, InvalidInputError
 from .eye_refine import refine_eye_landmarks
 from .image_io import load_image
@@ -32,7 +32,7 @@ __all__ = ["Avatar", "AvatarPart", "build", "STAGES", "FORMATS", "PRESETS"]
 
 #: Stage names in pipeline order, as reported to ``progress`` and in ``Avatar.timings``.
 STAGES = ("load", "stylize", "landmarks", "coarse_fit", "eye_refine", "fine_fit", "texture", "rig", "export")
-FORMATS = ("glb", "fbx")
+FORMATS = ("glb", "fbx", "frig")
 PRESETS = ("unity", "unreal")
 STYLES = (None, "cartoon")
 
@@ -105,6 +105,8 @@ class Avatar:
             "landmarks68.coarse": np.round(self.landmarks68["coarse"], 3).tolist(),
             "landmarks68.fine": np.round(self.landmarks68["fine"], 3).tolist(),
             "blendshapes": list(self.shape_names),
+            # The .fbx geometry and the .frig rig concatenate the parts in this order.
+            "parts": _vertex_ranges(self.parts),
             "files": [p.name for p in self.paths if p.suffix != ".json"],
         }
 
@@ -129,7 +131,8 @@ def build(
     out: asset path; each requested format is written next to it with its own suffix
         (``out/npc.glb`` + ``out/npc.fbx``), plus the sidecar ``out/npc.json``.
     template: a :class:`pyfacerig.templates.FaceTemplate`, default ``load_default()``.
-    formats: any of "glb", "fbx".  preset: "unity" or "unreal".
+    formats: any of "glb", "fbx", "frig" (the C runtime's rig, docs/rig_format.md).
+    preset: "unity" or "unreal".
     style: None (photo) or "cartoon" (the ``stylizer`` network, else a classical filter).
     face: "error", "largest" or an index, when several faces are present.
     parser, stylizer, landmark_detector: optional networks (:mod:`pyfacerig.networks`).
@@ -307,7 +310,7 @@ def _write_outputs(avatar: Avatar, paths: dict[str, Path], preset: str, started:
     if not os.access(directory, os.W_OK):
         raise ExportError(f"output directory {str(directory)!r} is not writable")
     asset = _to_asset(avatar)
-    writers = {"glb": engine_export.write_gltf, "fbx": engine_export.write_fbx}
+    writers = {"glb": engine_export.write_gltf, "fbx": engine_export.write_fbx, "frig": _write_rig}
     temporaries: dict[str, Path] = {}
     try:
         for fmt, path in paths.items():
@@ -367,6 +370,34 @@ def _normal_deltas(part: AvatarPart, neutral_normals: np.ndarray) -> np.ndarray:
     # Changes below ~0.05 degrees are invisible; zeroing them lets the writer store targets sparsely.
     deltas[np.abs(deltas).max(axis=-1) < 1e-3] = 0.0
     return deltas
+
+
+def _vertex_ranges(parts: dict) -> list:
+    """[{"name", "first", "count"}] of each part's vertices in the concatenated vertex order."""
+    ranges, first = [], 0
+    for name, part in parts.items():
+        ranges.append({"name": name, "first": first, "count": len(part.vertices)})
+        first += len(part.vertices)
+    return ranges
+
+
+def _to_rig(asset) -> "runtime.Rig":
+    """The asset's mesh as a rig of the embedded C runtime (docs/rig_format.md).
+
+    Vertices are the primitives (the avatar's parts) concatenated in order -- the FBX
+    geometry's vertex order, listed in the sidecar's "parts" -- with the same neutral
+    normals and normal deltas as the exported morph targets, all float32 (lossless).
+    """
+    primitives = asset.meshes[0].primitives
+    joined = lambda attr: np.concatenate([getattr(p, attr) for p in primitives], axis=-2)
+    return runtime.Rig.from_arrays(joined("positions"), joined("target_positions"),
+                                   asset.meshes[0].target_names, normals=joined("normals"),
+                                   normal_deltas=joined("target_normals"))
+
+
+def _write_rig(asset, path: Path, preset: str) -> None:
+    """Writer for "frig": axes and units are the glTF frame whatever the preset."""
+    _to_rig(asset).save(path)
 
 
 def _to_asset(avatar: Avatar):

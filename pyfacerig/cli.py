@@ -30,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     def add_build_options(sub):
-        sub.add_argument("--format", nargs="+", choices=("glb", "fbx"), default=None,
+        sub.add_argument("--format", nargs="+", choices=("glb", "fbx", "frig"), default=None,
                          help="asset format(s); default: from the -o suffix, else glb")
         sub.add_argument("--preset", choices=("unity", "unreal"), default="unity", help="target engine conventions")
         sub.add_argument("--style", choices=("cartoon",), default=None, help="stylize the portrait first")
@@ -95,7 +95,7 @@ def _formats(args, out: Path) -> tuple[str, ...]:
     if args.format:
         return tuple(args.format)
     suffix = out.suffix.lower().lstrip(".")
-    return (suffix,) if suffix in ("glb", "fbx") else ("glb",)
+    return (suffix,) if suffix in ("glb", "fbx", "frig") else ("glb",)
 
 
 def _build_one(image, out: Path, args, console, label: str):

@@ -2,7 +2,8 @@
 // JSON, what three.js made of it: meshes with their morph target names (morphTargetDictionary),
 // world-space positions with each morph target fully applied, materials with their texture
 // size, and the animation clips.
-// Usage: node three_load.mjs <file>
+// Usage: node three_load.mjs <file> [--shapes name,name,...]
+//   --shapes: report morphed positions only for these targets (default: every target).
 import { readFile } from "node:fs/promises";
 import { resolveObjectURL } from "node:buffer";
 import path from "node:path";
@@ -50,6 +51,7 @@ const { GLTFLoader } = await import("three/examples/jsm/loaders/GLTFLoader.js");
 const { FBXLoader } = await import("three/examples/jsm/loaders/FBXLoader.js");
 
 const file = process.argv[2];
+const only = process.argv[3] === "--shapes" ? new Set(process.argv[4].split(",")) : null;
 const data = await readFile(file);
 const buffer = data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength);
 const dir = path.dirname(file) + "/";
@@ -99,7 +101,7 @@ root.traverse((obj) => {
     geometryName: geometry.name,
     targetNames: names.map(([name]) => name),
     rest: worldPoints(null),
-    shaped: Object.fromEntries(names.map(([name, i]) =>
+    shaped: Object.fromEntries(names.filter(([name]) => !only || only.has(name)).map(([name, i]) =>
       [name, worldPoints(geometry.morphAttributes.position[i])])),
     hasMorphNormals: (geometry.morphAttributes.normal || []).length === names.length,
     influences: obj.morphTargetInfluences || [],
