@@ -9,14 +9,18 @@ import cv2
 import numpy as np
 import pytest
 
+import pyfacerig
 from pyfacerig import cli
 
-ROOT = Path(__file__).resolve().parents[1]
+# The folder holding the pyfacerig this test process imported: the installed package in CI,
+# the source tree in a developer build.  The CLI subprocess must run that same package, not
+# whatever `python -m` would find first in its working directory.
+PACKAGE_PARENT = Path(pyfacerig.__file__).resolve().parents[1]
 
 
 def run_cli(*args, cwd=None):
     """Run ``python -m pyfacerig.cli`` as a user would run the console script."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, PYTHONPATH=str(PACKAGE_PARENT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     return subprocess.run([sys.executable, "-m", "pyfacerig.cli", *map(str, args)], capture_output=True,
                           text=True, cwd=cwd, env=env, timeout=300)
 
