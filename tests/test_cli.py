@@ -21,7 +21,9 @@ PACKAGE_PARENT = Path(pyfacerig.__file__).resolve().parents[1]
 def run_cli(*args, cwd=None):
     """Run ``python -m pyfacerig.cli`` as a user would run the console script."""
     env = dict(os.environ, PYTHONPATH=str(PACKAGE_PARENT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, "-m", "pyfacerig.cli", *map(str, args)], capture_output=True,
+    # -P (Python 3.11+): do not put the working directory in front of sys.path either.
+    safe_path = ["-P"] if sys.version_info >= (3, 11) else []
+    return subprocess.run([sys.executable, *safe_path, "-m", "pyfacerig.cli", *map(str, args)], capture_output=True,
                           text=True, cwd=cwd, env=env, timeout=300)
 
 
