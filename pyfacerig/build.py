@@ -7,6 +7,7 @@ writes the files.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -26,7 +27,7 @@ from .eye_refine import refine_eye_landmarks
 from .image_io import load_image
 from .landmarks import detect_landmarks, mediapipe_to_ibug68
 from .stylize import stylize
-from .templates import load_default
+from .templates import TemplatePart, load_default
 
 __all__ = ["Avatar", "AvatarPart", "build", "STAGES", "FORMATS", "PRESETS"]
 
@@ -43,21 +44,9 @@ EYE_TEXTURE_SIZE = 256
 _FLAT_MATERIAL_COLOURS = {"mouth": (112, 38, 44), "teeth": (232, 226, 212), "tongue": (184, 86, 92)}
 
 
-@dataclass(frozen=True)
-class AvatarPart:
-    """One mesh of the avatar, in the world frame (metres, +Y up, face toward +Z).
-
-    vertices (N, 3) float32 neutral; faces (F, 3) int32; uvs (N, 2) float32 (origin top-left);
-    shape_deltas (52, N, 3) float32 in ``Avatar.shape_names`` order; material: the key of its
-    texture in ``Avatar.textures``.
-    """
-
-    name: str
-    vertices: np.ndarray
-    faces: np.ndarray
-    uvs: np.ndarray
-    shape_deltas: np.ndarray
-    material: str
+# An avatar part is the same record as a template part (one mesh with its 52 shape deltas),
+# holding the fitted neutral (float32) and the transferred deltas instead of the template's.
+AvatarPart = TemplatePart
 
 
 @dataclass
@@ -248,13 +237,12 @@ def _output_paths(out, formats) -> dict[str, Path]:
 
 
 def _part(template_part, vertices, deltas) -> AvatarPart:
-    return AvatarPart(
-        name=template_part.name,
+    return dataclasses.replace(
+        template_part,
         vertices=np.asarray(vertices, dtype=np.float32),
         faces=np.asarray(template_part.faces, dtype=np.int32),
         uvs=np.asarray(template_part.uvs, dtype=np.float32),
         shape_deltas=np.asarray(deltas, dtype=np.float32),
-        material=template_part.material,
     )
 
 

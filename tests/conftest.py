@@ -19,3 +19,17 @@ def grace_hopper_path() -> Path:
     path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
     assert path.is_file(), path
     return path
+
+
+@pytest.fixture(scope="session")
+def template():
+    """The committed default face template (pyfacerig.templates.load_default)."""
+    from pyfacerig.templates import load_default
+    return load_default()
+
+
+@pytest.fixture(scope="session")
+def portraits(astronaut_rgb, grace_hopper_path):
+    """The two real bundled portraits by name, as (H, W, 3) uint8 RGB."""
+    from pyfacerig.image_io import load_image
+    return {"astronaut": astronaut_rgb, "grace_hopper": load_image(grace_hopper_path)}

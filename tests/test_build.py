@@ -16,23 +16,12 @@ from pyfacerig import fit, texture
 from pyfacerig.build import STAGES, Avatar, build
 from pyfacerig.errors import ExportError, ImageReadError, InvalidInputError, MultipleFacesError, NoFaceError
 from pyfacerig.evaluation import dlib_landmarks68, landmark_error_by_region, photometric_error
-from pyfacerig.image_io import load_image
 from pyfacerig.landmarks import detect_landmarks, mediapipe_to_ibug68
 from pyfacerig.render import rasterize, sample_bilinear
-from pyfacerig.templates import ARKIT_SHAPE_NAMES, load_default
+from pyfacerig.templates import ARKIT_SHAPE_NAMES
 
 JS = Path(__file__).parent / "js"
 REGIONS = ("eyes", "nose", "brows", "mouth", "contour")
-
-
-@pytest.fixture(scope="module")
-def template():
-    return load_default()
-
-
-@pytest.fixture(scope="module")
-def portraits(astronaut_rgb, grace_hopper_path):
-    return {"astronaut": astronaut_rgb, "grace_hopper": load_image(grace_hopper_path)}
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,7 @@ import pytest
 
 from pyfacerig import fit
 from pyfacerig.build import build
-from pyfacerig.image_io import load_image
 from pyfacerig.landmarks import LEFT_EYE_CONTOUR, RIGHT_EYE_CONTOUR, detect_landmarks
-from pyfacerig.templates import load_default
 
 EYES = (np.array(RIGHT_EYE_CONTOUR), np.array(LEFT_EYE_CONTOUR))
 
@@ -60,16 +58,6 @@ def enlarge_eyes(image, points, factor):
         return xy
 
     return warped, forward
-
-
-@pytest.fixture(scope="module")
-def template():
-    return load_default()
-
-
-@pytest.fixture(scope="module")
-def portraits(astronaut_rgb, grace_hopper_path):
-    return {"astronaut": astronaut_rgb, "grace_hopper": load_image(grace_hopper_path)}
 
 
 @pytest.mark.parametrize("factor", [1.3, 1.6])
