@@ -83,119 +83,46 @@ static void kernel_sse2_f16(float *out, const float *base, const uint32_t *shape
         _mm_storeu_ps(out + 4 * j, a[j]);
 }
 
-/* ---- AVX2 + FMA (+ F16C) --------------------------------------------------- */
-
-FRIG_TARGET("avx2,fma")
-static void kernel_avx2_f32(float *out, const float *base, const uint32_t *shapes,
-                            const void *deltas, uint32_t entry_count, const float *weights)
-{
-    __m256 a0 = _mm256_loadu_ps(base), a1 = _mm256_loadu_ps(base + 8),
-           a2 = _mm256_loadu_ps(base + 16), a3 = _mm256_loadu_ps(base + 24),
-           a4 = _mm256_loadu_ps(base + 32), a5 = _mm256_loadu_ps(base + 40);
-    uint32_t k;
-    for (k = 0; k < entry_count; ++k) {
-        const float w = weights[shapes[k]];
-        const float *d = (const float *)deltas + (size_t)k * FRIG_BLOCK_FLOATS;
-        __m256 wv;
-        if (w == 0.0f)
-            continue;
-        wv = _mm256_set1_ps(w);
-        a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(d), a0);
-        a1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(d + 8), a1);
-        a2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(d + 16), a2);
-        a3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(d + 24), a3);
-        a4 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(d + 32), a4);
-        a5 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(d + 40), a5);
+/* ---- AVX2 + FMA (+ F16C) and AVX-512F -------------------------------------- *
+ * One body for the four FMA kernels: they differ only in register width and in
+ * how a delta vector is loaded (float32 as is, binary16 widened by F16C).  The
+ * accumulator array has a constant size (48 / lanes), so the compiler unrolls
+ * the loops and keeps the whole block in registers. */
+#define FRIG_FMA_KERNEL(name, isa, vec, lanes, delta_t, load_delta, loadu, set1, fmadd, storeu) \
+    FRIG_TARGET(isa)                                                                          \
+    static void name(float *out, const float *base, const uint32_t *shapes,                 \
+                     const void *deltas, uint32_t entry_count, const float *weights)        \
+    {                                                                                        \
+        vec a[FRIG_BLOCK_FLOATS / (lanes)];                                                  \
+        uint32_t k;                                                                          \
+        unsigned j;                                                                          \
+        for (j = 0; j < FRIG_BLOCK_FLOATS / (lanes); ++j)                                    \
+            a[j] = loadu(base + (lanes) * j);                                                \
+        for (k = 0; k < entry_count; ++k) {                                                  \
+            const float w = weights[shapes[k]];                                              \
+            const delta_t *d = (const delta_t *)deltas + (size_t)k * FRIG_BLOCK_FLOATS;      \
+            vec wv;                                                                          \
+            if (w == 0.0f)                                                                   \
+                continue;                                                                    \
+            wv = set1(w);                                                                    \
+            for (j = 0; j < FRIG_BLOCK_FLOATS / (lanes); ++j)                                \
+                a[j] = fmadd(wv, load_delta(d + (lanes) * j), a[j]);                         \
+        }                                                                                    \
+        for (j = 0; j < FRIG_BLOCK_FLOATS / (lanes); ++j)                                    \
+            storeu(out + (lanes) * j, a[j]);                                                 \
     }
-    _mm256_storeu_ps(out, a0);
-    _mm256_storeu_ps(out + 8, a1);
-    _mm256_storeu_ps(out + 16, a2);
-    _mm256_storeu_ps(out + 24, a3);
-    _mm256_storeu_ps(out + 32, a4);
-    _mm256_storeu_ps(out + 40, a5);
-}
 
 #define FRIG_LOAD_PH8(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(p)))
-
-FRIG_TARGET("avx2,fma,f16c")
-static void kernel_avx2_f16(float *out, const float *base, const uint32_t *shapes,
-                            const void *deltas, uint32_t entry_count, const float *weights)
-{
-    __m256 a0 = _mm256_loadu_ps(base), a1 = _mm256_loadu_ps(base + 8),
-           a2 = _mm256_loadu_ps(base + 16), a3 = _mm256_loadu_ps(base + 24),
-           a4 = _mm256_loadu_ps(base + 32), a5 = _mm256_loadu_ps(base + 40);
-    uint32_t k;
-    for (k = 0; k < entry_count; ++k) {
-        const float w = weights[shapes[k]];
-        const uint16_t *d = (const uint16_t *)deltas + (size_t)k * FRIG_BLOCK_FLOATS;
-        __m256 wv;
-        if (w == 0.0f)
-            continue;
-        wv = _mm256_set1_ps(w);
-        a0 = _mm256_fmadd_ps(wv, FRIG_LOAD_PH8(d), a0);
-        a1 = _mm256_fmadd_ps(wv, FRIG_LOAD_PH8(d + 8), a1);
-        a2 = _mm256_fmadd_ps(wv, FRIG_LOAD_PH8(d + 16), a2);
-        a3 = _mm256_fmadd_ps(wv, FRIG_LOAD_PH8(d + 24), a3);
-        a4 = _mm256_fmadd_ps(wv, FRIG_LOAD_PH8(d + 32), a4);
-        a5 = _mm256_fmadd_ps(wv, FRIG_LOAD_PH8(d + 40), a5);
-    }
-    _mm256_storeu_ps(out, a0);
-    _mm256_storeu_ps(out + 8, a1);
-    _mm256_storeu_ps(out + 16, a2);
-    _mm256_storeu_ps(out + 24, a3);
-    _mm256_storeu_ps(out + 32, a4);
-    _mm256_storeu_ps(out + 40, a5);
-}
-
-/* ---- AVX-512F ---------------------------------------------------------------- */
-
-FRIG_TARGET("avx512f")
-static void kernel_avx512_f32(float *out, const float *base, const uint32_t *shapes,
-                              const void *deltas, uint32_t entry_count, const float *weights)
-{
-    __m512 a0 = _mm512_loadu_ps(base), a1 = _mm512_loadu_ps(base + 16),
-           a2 = _mm512_loadu_ps(base + 32);
-    uint32_t k;
-    for (k = 0; k < entry_count; ++k) {
-        const float w = weights[shapes[k]];
-        const float *d = (const float *)deltas + (size_t)k * FRIG_BLOCK_FLOATS;
-        __m512 wv;
-        if (w == 0.0f)
-            continue;
-        wv = _mm512_set1_ps(w);
-        a0 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(d), a0);
-        a1 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(d + 16), a1);
-        a2 = _mm512_fmadd_ps(wv, _mm512_loadu_ps(d + 32), a2);
-    }
-    _mm512_storeu_ps(out, a0);
-    _mm512_storeu_ps(out + 16, a1);
-    _mm512_storeu_ps(out + 32, a2);
-}
-
 #define FRIG_LOAD_PH16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(p)))
 
-FRIG_TARGET("avx512f")
-static void kernel_avx512_f16(float *out, const float *base, const uint32_t *shapes,
-                              const void *deltas, uint32_t entry_count, const float *weights)
-{
-    __m512 a0 = _mm512_loadu_ps(base), a1 = _mm512_loadu_ps(base + 16),
-           a2 = _mm512_loadu_ps(base + 32);
-    uint32_t k;
-    for (k = 0; k < entry_count; ++k) {
-        const float w = weights[shapes[k]];
-        const uint16_t *d = (const uint16_t *)deltas + (size_t)k * FRIG_BLOCK_FLOATS;
-        __m512 wv;
-        if (w == 0.0f)
-            continue;
-        wv = _mm512_set1_ps(w);
-        a0 = _mm512_fmadd_ps(wv, FRIG_LOAD_PH16(d), a0);
-        a1 = _mm512_fmadd_ps(wv, FRIG_LOAD_PH16(d + 16), a1);
-        a2 = _mm512_fmadd_ps(wv, FRIG_LOAD_PH16(d + 32), a2);
-    }
-    _mm512_storeu_ps(out, a0);
-    _mm512_storeu_ps(out + 16, a1);
-    _mm512_storeu_ps(out + 32, a2);
-}
+FRIG_FMA_KERNEL(kernel_avx2_f32, "avx2,fma", __m256, 8, float, _mm256_loadu_ps,
+                _mm256_loadu_ps, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_storeu_ps)
+FRIG_FMA_KERNEL(kernel_avx2_f16, "avx2,fma,f16c", __m256, 8, uint16_t, FRIG_LOAD_PH8,
+                _mm256_loadu_ps, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_storeu_ps)
+FRIG_FMA_KERNEL(kernel_avx512_f32, "avx512f", __m512, 16, float, _mm512_loadu_ps,
+                _mm512_loadu_ps, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_storeu_ps)
+FRIG_FMA_KERNEL(kernel_avx512_f16, "avx512f", __m512, 16, uint16_t, FRIG_LOAD_PH16,
+                _mm512_loadu_ps, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_storeu_ps)
 
 frig_block_kernel frig_kernel_x86(int level, int encoding)
 {
