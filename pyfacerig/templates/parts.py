@@ -13,6 +13,23 @@ EYE_LONGITUDES = 32
 EYE_UV_SPAN = np.pi         # polar angle that maps to the UV disk's rim
 
 
+
+def pole_capped_sphere_faces(n_lat: int, n_lon: int) -> np.ndarray:
+    """(F, 3) int32 triangles of a latitude/longitude sphere: vertex 0 is the front pole,
+    then n_lat - 1 rings of n_lon vertices, then the back pole.  Winding is not fixed here;
+    callers orient the faces outward for their own shape."""
+    ring = lambda i: 1 + i * n_lon                                # noqa: E731
+    back_pole = 1 + (n_lat - 1) * n_lon
+    faces = []
+    for j in range(n_lon):
+        jn = (j + 1) % n_lon
+        faces.append((0, ring(0) + j, ring(0) + jn))
+        for i in range(n_lat - 2):
+            a, b, c, d = ring(i) + j, ring(i) + jn, ring(i + 1) + j, ring(i + 1) + jn
+            faces += [(a, c, d), (a, d, b)]
+        faces.append((ring(n_lat - 2) + j, back_pole, ring(n_lat - 2) + jn))
+    return np.asarray(faces, dtype=np.int32)
+
 def eyeball(centre: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sphere with its pole looking along +Z; UVs are an azimuthal map around that pole.
 
@@ -32,19 +49,8 @@ def eyeball(centre: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray, 
     rho = 0.5 * theta_all / EYE_UV_SPAN
     uvs = np.stack([0.5 + rho * np.cos(phi_all), 0.5 - rho * np.sin(phi_all)], 1)
     uvs[-1] = (0.5, 1.0)     # the back pole is never seen; any point on the rim will do
-    faces = []
-    ring = lambda i: 1 + i * EYE_LONGITUDES                       # noqa: E731
-    n_last = len(dirs) - 1
-    for j in range(EYE_LONGITUDES):
-        jn = (j + 1) % EYE_LONGITUDES
-        faces.append((0, ring(0) + j, ring(0) + jn))
-        for i in range(EYE_LATITUDES - 2):
-            a, b = ring(i) + j, ring(i) + jn
-            c, d = ring(i + 1) + j, ring(i + 1) + jn
-            faces += [(a, c, d), (a, d, b)]
-        last = ring(EYE_LATITUDES - 2)
-        faces.append((last + j, n_last, last + jn))
-    faces = np.asarray(faces, dtype=np.int32)
+    faces = pole_capped_sphere_faces(EYE_LATITUDES, EYE_LONGITUDES)
+    assert len(dirs) == faces.max() + 1
     vertices = centre + radius * dirs
     # make the winding face outward
     a, b, c = (vertices[faces[:, k]] for k in range(3))
@@ -182,17 +188,8 @@ def tongue(tip: np.ndarray, length: float = 0.062, width: float = 0.046, thickne
     x = x * (1.0 - 0.25 * np.clip(z, 0, 1) ** 2)      # narrower toward the tip
     pts = np.stack([x * width / 2, y * thickness / 2, z * length / 2], -1).reshape(-1, 3)
     pts = np.vstack([[0.0, 0.0, length / 2], pts, [0.0, 0.0, -length / 2]])
-    faces = []
-    ring = lambda i: 1 + i * n_lon                                # noqa: E731
-    last_id = len(pts) - 1
-    for j in range(n_lon):
-        jn = (j + 1) % n_lon
-        faces.append((0, ring(0) + j, ring(0) + jn))
-        for i in range(n_lat - 2):
-            a, b, c, d = ring(i) + j, ring(i) + jn, ring(i + 1) + j, ring(i + 1) + jn
-            faces += [(a, c, d), (a, d, b)]
-        faces.append((ring(n_lat - 2) + j, last_id, ring(n_lat - 2) + jn))
-    faces = np.asarray(faces, dtype=np.int32)
+    faces = pole_capped_sphere_faces(n_lat, n_lon)
+    assert len(pts) == faces.max() + 1
     pts = pts + (tip - [0.0, 0.0, length / 2])
     return pts, _orient_outward(pts, faces)
 

@@ -32,39 +32,28 @@ float frig_half_to_float(uint16_t half)
     return value;
 }
 
-static void kernel_scalar_f32(float *out, const float *base, const uint32_t *shapes,
-                              const void *deltas, uint32_t entry_count, const float *weights)
-{
-    float acc[FRIG_BLOCK_FLOATS];
-    uint32_t k, j;
-    memcpy(acc, base, sizeof acc);
-    for (k = 0; k < entry_count; ++k) {
-        const float w = weights[shapes[k]];
-        const float *d = (const float *)deltas + (size_t)k * FRIG_BLOCK_FLOATS;
-        if (w == 0.0f)
-            continue;
-        for (j = 0; j < FRIG_BLOCK_FLOATS; ++j)
-            acc[j] += w * d[j];
+/* The two portable kernels differ only in how one stored delta becomes a float. */
+#define FRIG_F32_VALUE(x) (x)
+#define FRIG_SCALAR_KERNEL(name, delta_t, to_float)                                      \
+    static void name(float *out, const float *base, const uint32_t *shapes,             \
+                     const void *deltas, uint32_t entry_count, const float *weights)    \
+    {                                                                                    \
+        float acc[FRIG_BLOCK_FLOATS];                                                    \
+        uint32_t k, j;                                                                   \
+        memcpy(acc, base, sizeof acc);                                                   \
+        for (k = 0; k < entry_count; ++k) {                                              \
+            const float w = weights[shapes[k]];                                          \
+            const delta_t *d = (const delta_t *)deltas + (size_t)k * FRIG_BLOCK_FLOATS;  \
+            if (w == 0.0f)                                                               \
+                continue;                                                                \
+            for (j = 0; j < FRIG_BLOCK_FLOATS; ++j)                                      \
+                acc[j] += w * to_float(d[j]);                                            \
+        }                                                                                \
+        memcpy(out, acc, sizeof acc);                                                    \
     }
-    memcpy(out, acc, sizeof acc);
-}
 
-static void kernel_scalar_f16(float *out, const float *base, const uint32_t *shapes,
-                              const void *deltas, uint32_t entry_count, const float *weights)
-{
-    float acc[FRIG_BLOCK_FLOATS];
-    uint32_t k, j;
-    memcpy(acc, base, sizeof acc);
-    for (k = 0; k < entry_count; ++k) {
-        const float w = weights[shapes[k]];
-        const uint16_t *d = (const uint16_t *)deltas + (size_t)k * FRIG_BLOCK_FLOATS;
-        if (w == 0.0f)
-            continue;
-        for (j = 0; j < FRIG_BLOCK_FLOATS; ++j)
-            acc[j] += w * frig_half_to_float(d[j]);
-    }
-    memcpy(out, acc, sizeof acc);
-}
+FRIG_SCALAR_KERNEL(kernel_scalar_f32, float, FRIG_F32_VALUE)
+FRIG_SCALAR_KERNEL(kernel_scalar_f16, uint16_t, frig_half_to_float)
 
 frig_block_kernel frig_kernel_for(int level, int encoding)
 {
