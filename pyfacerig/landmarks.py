@@ -71,27 +71,36 @@ RIGHT_EYE_OUTER, LEFT_EYE_OUTER = 33, 263
 # * anatomical points are MediaPipe vertices with the same meaning: eye corners, nose
 #   bridge top (nasion) and tip, nostril base, mouth corners, lip centres, inner-lip points;
 # * iBUG's semi-landmarks -- points placed at equal steps along a curve between two
-#   anatomical points -- are placed the same way along MediaPipe's curve, in image space:
-#   the 17 jaw points along the face outline from the top of one ear attachment (127) over
-#   the chin (152) to the other (356), and the upper/lower eyelid points at 1/3 and 2/3 of
-#   each lid.  Resampling the PROJECTED outline makes the jaw points slide along the
-#   visible outline as the head turns, the way iBUG annotators place them;
+#   anatomical points -- are placed the same way along MediaPipe's curve, in image space.
+#   The jaw has three anatomical points, the tops of the two ear attachments (127, 356) and
+#   the chin (menton, 152, iBUG point 8); points 0..8 lie at equal arc-length steps from 127
+#   to the chin and points 8..16 from the chin to 356.  The upper/lower eyelid points sit at
+#   1/3 and 2/3 of each lid.  Resampling the PROJECTED outline makes the jaw points slide
+#   along the visible outline as the head turns, the way iBUG annotators place them, while
+#   the chin stays on the chin;
 # * iBUG's eyebrow runs along the brow's upper edge from its tail to its head; MediaPipe
 #   marks the brow as a band (upper and lower line), so the tail and head are the midpoints
 #   of the band's ends and the three points between lie on its upper line.
-# Two choices were checked against dlib's 68 points on the two bundled portraits and their
-# mirrored / rotated / rescaled / recompressed copies: dlib's jaw points do lie at equal
-# arc-length steps from 127 to 356 (mean positions 0.013, 0.073, ..., 0.991 of the way), and
-# of the brow variants tried (upper line; band midline; upper line resampled at equal steps)
-# the one above agreed best.  Nothing else in this definition was chosen against a detector.
+# Checked against dlib's 68 points: on the two bundled portraits the jaw points lie at equal
+# arc-length steps of the outline (mean positions 0.013, 0.073, ..., 0.991 of the way), and of
+# the brow variants tried (upper line; band midline; upper line resampled at equal steps) the
+# one above agreed best.  Anchoring the chin changes nothing on those frontal faces (contour
+# error 2.43 -> 2.43 and 3.09 -> 3.13 % of the IOD) but on the held-out face_recognition
+# portraits, whose heads are turned, resampling the whole outline in one piece slid the chin
+# by up to 17 % of the IOD (contour error 12.1 -> 6.6 and 10.6 -> 4.5 %; docs/pipeline.md).
+# Nothing else in this definition was chosen against a detector.
 
 #: Face outline from the subject's right ear attachment (image left) over the chin to the left.
 IBUG68_JAW_OUTLINE = (127, 234, 93, 132, 58, 172, 136, 150, 149, 176, 148, 152,
                       377, 400, 378, 379, 365, 397, 288, 361, 323, 454, 356)
+#: The chin (menton): iBUG point 8, an anatomical point that splits the jaw into two curves.
+IBUG68_CHIN = 152
+_CHIN_AT = IBUG68_JAW_OUTLINE.index(IBUG68_CHIN)
 #: (iBUG points, MediaPipe curve): the iBUG points sit at equal arc-length steps along the
-#: curve, the first and last on its end vertices.  Jaw line and eyelids.
+#: curve, the first and last on its end vertices.  Jaw line (two halves) and eyelids.
 IBUG68_CURVES = (
-    (tuple(range(17)), IBUG68_JAW_OUTLINE),
+    (tuple(range(0, 9)), IBUG68_JAW_OUTLINE[:_CHIN_AT + 1]),           # right ear attachment -> chin
+    (tuple(range(8, 17)), IBUG68_JAW_OUTLINE[_CHIN_AT:]),              # chin -> left ear attachment
     ((36, 37, 38, 39), (33, 246, 161, 160, 159, 158, 157, 173, 133)),     # right eye, upper lid
     ((39, 40, 41, 36), (133, 155, 154, 153, 145, 144, 163, 7, 33)),       # right eye, lower lid
     ((42, 43, 44, 45), (362, 398, 384, 385, 386, 387, 388, 466, 263)),    # left eye, upper lid

@@ -163,24 +163,29 @@ def test_ibug68_definition_places_each_of_the_68_points():
     assert max(used) < 468                                     # no iris points: dlib has none
 
 
-def test_ibug68_jaw_points_are_equally_spaced_along_the_face_outline():
+def test_ibug68_jaw_points_are_equally_spaced_on_each_side_of_the_chin():
     points = np.zeros((478, 3))
-    # A face outline bent into a half circle of radius 100: arc-length steps of 100*pi/16.
-    from pyfacerig.landmarks import IBUG68_JAW_OUTLINE
-    angles = np.linspace(np.pi, 0.0, len(IBUG68_JAW_OUTLINE)) ** 1.3 / np.pi ** 0.3   # uneven vertex spacing
+    # A face outline bent into a half circle of radius 100 with uneven vertex spacing, and the
+    # chin vertex off the circle's middle, as on a turned head.
+    from pyfacerig.landmarks import IBUG68_CHIN, IBUG68_JAW_OUTLINE
+    angles = np.linspace(np.pi, 0.0, len(IBUG68_JAW_OUTLINE)) ** 1.3 / np.pi ** 0.3
     points[list(IBUG68_JAW_OUTLINE), 0] = 100 * np.cos(angles)
     points[list(IBUG68_JAW_OUTLINE), 1] = 100 * np.sin(angles)
     jaw = mediapipe_to_ibug68(points)[:17]
-    steps = np.linalg.norm(np.diff(jaw, axis=0), axis=1)
-    np.testing.assert_allclose(steps, steps.mean(), rtol=0.02)
+    np.testing.assert_array_equal(jaw[8], points[IBUG68_CHIN, :2])          # the chin is anatomical
     np.testing.assert_allclose(jaw[[0, -1]], points[[IBUG68_JAW_OUTLINE[0], IBUG68_JAW_OUTLINE[-1]], :2])
+    for half in (jaw[:9], jaw[8:]):
+        steps = np.linalg.norm(np.diff(half, axis=0), axis=1)
+        np.testing.assert_allclose(steps, steps.mean(), rtol=0.02)
+    right, left = (np.linalg.norm(np.diff(h, axis=0), axis=1).mean() for h in (jaw[:9], jaw[8:]))
+    assert abs(right - left) > 0.05 * right     # the halves differ: the chin is not the outline's midpoint
 
 
 def test_ibug68_points_follow_their_anatomical_landmarks():
     points = np.random.default_rng(0).normal(size=(478, 3)) * 50
     ibug = mediapipe_to_ibug68(points)
     np.testing.assert_array_equal(ibug[[36, 39, 42, 45]], points[[33, 133, 362, 263], :2])   # eye corners
-    np.testing.assert_array_equal(ibug[[30, 48, 54, 62, 66]], points[[4, 61, 291, 13, 14], :2])
+    np.testing.assert_array_equal(ibug[[8, 30, 48, 54, 62, 66]], points[[152, 4, 61, 291, 13, 14], :2])
     np.testing.assert_allclose(ibug[17], points[[46, 70], :2].mean(axis=0))                  # brow tail
 
 
