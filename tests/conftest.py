@@ -33,3 +33,13 @@ def portraits(astronaut_rgb, grace_hopper_path):
     """The two real bundled portraits by name, as (H, W, 3) uint8 RGB."""
     from pyfacerig.image_io import load_image
     return {"astronaut": astronaut_rgb, "grace_hopper": load_image(grace_hopper_path)}
+
+
+@pytest.fixture(scope="session")
+def heldout_paths() -> dict:
+    """The held-out photographs of the face_recognition 1.3.0 sdist, name -> path (tests/_heldout.py).
+
+    Fetched from PyPI on first use; a failed fetch is an error, never a skip.
+    """
+    from _heldout import ensure
+    return ensure()

@@ -1,0 +1,94 @@
+"""build() on held-out real portraits: photographs nothing in pyfacerig was built or tuned on.
+
+The astronaut and Grace Hopper ship inside installed packages, which is why the issue names them,
+but both also went into the default template's neutral face.  The face_recognition sdist's
+photographs (tests/_heldout.py) did not: four portraits of two people with turned and tilted
+heads, an open laugh and hooded eyes, two faces cut off by the frame, and a 32-bit RGBA PNG.
+
+The quality bounds here are regression guards set from what was measured (docs/pipeline.md,
+"Held-out portraits"), not the issue's targets: on these photos the mean fine error is 2.6-4.4 %
+of the inter-ocular distance, above the 3 % the issue asks of the bundled portraits.
+"""
+import numpy as np
+import pygltflib
+import pytest
+
+from _heldout import CUT_OFF, PORTRAITS
+from _readers import khronos_validate
+from test_cli import run_cli
+from pyfacerig.build import build
+from pyfacerig.errors import FaceCutOffError
+from pyfacerig.evaluation import dlib_landmarks68, landmark_error_by_region
+from pyfacerig.image_io import load_image
+from pyfacerig.templates import ARKIT_SHAPE_NAMES
+
+REGIONS = ("eyes", "nose", "brows", "mouth", "contour")
+
+
+@pytest.fixture(scope="module")
+def heldout_built(heldout_paths, template, tmp_path_factory):
+    """Each held-out portrait built once from its file: name -> (Avatar, glb path, dlib's 68 points)."""
+    out = {}
+    for name in PORTRAITS:
+        path = heldout_paths[name]
+        glb = tmp_path_factory.mktemp(name) / f"{name}.glb"
+        avatar = build(path, out=glb, template=template)
+        out[name] = (avatar, glb, dlib_landmarks68(load_image(path)))
+    return out
+
+
+@pytest.mark.parametrize("name", PORTRAITS)
+def test_heldout_portrait_builds_a_valid_rigged_textured_asset(heldout_built, name):
+    avatar, glb, _ = heldout_built[name]
+    report = khronos_validate(glb)
+    assert report["issues"]["numErrors"] == 0 and report["issues"]["numWarnings"] == 0, report["issues"]
+    gltf = pygltflib.GLTF2().load(str(glb))
+    names = {tuple(mesh.extras["targetNames"]) for mesh in gltf.meshes}
+    assert names == {tuple(ARKIT_SHAPE_NAMES)}
+    assert len(gltf.images) >= 1 and avatar.texture[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("name", PORTRAITS)
+def test_heldout_fine_fit_is_better_than_the_coarse_fit_overall(heldout_built, name):
+    avatar, _, ref = heldout_built[name]
+    coarse = landmark_error_by_region(avatar.landmarks68["coarse"], ref)
+    fine = landmark_error_by_region(avatar.landmarks68["fine"], ref)
+    assert fine["mean"] < coarse["mean"], (coarse, fine)
+    assert fine["mean"] < 0.05, fine
+    # Losses in single regions are measured here and bounded, not ruled out: the nose and contour
+    # of the two turned heads (by up to 0.7 % of the IOD), and Biden's eyes, by 1.0 %, where the
+    # eye refinement's iris rule widens his hooded eyes (docs/pipeline.md, "Held-out portraits").
+    assert all(fine[r] < coarse[r] + 0.015 for r in REGIONS), (coarse, fine)
+
+
+def test_heldout_fine_fit_beats_the_coarse_fit_in_most_regions(heldout_built):
+    wins = 0
+    for avatar, _, ref in heldout_built.values():
+        coarse = landmark_error_by_region(avatar.landmarks68["coarse"], ref)
+        fine = landmark_error_by_region(avatar.landmarks68["fine"], ref)
+        wins += sum(fine[r] < coarse[r] for r in REGIONS)
+    assert wins >= 15, f"fine beats coarse in {wins} of {len(REGIONS) * len(PORTRAITS)} region comparisons"
+
+
+@pytest.mark.parametrize("name", CUT_OFF)
+def test_a_photo_that_cuts_the_face_off_is_refused_with_a_typed_error(heldout_paths, tmp_path, name):
+    out = tmp_path / "cut.glb"
+    with pytest.raises(FaceCutOffError, match="outside the image"):
+        build(heldout_paths[name], out=out)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_cli_exits_non_zero_on_a_cut_off_face(heldout_paths, tmp_path):
+    run = run_cli("build", heldout_paths["obama_partial_face2"], "-o", tmp_path / "cut.glb")
+    assert run.returncode != 0
+    assert "outside the image" in " ".join(run.stderr.split())   # rich wraps long lines
+    assert not (tmp_path / "cut.glb").exists()
+
+
+def test_a_32_bit_rgba_png_builds(heldout_paths, template, tmp_path):
+    from PIL import Image
+    with Image.open(heldout_paths["rgba32"]) as image:
+        assert image.mode == "RGBA"
+    avatar = build(heldout_paths["rgba32"], out=tmp_path / "rgba.glb", template=template)
+    assert avatar.sidecar()["image_size"] == [626, 1200]
+    assert len(avatar.blendshape_names) == 52
