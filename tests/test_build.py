@@ -160,12 +160,17 @@ def test_unknown_options_are_refused_before_any_work(options, word, astronaut_rg
 
 
 # ----------------------------------------------------------------------------- quality
-# Grace Hopper is measured but not asserted here: on her portrait the fine fit, which lands on
-# MediaPipe's landmarks to a fraction of a pixel, is 0.2-0.3 px further from dlib than the smooth
-# coarse fit in the eyes, brows and mouth (MediaPipe and dlib disagree there: her eye corners
-# behind thick glasses, her lower lip).  That requirement of issue 6 is open, with the figures
-# and what was tried in docs/pipeline.md ("Quality").
-@pytest.mark.parametrize("name", ["astronaut"])
+# Grace Hopper is a known failure of this requirement of issue 6, kept visible as a strict xfail
+# (it runs every time, and the suite fails if it starts passing so the mark can go).  On her
+# portrait the fine fit, which lands on MediaPipe's landmarks to a fraction of a pixel, is
+# 0.2-0.3 px further from dlib than the smooth coarse fit in the eyes, brows and mouth (MediaPipe
+# and dlib disagree there: her eye corners behind thick glasses, her lower lip).  The figures and
+# everything tried are in docs/pipeline.md ("Quality").
+GRACE_FINE_NOT_BETTER = pytest.mark.xfail(strict=True, reason="issue 6: MediaPipe vs dlib on Grace Hopper's "
+                                          "eyes, brows and mouth; docs/pipeline.md, Quality")
+
+
+@pytest.mark.parametrize("name", ["astronaut", pytest.param("grace_hopper", marks=GRACE_FINE_NOT_BETTER)])
 def test_fine_fit_beats_coarse_fit_in_every_region(built, dlib68, name):
     avatar, _ = built[name]
     coarse = landmark_error_by_region(avatar.landmarks68["coarse"], dlib68[name])
