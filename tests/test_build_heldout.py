@@ -15,11 +15,14 @@ import pytest
 
 from _heldout import CUT_OFF, PORTRAITS
 from _readers import khronos_validate
+from test_build_eyes import assert_fit_follows_enlarged_eyes
 from test_cli import run_cli
 from pyfacerig.build import build
+from pyfacerig.eye_refine import iris_rule_strength, refine_eye_landmarks
 from pyfacerig.errors import FaceCutOffError
 from pyfacerig.evaluation import dlib_landmarks68, landmark_error_by_region
 from pyfacerig.image_io import load_image
+from pyfacerig.landmarks import detect_landmarks, mediapipe_to_ibug68
 from pyfacerig.templates import ARKIT_SHAPE_NAMES
 
 REGIONS = ("eyes", "nose", "brows", "mouth", "contour")
@@ -55,10 +58,10 @@ def test_heldout_fine_fit_is_better_than_the_coarse_fit_overall(heldout_built, n
     fine = landmark_error_by_region(avatar.landmarks68["fine"], ref)
     assert fine["mean"] < coarse["mean"], (coarse, fine)
     assert fine["mean"] < 0.05, fine
-    # Losses in single regions are measured here and bounded, not ruled out: the nose and contour
-    # of the two turned heads (by up to 0.7 % of the IOD), and Biden's eyes, by 1.0 %, where the
-    # eye refinement's iris rule widens his hooded eyes (docs/pipeline.md, "Held-out portraits").
-    assert all(fine[r] < coarse[r] + 0.015 for r in REGIONS), (coarse, fine)
+    # Losses in single regions are measured here and bounded, not ruled out: the nose of the two
+    # turned heads (by up to 0.7 % of the IOD), Biden's contour (0.02 %) and eyes (0.3 %; his
+    # irises are large for his eye distance, so part of the eye refinement acts).
+    assert all(fine[r] < coarse[r] + 0.01 for r in REGIONS), (coarse, fine)
 
 
 def test_heldout_fine_fit_beats_the_coarse_fit_in_most_regions(heldout_built):
@@ -68,6 +71,26 @@ def test_heldout_fine_fit_beats_the_coarse_fit_in_most_regions(heldout_built):
         fine = landmark_error_by_region(avatar.landmarks68["fine"], ref)
         wins += sum(fine[r] < coarse[r] for r in REGIONS)
     assert wins >= 15, f"fine beats coarse in {wins} of {len(REGIONS) * len(PORTRAITS)} region comparisons"
+
+
+@pytest.mark.parametrize("name", PORTRAITS)
+def test_heldout_ordinary_eyes_keep_mediapipes_contours_nearly_unchanged(heldout_paths, name):
+    # The eye refinement is for enlarged eyes; on human proportions it must not cost agreement.
+    # Measured eye error vs dlib, MediaPipe -> refined: 1.47 -> 1.47, 1.67 -> 1.67, 1.56 -> 1.56,
+    # 2.11 -> 2.38 % of the IOD (Biden: iris rule strength 0.26).
+    image = load_image(heldout_paths[name])
+    points = detect_landmarks(image).points
+    ref = dlib_landmarks68(image)
+    assert iris_rule_strength(points) < 0.5
+    before = landmark_error_by_region(mediapipe_to_ibug68(points), ref)["eyes"]
+    after = landmark_error_by_region(mediapipe_to_ibug68(refine_eye_landmarks(image, points)), ref)["eyes"]
+    assert after <= before + 0.005, (before, after)
+
+
+@pytest.mark.parametrize("factor", [1.3, 1.6])
+@pytest.mark.parametrize("name", PORTRAITS)
+def test_heldout_fit_follows_eyes_enlarged_by_a_known_warp(heldout_paths, template, name, factor):
+    assert_fit_follows_enlarged_eyes(load_image(heldout_paths[name]), template, factor)
 
 
 @pytest.mark.parametrize("name", CUT_OFF)

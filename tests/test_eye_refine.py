@@ -19,7 +19,9 @@ import numpy as np
 import pytest
 
 from pyfacerig.errors import InvalidInputError
-from pyfacerig.eye_refine import EYE_CONTOUR_IDS, IRIS_TO_EYE_WIDTH, iris_scaled_contour, refine_eye_landmarks
+from pyfacerig.eye_refine import (EYE_CONTOUR_IDS, IRIS_RULE_FULL_AT_SD, IRIS_TO_EYE_WIDTH, IRIS_TO_PUPIL_DISTANCE,
+                                  IRIS_TO_PUPIL_DISTANCE_SD, iris_rule_strength, iris_scaled_contour,
+                                  refine_eye_landmarks)
 from pyfacerig.image_io import load_image
 from pyfacerig.landmarks import (LEFT_EYE_CONTOUR, LEFT_IRIS, RIGHT_EYE_CONTOUR, RIGHT_IRIS,
                                  detect_landmarks)
@@ -230,12 +232,46 @@ def test_refinement_never_hurts_on_magnified_photo_eyes(cases):
 
 
 @pytest.mark.parametrize("portrait", ["astronaut", "grace_hopper"])
-def test_ordinary_eyes_barely_move(portrait, astronaut_rgb, grace_rgb):
+def test_ordinary_eyes_keep_mediapipes_contours(portrait, astronaut_rgb, grace_rgb):
+    # Irises of human size for the eye distance (strength 0): without a parser nothing moves.
     image = astronaut_rgb if portrait == "astronaut" else grace_rgb
     face = detect_landmarks(image)
-    refined = refine_eye_landmarks(image, face.points)
-    shift = np.linalg.norm(refined[EYE_CONTOUR_IDS, :2] - face.points[EYE_CONTOUR_IDS, :2], axis=1)
-    assert shift.mean() < 0.01 * face.interocular
+    assert iris_rule_strength(face.points) == 0.0
+    np.testing.assert_array_equal(refine_eye_landmarks(image, face.points), face.points)
+
+
+def test_enlarged_and_drawn_eyes_get_the_full_refinement(cases):
+    magnified, drawn = cases
+    for case in magnified + drawn:
+        assert iris_rule_strength(case["detected"]) == 1.0, case["name"]
+
+
+def _irises(ratio, distance=60.0):
+    """(478, 3) points whose two irises have diameter ``ratio * distance``, ``distance`` apart."""
+    points = np.zeros((478, 3))
+    rim = np.array([[1, 0], [0, 1], [-1, 0], [0, -1]]) * ratio * distance / 2
+    for first, centre in ((468, (100.0, 100.0)), (473, (100.0 + distance, 100.0))):
+        points[first, :2] = centre
+        points[first + 1:first + 5, :2] = np.array(centre) + rim
+    return points
+
+
+def test_iris_rule_strength_ramps_from_the_adult_mean_over_one_and_a_half_sd():
+    full = IRIS_TO_PUPIL_DISTANCE + IRIS_RULE_FULL_AT_SD * IRIS_TO_PUPIL_DISTANCE_SD
+    assert iris_rule_strength(_irises(0.15)) == 0.0
+    assert iris_rule_strength(_irises(IRIS_TO_PUPIL_DISTANCE)) == pytest.approx(0.0, abs=1e-12)
+    assert iris_rule_strength(_irises((IRIS_TO_PUPIL_DISTANCE + full) / 2)) == pytest.approx(0.5)
+    assert iris_rule_strength(_irises(full)) == pytest.approx(1.0)
+    assert iris_rule_strength(_irises(0.4)) == 1.0
+    assert iris_rule_strength(_irises(0.2, distance=0.0)) == 0.0      # coincident irises: no evidence
+
+
+def test_iris_rule_strength_scales_the_widening():
+    contour, iris = _ellipse_eye(width=30.0, iris_radius=8.0)
+    full = np.linalg.norm(iris_scaled_contour(contour, iris)[0] - iris_scaled_contour(contour, iris)[8])
+    half = iris_scaled_contour(contour, iris, 0.5)
+    np.testing.assert_array_equal(iris_scaled_contour(contour, iris, 0.0), contour)
+    np.testing.assert_allclose(np.linalg.norm(half[0] - half[8]), (30.0 + full) / 2)
 
 
 def test_parser_segmentation_is_used_when_given(cases):
