@@ -115,3 +115,18 @@ def test_a_32_bit_rgba_png_builds(heldout_paths, template, tmp_path):
     avatar = build(heldout_paths["rgba32"], out=tmp_path / "rgba.glb", template=template)
     assert avatar.sidecar()["image_size"] == [626, 1200]
     assert len(avatar.blendshape_names) == 52
+
+
+def test_table1_protocol_fine_beats_coarse_in_every_region_averaged_over_all_six_portraits(
+        heldout_built, portraits, template):
+    # Pan et al. Table 1 reports each region's error averaged over the test set.  Over the six
+    # real portraits here (the two bundled ones and the four held-out), measured in % of the IOD,
+    # coarse -> fine: eyes 2.23 -> 1.87, nose 2.80 -> 2.71, brows 5.01 -> 4.04, mouth 5.44 -> 2.29,
+    # contour 5.54 -> 4.73.  Per portrait the fine fit does not win every region (Grace Hopper:
+    # eyes, brows, mouth; see test_build.py).
+    pairs = [(avatar, ref) for avatar, _, ref in heldout_built.values()]
+    for image in portraits.values():
+        pairs.append((build(image, template=template), dlib_landmarks68(image)))
+    coarse = {r: np.mean([landmark_error_by_region(a.landmarks68["coarse"], ref)[r] for a, ref in pairs]) for r in REGIONS}
+    fine = {r: np.mean([landmark_error_by_region(a.landmarks68["fine"], ref)[r] for a, ref in pairs]) for r in REGIONS}
+    assert all(fine[r] < coarse[r] for r in REGIONS), (coarse, fine)
