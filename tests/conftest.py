@@ -43,3 +43,21 @@ def heldout_paths() -> dict:
     """
     from _heldout import ensure
     return ensure()
+
+
+@pytest.fixture(scope="session")
+def built(portraits, template, tmp_path_factory):
+    """Each bundled portrait built once into its own folder: name -> (Avatar, folder)."""
+    from pyfacerig.build import build
+    out = {}
+    for name, image in portraits.items():
+        folder = tmp_path_factory.mktemp(name)
+        out[name] = (build(image, out=folder / f"{name}.glb", template=template), folder)
+    return out
+
+
+@pytest.fixture(scope="session")
+def dlib68(portraits):
+    """dlib's 68 points of each bundled portrait: name -> (68, 2)."""
+    from pyfacerig.evaluation import dlib_landmarks68
+    return {name: dlib_landmarks68(image) for name, image in portraits.items()}

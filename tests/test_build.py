@@ -15,28 +15,13 @@ from PIL import Image
 from pyfacerig import fit, texture
 from pyfacerig.build import STAGES, Avatar, build
 from pyfacerig.errors import ExportError, ImageReadError, InvalidInputError, MultipleFacesError, NoFaceError
-from pyfacerig.evaluation import dlib_landmarks68, landmark_error_by_region, photometric_error
+from pyfacerig.evaluation import landmark_error_by_region, photometric_error
 from pyfacerig.landmarks import detect_landmarks, mediapipe_to_ibug68
 from pyfacerig.render import rasterize, sample_bilinear
 from pyfacerig.templates import ARKIT_SHAPE_NAMES
 
 JS = Path(__file__).parent / "js"
 REGIONS = ("eyes", "nose", "brows", "mouth", "contour")
-
-
-@pytest.fixture(scope="module")
-def built(portraits, template, tmp_path_factory):
-    """Each portrait built once into its own folder: name -> (Avatar, folder)."""
-    out = {}
-    for name, image in portraits.items():
-        folder = tmp_path_factory.mktemp(name)
-        out[name] = (build(image, out=folder / f"{name}.glb", template=template), folder)
-    return out
-
-
-@pytest.fixture(scope="module")
-def dlib68(portraits):
-    return {name: dlib_landmarks68(image) for name, image in portraits.items()}
 
 
 def render_in_photo(avatar: Avatar, vertices: np.ndarray, template, shape) -> tuple[np.ndarray, np.ndarray]:

@@ -74,13 +74,13 @@ def test_heldout_fine_fit_beats_the_coarse_fit_in_most_regions(heldout_built):
 
 
 @pytest.mark.parametrize("name", PORTRAITS)
-def test_heldout_ordinary_eyes_keep_mediapipes_contours_nearly_unchanged(heldout_paths, name):
+def test_heldout_ordinary_eyes_keep_mediapipes_contours_nearly_unchanged(heldout_paths, heldout_built, name):
     # The eye refinement is for enlarged eyes; on human proportions it must not cost agreement.
     # Measured eye error vs dlib, MediaPipe -> refined: 1.47 -> 1.47, 1.67 -> 1.67, 1.56 -> 1.56,
     # 2.11 -> 2.38 % of the IOD (Biden: iris rule strength 0.26).
     image = load_image(heldout_paths[name])
     points = detect_landmarks(image).points
-    ref = dlib_landmarks68(image)
+    ref = heldout_built[name][2]
     assert iris_rule_strength(points) < 0.5
     before = landmark_error_by_region(mediapipe_to_ibug68(points), ref)["eyes"]
     after = landmark_error_by_region(mediapipe_to_ibug68(refine_eye_landmarks(image, points)), ref)["eyes"]
@@ -118,15 +118,14 @@ def test_a_32_bit_rgba_png_builds(heldout_paths, template, tmp_path):
 
 
 def test_table1_protocol_fine_beats_coarse_in_every_region_averaged_over_all_six_portraits(
-        heldout_built, portraits, template):
+        heldout_built, built, dlib68):
     # Pan et al. Table 1 reports each region's error averaged over the test set.  Over the six
     # real portraits here (the two bundled ones and the four held-out), measured in % of the IOD,
     # coarse -> fine: eyes 2.23 -> 1.87, nose 2.80 -> 2.71, brows 5.01 -> 4.04, mouth 5.44 -> 2.29,
     # contour 5.54 -> 4.73.  Per portrait the fine fit does not win every region (Grace Hopper:
     # eyes, brows, mouth; see test_build.py).
     pairs = [(avatar, ref) for avatar, _, ref in heldout_built.values()]
-    for image in portraits.values():
-        pairs.append((build(image, template=template), dlib_landmarks68(image)))
+    pairs += [(avatar, dlib68[name]) for name, (avatar, _) in built.items()]
     coarse = {r: np.mean([landmark_error_by_region(a.landmarks68["coarse"], ref)[r] for a, ref in pairs]) for r in REGIONS}
     fine = {r: np.mean([landmark_error_by_region(a.landmarks68["fine"], ref)[r] for a, ref in pairs]) for r in REGIONS}
     assert all(fine[r] < coarse[r] for r in REGIONS), (coarse, fine)

@@ -93,28 +93,27 @@ def merged(asset, attr):
 TO_UNREAL = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]]) * 100  # Y-up metres -> Z-up cm
 
 
+def _written(tmp_path_factory, name, preset, skeleton=False):
+    """The head asset written as FBX with ``preset`` and read back: (asset, ufbx probe)."""
+    asset = make_head_asset(skeleton=skeleton)
+    path = tmp_path_factory.mktemp(name) / "head.fbx"
+    ee.write_fbx(asset, path, preset=preset)
+    return asset, probe(path)
+
+
 @pytest.fixture(scope="module")
 def unity(tmp_path_factory):
-    asset = make_head_asset()
-    path = tmp_path_factory.mktemp("unity") / "head.fbx"
-    ee.write_fbx(asset, path, preset="unity")
-    return asset, probe(path)
+    return _written(tmp_path_factory, "unity", "unity")
 
 
 @pytest.fixture(scope="module")
 def unreal(tmp_path_factory):
-    asset = make_head_asset()
-    path = tmp_path_factory.mktemp("unreal") / "head.fbx"
-    ee.write_fbx(asset, path, preset="unreal")
-    return asset, probe(path)
+    return _written(tmp_path_factory, "unreal", "unreal")
 
 
 @pytest.fixture(scope="module")
 def skinned(tmp_path_factory):
-    asset = make_head_asset(skeleton=True)
-    path = tmp_path_factory.mktemp("skinned") / "head.fbx"
-    ee.write_fbx(asset, path, preset="unity")
-    return asset, probe(path)
+    return _written(tmp_path_factory, "skinned", "unity", skeleton=True)
 
 
 def test_ufbx_reads_without_warnings(unity, unreal, skinned):
