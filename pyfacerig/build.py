@@ -154,7 +154,7 @@ def build(
     landmark_ids = np.asarray(template.landmark_vertex_ids, dtype=np.int64)
 
     with stage("coarse_fit"):
-        coarse = fit.coarse_fit(skin.vertices, landmark_ids, points)
+        coarse = fit.coarse_fit(skin.vertices, landmark_ids, points, identity_basis=template.identity_basis)
     with stage("eye_refine"):
         refined = points
         if refine_eyes:
@@ -166,10 +166,13 @@ def build(
     with stage("texture"):
         parser_mask = _parser_face_mask(parser, photo)
         face_mask = texture.face_region_mask(photo.shape[:2], refined, parser_mask)
-        mirror = template.extras.get("skin_mirror")
-        mirror = texture.mirror_vertex_map(skin.vertices) if mirror is None else np.asarray(mirror)
-        skin_atlas, _ = texture.bake_skin(photo, pose.to_camera(fitted), skin.faces, skin.uvs, mirror,
-                                          face_mask, size=SKIN_TEXTURE_SIZE)
+        mirror = np.asarray(template.extras["skin_mirror"])
+        if skin.uv_welded_ids is not None:      # a whole head: photo where seen, the person's skin elsewhere
+            skin_atlas = texture.bake_head(photo, pose.to_camera(fitted), skin, mirror, face_mask, refined,
+                                           template.regions, size=SKIN_TEXTURE_SIZE)
+        else:
+            skin_atlas, _ = texture.bake_skin(photo, pose.to_camera(fitted), skin.faces, skin.uvs, mirror,
+                                              face_mask, size=SKIN_TEXTURE_SIZE)
         textures = {"skin": texture.encode_png(skin_atlas)}
         eye = template.parts["eye_left"]
         iris_rgb = texture.iris_colour(photo, refined)
@@ -178,7 +181,8 @@ def build(
             eye.vertices, eye.faces, eye.uvs, _eye_centre(template, "eye_left"), iris_angle, iris_rgb,
             size=EYE_TEXTURE_SIZE))
         for material, rgb in _FLAT_MATERIAL_COLOURS.items():
-            textures[material] = texture.encode_png(np.broadcast_to(np.array(rgb, np.uint8), (8, 8, 3)))
+            if any(part.material == material for part in template.parts.values()):
+                textures[material] = texture.encode_png(np.broadcast_to(np.array(rgb, np.uint8), (8, 8, 3)))
 
     with stage("rig"):
         skin_deltas = rig.transfer_skin_shapes(skin.vertices, skin.shape_deltas, fitted, skin.faces)
@@ -242,6 +246,7 @@ def _part(template_part, vertices, deltas) -> AvatarPart:
         vertices=np.asarray(vertices, dtype=np.float32),
         faces=np.asarray(template_part.faces, dtype=np.int32),
         uvs=np.asarray(template_part.uvs, dtype=np.float32),
+        uv_faces=None if template_part.uv_faces is None else np.asarray(template_part.uv_faces, dtype=np.int32),
         shape_deltas=np.asarray(deltas, dtype=np.float32),
     )
 
@@ -361,11 +366,13 @@ def _normal_deltas(part: AvatarPart, neutral_normals: np.ndarray) -> np.ndarray:
 
 
 def _vertex_ranges(parts: dict) -> list:
-    """[{"name", "first", "count"}] of each part's vertices in the concatenated vertex order."""
+    """[{"name", "first", "count"}] of each part's exported vertices (UV seams split) in the
+    concatenated vertex order."""
     ranges, first = [], 0
     for name, part in parts.items():
-        ranges.append({"name": name, "first": first, "count": len(part.vertices)})
-        first += len(part.vertices)
+        count = len(part.uvs)
+        ranges.append({"name": name, "first": first, "count": count})
+        first += count
     return ranges
 
 
@@ -400,16 +407,17 @@ def _to_asset(avatar: Avatar):
     ]
     primitives = []
     for part in avatar.parts.values():
+        # Normals are taken on the welded mesh, so UV seams do not show as shading seams.
         normals = _vertex_normals(part.vertices, part.faces)
         primitives.append(ee.Primitive(
-            positions=part.vertices,
-            normals=normals.astype(np.float32),
-            indices=part.faces,
+            positions=part.split(part.vertices),
+            normals=part.split(normals.astype(np.float32)),
+            indices=part.export_faces,
             uvs=part.uvs,
             material=material_names.index(part.material),
-            target_positions=part.shape_deltas,
+            target_positions=part.split(part.shape_deltas),
             # Normal morphs keep the shading right in expressions (engines that recompute them ignore these).
-            target_normals=_normal_deltas(part, normals),
+            target_normals=part.split(_normal_deltas(part, normals)),
         ))
     mesh = ee.Mesh(name="face", primitives=primitives, target_names=list(avatar.shape_names))
     return ee.Asset(meshes=[mesh], materials=materials, name="pyfacerig_avatar")

@@ -204,6 +204,7 @@ def coarse_fit(
     weights: np.ndarray | None = None,
     regularization: float = 1.0,
     iterations: int = 3,
+    identity_basis: np.ndarray | None = None,
 ) -> CoarseFit:
     """Fit pose and overall shape of the template to detected landmarks (§3.1).
 
@@ -212,6 +213,9 @@ def coarse_fit(
     relative depth); weights (468,) per-landmark weight (Eq. 4's ω_n, default ones).
     ``regularization`` is the Tikhonov weight on the shape coefficients (Eq. 6's role),
     relative to the data term measured in units of the face size.
+    identity_basis (P, N, 3): the template's identity modifiers (Eq. 1's α_id basis).  With it
+    the shape modes are the three axis scales plus these; without it, the scales plus smooth
+    Gaussian bumps on the facial parts (:func:`shape_basis`).
     """
     template_vertices = _as_points("template_vertices", template_vertices)
     landmarks = _as_points("landmarks", landmarks)
@@ -224,11 +228,24 @@ def coarse_fit(
     target = image_to_camera(landmarks[:468])
     w = np.ones(468) if weights is None else np.asarray(weights, dtype=np.float64)
 
-    basis = shape_basis(template_vertices, ids)
-    landmark_basis = basis[ids].reshape(468 * 3, -1)  # (1404, P)
+    if identity_basis is None:
+        basis = shape_basis(template_vertices, ids)
+        landmark_basis = basis[ids].reshape(468 * 3, -1)  # (1404, P)
+        apply = lambda c: basis @ c                       # noqa: E731
+    else:
+        identity_basis = np.asarray(identity_basis)
+        if identity_basis.ndim != 3 or identity_basis.shape[1:] != template_vertices.shape:
+            raise InvalidInputError(f"identity_basis must be (P, {len(template_vertices)}, 3), got {identity_basis.shape}")
+        scales = (template_vertices - template_vertices[ids].mean(axis=0))
+        landmark_basis = np.concatenate([
+            np.stack([np.eye(3)[a] * scales[ids][:, a:a + 1] for a in range(3)], axis=2),
+            np.moveaxis(identity_basis[:, ids].astype(np.float64), 0, 2)], axis=2).reshape(468 * 3, -1)
+
+        def apply(c):
+            return scales * c[:3] + np.tensordot(c[3:].astype(np.float32), identity_basis, axes=1)
     face_size = float(np.ptp(template_vertices[ids][:, 1]))
     row_weights = np.repeat(np.sqrt(w), 3)
-    coefficients = np.zeros(basis.shape[2])
+    coefficients = np.zeros(landmark_basis.shape[1])
     vertices = template_vertices
     for _ in range(iterations):
         pose = similarity_procrustes(vertices[ids], target, w)
@@ -240,7 +257,7 @@ def coarse_fit(
         lhs = a.T @ a / (face_size**2 * w.sum()) + regularization * np.eye(a.shape[1])
         rhs = a.T @ b / (face_size**2 * w.sum())
         coefficients = np.linalg.solve(lhs, rhs)
-        vertices = template_vertices + basis @ coefficients
+        vertices = template_vertices + apply(coefficients)
     pose = similarity_procrustes(vertices[ids], target, w)
     return CoarseFit(pose=pose, vertices=vertices, shape_coefficients=coefficients)
 

@@ -20,7 +20,8 @@ MAX_CANDIDATES = 4_000_000      # pixel candidates per batch (memory bound)
 
 @dataclass
 class Mesh:
-    """vertices (N, 3), faces (F, 3) int, uvs (N, 2) glTF-style (or None), texture (H, W, 3) uint8."""
+    """vertices (N, 3), faces (F, 3) int, uvs (N, 2) glTF-style (or None), texture (H, W, 3) uint8,
+    vertex_colors (N, 3) float 0..255 (or None; used when there is no texture)."""
 
     vertices: np.ndarray
     faces: np.ndarray
@@ -28,6 +29,7 @@ class Mesh:
     texture: np.ndarray | None = None
     color: tuple = (200, 200, 200)
     double_sided: bool = False
+    vertex_colors: np.ndarray | None = None
 
 
 @dataclass
@@ -140,13 +142,23 @@ def sample_bilinear(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
 def render(meshes: list[Mesh], camera: Camera, width: int = 512, height: int = 512,
            background=(90, 90, 96), light_dir=(0.35, 0.45, 1.0), ambient: float = 0.35) -> np.ndarray:
     """(height, width, 3) uint8 image of the meshes."""
+    return render_with_ids(meshes, camera, width, height, background, light_dir, ambient)[0]
+
+
+def render_with_ids(meshes: list[Mesh], camera: Camera, width: int = 512, height: int = 512,
+                    background=(90, 90, 96), light_dir=(0.35, 0.45, 1.0), ambient: float = 0.35):
+    """The image of :func:`render`, plus what each pixel sees.
+
+    Returns (image (H, W, 3) uint8, mesh (H, W) int (-1: background), triangle (H, W) int into
+    that mesh's faces, barycentrics (H, W, 3) float, perspective-correct).
+    """
     if not meshes:
         raise InvalidInputError("render needs at least one mesh")
     for k, m in enumerate(meshes):
         _check_mesh(m, k)
     focal = 0.5 * height / np.tan(np.radians(camera.fov_deg) / 2)
     all_screen, all_invw, all_faces, owner, offsets = [], [], [], [], [0]
-    normals = []
+    normals, kept = [], []
     for k, m in enumerate(meshes):
         v = np.asarray(m.vertices, float)
         f = np.asarray(m.faces, np.int64)
@@ -159,7 +171,10 @@ def render(meshes: list[Mesh], camera: Camera, width: int = 512, height: int = 5
             # back faces (clockwise on screen, since y points down) are culled
             a, b, c = screen[f[:, 0]], screen[f[:, 1]], screen[f[:, 2]]
             area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+            kept.append(np.flatnonzero(area < 0))
             f = f[area < 0]
+        else:
+            kept.append(np.arange(len(f)))
         all_screen.append(screen)
         all_invw.append(1.0 / cam[:, 2])
         all_faces.append(f + offsets[-1])
@@ -190,10 +205,18 @@ def render(meshes: list[Mesh], camera: Camera, width: int = 512, height: int = 5
             uv_all = np.asarray(m.uvs, float)
             uv = np.einsum("kj,kjd->kd", w[sel], uv_all[corners[sel] - offsets[k]])
             colour[sel] = sample_bilinear(m.texture, uv)[:, :3]
+        elif m.vertex_colors is not None:
+            colour[sel] = np.einsum("kj,kjd->kd", w[sel], np.asarray(m.vertex_colors, float)[corners[sel] - offsets[k]])
         else:
             colour[sel] = m.color
     image[hit] = colour * shade[:, None]
-    return np.clip(np.round(image), 0, 255).astype(np.uint8)
+    mesh_id = np.full((height, width), -1)
+    mesh_id[hit] = owner[t]
+    triangle = np.full((height, width), -1)
+    triangle[hit] = np.concatenate(kept)[t]          # index into the mesh's own face list
+    barycentrics = np.zeros((height, width, 3))
+    barycentrics[hit] = w
+    return np.clip(np.round(image), 0, 255).astype(np.uint8), mesh_id, triangle, barycentrics
 
 
 def bake(uvs: np.ndarray, faces: np.ndarray, attributes: np.ndarray, size: int):

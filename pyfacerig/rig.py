@@ -152,7 +152,9 @@ def follow_parts(template, fitted_skin: np.ndarray, pose=None, iris_pixels: dict
         out[name] = (vertices, (scale * part.shape_deltas).astype(np.float32))
     mouth = ids[MOUTH_REGION]
     a, b = mouth_affine(skin.vertices[mouth], fitted_skin[mouth])
-    for name in ("mouth_cavity", "teeth_upper", "teeth_lower", "tongue"):
+    for name in template.parts:
+        if name in ("skin", "eye_left", "eye_right"):
+            continue
         part = template.parts[name]
         out[name] = (part.vertices @ a.T + b, (part.shape_deltas @ a.T.astype(np.float32)).astype(np.float32))
     return out

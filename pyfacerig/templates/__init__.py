@@ -32,6 +32,10 @@ ARKIT_SHAPE_NAMES: tuple[str, ...] = (
 PART_NAMES: tuple[str, ...] = (
     "skin", "eye_left", "eye_right", "mouth_cavity", "teeth_upper", "teeth_lower", "tongue",
 )
+#: Parts of the whole-head template: its mouth interior is a pocket of the skin itself.
+HEAD_PART_NAMES: tuple[str, ...] = (
+    "skin", "eye_left", "eye_right", "teeth_upper", "teeth_lower", "tongue",
+)
 
 
 @dataclass(frozen=True)
@@ -40,10 +44,15 @@ class TemplatePart:
 
     vertices: (N, 3) float64 neutral positions in metres (+Y up, face toward +Z).
     faces: (F, 3) int32, counter-clockwise seen from outside.
-    uvs: (N, 2) float32 in [0, 1], glTF convention (origin at the image's top-left).
+    uvs: (N, 2) float32 in [0, 1], glTF convention (origin at the image's top-left); for a
+        part with UV seams (the skin), (M, 2) per UV vertex, see ``uv_welded_ids``.
     shape_deltas: (52, N, 3) float32, one per ARKIT_SHAPE_NAMES entry; zeros where a
         shape does not move this part.
-    material: "skin", "eye", "mouth", "teeth" or "tongue".
+    material: "skin", "eye", "teeth" or "tongue".
+    uv_welded_ids, uv_faces: for a part whose UV atlas has seams, (M,) int32 the vertex each UV
+        vertex copies and (F, 3) int32 the faces over the UV vertices (same order as ``faces``).
+        Geometry (fits, transfer) works on the welded vertices; exporters and texture baking on
+        the UV vertices (:meth:`split`).  None when every vertex has one UV.
     """
 
     name: str
@@ -52,6 +61,19 @@ class TemplatePart:
     uvs: np.ndarray
     shape_deltas: np.ndarray
     material: str
+    uv_welded_ids: np.ndarray | None = None
+    uv_faces: np.ndarray | None = None
+
+    def split(self, per_vertex: np.ndarray) -> np.ndarray:
+        """A per-vertex array (..., N, C) on the UV vertices (..., M, C)."""
+        if self.uv_welded_ids is None:
+            return per_vertex
+        return np.asarray(per_vertex)[..., self.uv_welded_ids, :]
+
+    @property
+    def export_faces(self) -> np.ndarray:
+        """Faces over the UV vertices: what an exporter writes."""
+        return self.faces if self.uv_faces is None else self.uv_faces
 
 
 @dataclass(frozen=True)
@@ -60,22 +82,25 @@ class FaceTemplate:
 
     shape_names: the 52 ARKit names, in Apple's order.
     parts: name -> TemplatePart, in PART_NAMES order.
-    landmark_vertex_ids: (468,) int32 skin vertex of each MediaPipe face-mesh landmark
-        (the subdivided skin keeps the 468 originals first, so this is arange(468)).
+    landmark_vertex_ids: (468,) int32 skin vertex of each MediaPipe face-mesh landmark: the
+        vertex nearest the landmark's surface point (``extras["landmark_triangles"]`` and
+        ``extras["landmark_barycentrics"]``), distinct for every landmark.
     iris_landmarks: (10,) int32, the MediaPipe iris landmark ids 468..477; 468..472 belong
         to eye_right (subject's right: 468 centre, 469..472 rim), 473..477 to eye_left.
     landmarks68_vertex_ids: (68,) int32 skin vertex for each iBUG-68 point: the vertex-id form
         (:func:`pyfacerig.landmarks.ibug68_nearest_landmarks`) of the one 68-point definition
         in :mod:`pyfacerig.landmarks`, taken on this template's frontal neutral.  The exact
-        points of a posed or fitted skin are ``mediapipe_to_ibug68`` of its first 468 vertices.
-    regions: name -> (N_skin,) bool masks on the skin ("eyes", "nose", "brows", "mouth",
-        "contour", ... see docs/template.md).
+        points of a posed or fitted skin are ``mediapipe_to_ibug68`` of its landmark vertices.
+    regions: name -> (N_skin,) bool masks on the skin ("face", "lips"; see docs/template.md).
     eye_centers: (2, 3) float64 eyeball centres, row 0 the subject's left eye, row 1 the right.
     eye_radius: eyeball radius in metres.
     jaw_pivot: (3,) float64 point on the jaw's rotation axis (the axis is +X).
-    extras: generator facts (see docs/template.md): measures, shape_regions, skin_mirror,
-        landmarks (478, 3), jaw_weight, iris/pupil UV radii, uv_fill_ratio, sources, chains,
-        face_vertex_count (skin vertices before the eye-socket lining), iris_landmarks_by_part.
+    identity_basis: (P, N_skin, 3) float32 identity modifiers (MakeHuman's semantic targets on
+        the head), the coarse fit's α_id basis (Pan et al. Eq. 1); ``extras["identity_modifiers"]``
+        names them.
+    extras: generator facts (see docs/template.md): measures, skin_mirror, landmarks (478, 3),
+        landmark_triangles/barycentrics, iris/pupil UV radii, sources, identity_modifiers,
+        neck_cap_first, atlas_charts, skin_uv_charts, iris_landmarks_by_part.
     """
 
     shape_names: tuple[str, ...]
@@ -87,6 +112,7 @@ class FaceTemplate:
     eye_centers: np.ndarray
     eye_radius: float
     jaw_pivot: np.ndarray
+    identity_basis: np.ndarray = None
     extras: dict = field(default_factory=dict)
 
 
@@ -99,8 +125,8 @@ def load(path) -> FaceTemplate:
     Raises InvalidInputError naming the file if it is not a complete template.
     """
     from ..errors import InvalidInputError
-    from .asset import read
-    header, arrays = read(path)
+    from .asset import FORMAT, HEAD_FORMAT, read
+    header, arrays = read(path, kind=(FORMAT, HEAD_FORMAT))
     try:
         return _assemble(header, arrays, path)
     except (KeyError, ValueError, IndexError, TypeError) as exc:
@@ -110,6 +136,66 @@ def load(path) -> FaceTemplate:
 
 
 def _assemble(header: dict, arrays: dict, path) -> FaceTemplate:
+    from .asset import HEAD_FORMAT
+    if header.get("format") == HEAD_FORMAT:
+        return _assemble_head(header, arrays, path)
+    return _assemble_face(header, arrays, path)
+
+
+def _assemble_head(header: dict, arrays: dict, path) -> FaceTemplate:
+    from .asset import dense_deltas
+    names = tuple(header["shape_names"])
+    if names != ARKIT_SHAPE_NAMES:
+        from ..errors import InvalidInputError
+        raise InvalidInputError(f"template {path} does not carry the 52 ARKit shapes in Apple's order")
+    parts = {}
+    for name in header["part_order"]:
+        verts = arrays[f"{name}/vertices"].astype(np.float64)
+        deltas = dense_deltas(arrays[f"{name}/delta_offsets"], arrays[f"{name}/delta_ids"],
+                              arrays[f"{name}/delta_values"], len(names), len(verts))
+        parts[name] = TemplatePart(name=name, vertices=verts, faces=arrays[f"{name}/faces"],
+                                   uvs=arrays[f"{name}/uvs"], shape_deltas=deltas,
+                                   material=header["parts"][name]["material"],
+                                   uv_welded_ids=arrays.get(f"{name}/uv_welded_ids"),
+                                   uv_faces=arrays.get(f"{name}/uv_faces"))
+    n_skin = len(parts["skin"].vertices)
+    regions = {key[len("regions/"):]: np.unpackbits(arr)[:n_skin].astype(bool)
+               for key, arr in arrays.items() if key.startswith("regions/")}
+    extras = {k: header[k] for k in ("measures", "iris_uv_radius", "pupil_uv_radius", "sources",
+                                     "identity_modifiers", "neck_cap_first", "atlas_charts", "landmark_views")}
+    extras["skin_mirror"] = arrays["skin_mirror"].astype(np.int64)
+    extras["landmarks"] = arrays["landmarks"].astype(np.float64)
+    extras["landmark_triangles"] = arrays["landmark_triangles"]
+    extras["landmark_barycentrics"] = arrays["landmark_barycentrics"].astype(np.float64)
+    extras["skin_uv_charts"] = arrays["skin/uv_charts"]
+    # MediaPipe's iris landmarks by eyeball part: centre first, then the four rim points
+    extras["iris_landmarks_by_part"] = {"eye_left": np.arange(473, 478, dtype=np.int32),
+                                        "eye_right": np.arange(468, 473, dtype=np.int32)}
+    import scipy.sparse as sp
+    refine = sp.csr_matrix((arrays["skin/refine_weights"].astype(np.float64), arrays["skin/refine_indices"],
+                            arrays["skin/refine_indptr"]), shape=(n_skin, int(arrays["skin/refine_indices"].max()) + 1))
+    base = dense_deltas(arrays["identity/delta_offsets"], arrays["identity/delta_ids"],
+                        arrays["identity/delta_values"], len(header["identity_modifiers"]), refine.shape[1])
+    identity = np.stack([refine @ b for b in base.astype(np.float64)]).astype(np.float32)
+    for part in parts.values():
+        for arr in (part.vertices, part.faces, part.uvs, part.shape_deltas, part.uv_welded_ids, part.uv_faces):
+            if arr is not None:
+                arr.setflags(write=False)
+    identity.setflags(write=False)
+    return FaceTemplate(
+        shape_names=names, parts=parts,
+        landmark_vertex_ids=arrays["landmark_vertex_ids"],
+        iris_landmarks=np.arange(468, 478, dtype=np.int32),
+        landmarks68_vertex_ids=arrays["landmarks68_vertex_ids"],
+        regions=regions,
+        eye_centers=arrays["eye_centers"].astype(np.float64),
+        eye_radius=float(header["eye_radius"]),
+        jaw_pivot=arrays["jaw_pivot"].astype(np.float64),
+        identity_basis=identity,
+        extras=extras)
+
+
+def _assemble_face(header: dict, arrays: dict, path) -> FaceTemplate:
     from .asset import dense_deltas
     names = tuple(header["shape_names"])
     if names != ARKIT_SHAPE_NAMES:
@@ -147,6 +233,14 @@ def _assemble(header: dict, arrays: dict, path) -> FaceTemplate:
         eye_radius=float(header["eye_radius"]),
         jaw_pivot=arrays["jaw_pivot"].astype(np.float64),
         extras=extras)
+
+
+def load_head() -> FaceTemplate:
+    """The whole-head template (MakeHuman hm08 + Face Units; read once, then cached)."""
+    if "head" not in _CACHE:
+        from .generate_head import HEAD_PATH
+        _CACHE["head"] = load(HEAD_PATH)
+    return _CACHE["head"]
 
 
 def load_default() -> FaceTemplate:

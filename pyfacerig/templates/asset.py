@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import ExportError, InvalidInputError
 
 FORMAT = "pyfacerig-template"
+HEAD_FORMAT = "pyfacerig-head-template"
 VERSION = 1
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 DELTA_QUANTUM = 1e-7        # metres; smaller deltas are not stored
@@ -82,13 +83,17 @@ def write(path: str | os.PathLike, header: dict, arrays: dict[str, np.ndarray],
         raise
 
 
-def read(path: str | os.PathLike, kind: str = FORMAT) -> tuple[dict, dict[str, np.ndarray]]:
-    """Header and arrays of a file written by :func:`write`; refuses any other kind of file."""
+def read(path: str | os.PathLike, kind: str | tuple = FORMAT) -> tuple[dict, dict[str, np.ndarray]]:
+    """Header and arrays of a file written by :func:`write`; refuses any other kind of file.
+
+    kind: the format name, or a tuple of the names accepted (the header's "format" says which).
+    """
+    kinds = (kind,) if isinstance(kind, str) else tuple(kind)
     try:
         with zipfile.ZipFile(path) as zf:
             header = json.loads(zf.read("header.json"))
-            if header.get("format") != kind or header.get("version") != VERSION:
-                raise InvalidInputError(f"{path} is not a {kind} v{VERSION} file")
+            if header.get("format") not in kinds or header.get("version") != VERSION:
+                raise InvalidInputError(f"{path} is not a {' or '.join(kinds)} v{VERSION} file")
             arrays = {}
             for name in zf.namelist():
                 if name.endswith(".npy"):
