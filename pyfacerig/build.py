@@ -354,12 +354,40 @@ def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
 
 def _normal_deltas(part: AvatarPart, neutral_normals: np.ndarray) -> np.ndarray:
-    """(52, N, 3) float32 change of the vertex normals under each shape (zero if it does not move)."""
+    """(52, N, 3) float32 change of the vertex normals under each shape (zero if it does not move).
+
+    Only the triangles a shape moves change their normals, so each shape updates the neutral's
+    area-weighted normal sums on those triangles' corners alone (an ARKit shape moves a few
+    percent of a head): the same result as recomputing every normal, at a fraction of the cost.
+    """
+    vertices = np.asarray(part.vertices, dtype=np.float64)
+    faces = np.asarray(part.faces, dtype=np.int64)
     deltas = np.zeros(part.shape_deltas.shape, dtype=np.float32)
-    moving = np.flatnonzero(np.abs(part.shape_deltas).reshape(len(part.shape_deltas), -1).max(axis=1) > 0)
-    if len(moving):
-        posed = part.vertices[None].astype(np.float64) + part.shape_deltas[moving]
-        deltas[moving] = (_vertex_normals(posed, part.faces) - neutral_normals[None]).astype(np.float32)
+
+    def face_normals(positions, subset):
+        c = positions[faces[subset]]
+        return np.cross(c[:, 1] - c[:, 0], c[:, 2] - c[:, 0])
+
+    def scatter(corner_ids, normals):
+        """Sum each triangle's normal onto its three corners: (N, 3)."""
+        ids = corner_ids.T.ravel()
+        values = np.tile(normals, (3, 1))
+        return np.stack([np.bincount(ids, weights=values[:, c], minlength=len(vertices)) for c in range(3)], axis=1)
+
+    neutral_face_normals = face_normals(vertices, np.arange(len(faces)))
+    neutral_sums = scatter(faces, neutral_face_normals)
+    for s, delta in enumerate(part.shape_deltas):
+        moved = np.abs(delta).max(axis=1) > 0
+        if not moved.any():
+            continue
+        touched = np.flatnonzero(moved[faces].any(axis=1))
+        change = face_normals(vertices + delta, touched) - neutral_face_normals[touched]
+        sums = scatter(faces[touched], change)
+        corners = np.unique(faces[touched])
+        posed = neutral_sums[corners] + sums[corners]
+        length = np.linalg.norm(posed, axis=1, keepdims=True)
+        unit = np.where(length > 0, posed / np.where(length > 0, length, 1.0), [0.0, 0.0, 1.0])
+        deltas[s, corners] = (unit - neutral_normals[corners]).astype(np.float32)
     # Changes below ~0.05 degrees are invisible; zeroing them lets the writer store targets sparsely.
     deltas[np.abs(deltas).max(axis=-1) < 1e-3] = 0.0
     return deltas

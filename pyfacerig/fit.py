@@ -197,6 +197,11 @@ def shape_basis(vertices: np.ndarray, landmark_vertex_ids: np.ndarray, radius: f
     return np.stack(modes, axis=2)
 
 
+def face_size_of(vertices: np.ndarray, landmark_vertex_ids: np.ndarray) -> float:
+    """Forehead-to-chin extent of the landmark vertices (the coarse fit's unit of length)."""
+    return float(np.ptp(vertices[landmark_vertex_ids[:468]][:, 1]))
+
+
 def coarse_fit(
     template_vertices: np.ndarray,
     landmark_vertex_ids: np.ndarray,
@@ -214,8 +219,8 @@ def coarse_fit(
     ``regularization`` is the Tikhonov weight on the shape coefficients (Eq. 6's role),
     relative to the data term measured in units of the face size.
     identity_basis (P, N, 3): the template's identity modifiers (Eq. 1's α_id basis).  With it
-    the shape modes are the three axis scales plus these; without it, the scales plus smooth
-    Gaussian bumps on the facial parts (:func:`shape_basis`).
+    the shape modes are the head's width and height scales plus these; without it, the three
+    axis scales plus smooth Gaussian bumps on the facial parts (:func:`shape_basis`).
     """
     template_vertices = _as_points("template_vertices", template_vertices)
     landmarks = _as_points("landmarks", landmarks)
@@ -236,13 +241,22 @@ def coarse_fit(
         identity_basis = np.asarray(identity_basis)
         if identity_basis.ndim != 3 or identity_basis.shape[1:] != template_vertices.shape:
             raise InvalidInputError(f"identity_basis must be (P, {len(template_vertices)}, 3), got {identity_basis.shape}")
-        scales = (template_vertices - template_vertices[ids].mean(axis=0))
+        # Width and height scales of the whole head; its depth is left to the modifiers, since
+        # MediaPipe's relative depth is too weak a cue to stretch a skull front to back.
+        scales = (template_vertices - template_vertices[ids].mean(axis=0)) * [1.0, 1.0, 0.0]
         landmark_basis = np.concatenate([
-            np.stack([np.eye(3)[a] * scales[ids][:, a:a + 1] for a in range(3)], axis=2),
+            np.stack([np.eye(3)[a] * scales[ids][:, a:a + 1] for a in range(2)], axis=2),
             np.moveaxis(identity_basis[:, ids].astype(np.float64), 0, 2)], axis=2).reshape(468 * 3, -1)
 
         def apply(c):
-            return scales * c[:3] + np.tensordot(c[3:].astype(np.float32), identity_basis, axes=1)
+            return scales[:, :2] * c[:2] @ np.eye(2, 3) + np.tensordot(c[2:].astype(np.float32), identity_basis, axes=1)
+
+        # Penalise what a mode does to the whole head, not its coefficient: a modifier that
+        # moves the unseen back of the skull a lot for a small change at the landmarks costs
+        # in proportion, so the landmarks cannot reshape the skull.
+        whole_head = np.concatenate([np.mean(scales[:, :2] ** 2, axis=0),
+                                     np.einsum("pnd,pnd->p", identity_basis, identity_basis, dtype=np.float64)
+                                     / len(template_vertices)]) / face_size_of(template_vertices, ids) ** 2
     face_size = float(np.ptp(template_vertices[ids][:, 1]))
     row_weights = np.repeat(np.sqrt(w), 3)
     coefficients = np.zeros(landmark_basis.shape[1])
@@ -254,7 +268,8 @@ def coarse_fit(
         a = landmark_basis * row_weights[:, None]
         b = residual * row_weights
         # Normalise so `regularization` is independent of the landmark count and metric scale.
-        lhs = a.T @ a / (face_size**2 * w.sum()) + regularization * np.eye(a.shape[1])
+        penalty = np.ones(a.shape[1]) if identity_basis is None else whole_head
+        lhs = a.T @ a / (face_size**2 * w.sum()) + regularization * np.diag(penalty)
         rhs = a.T @ b / (face_size**2 * w.sum())
         coefficients = np.linalg.solve(lhs, rhs)
         vertices = template_vertices + apply(coefficients)

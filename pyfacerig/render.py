@@ -242,42 +242,6 @@ def fill_empty(atlas: np.ndarray, covered: np.ndarray) -> np.ndarray:
     return atlas[iy, ix]
 
 
-def portrait_skin_texture(template, image_rgb: np.ndarray, landmarks: np.ndarray,
-                          size: int = 1024) -> np.ndarray:
-    """Project a portrait onto the template's UV atlas.
-
-    landmarks: (>=468, 3) MediaPipe landmarks of ``image_rgb`` in model axes (pixels, +Y up,
-    see pyfacerig.templates.neutral.detect).  The template skin is fitted to them: a
-    similarity transform, then Laplacian deformation with every landmark vertex anchored
-    (Pan et al. Eq. 9-10), so each skin vertex gets image coordinates; those are
-    rasterised into the UV atlas and the portrait is sampled there.
-    Returns (size, size, 3) uint8.
-    """
-    from .geometry import LaplacianDeformer
-    from .templates.neutral import similarity_align
-    skin = template.parts["skin"]
-    ids = np.asarray(template.landmark_vertex_ids)
-    target = np.asarray(landmarks, float)[:len(ids)]
-    if target.shape != (len(ids), 3) or not np.isfinite(target).all():
-        raise InvalidInputError(f"landmarks must be a finite ({len(ids)}, 3) array, got {np.shape(landmarks)}")
-    v = np.asarray(skin.vertices, float)
-    src = v[ids]
-    mu_s, mu_t = src.mean(0), target.mean(0)
-    aligned_ids = similarity_align(src, target)
-    # the same similarity applied to all vertices (recover it from the aligned landmarks)
-    a = np.linalg.lstsq(np.hstack([src - mu_s, np.ones((len(src), 1))]), aligned_ids, rcond=None)[0]
-    aligned = np.hstack([v - mu_s, np.ones((len(v), 1))]) @ a
-    deformer = LaplacianDeformer(aligned, skin.faces, ids.astype(np.int32), weight=1e4)
-    fitted = deformer.solve(target)
-    image_xy = np.stack([fitted[:, 0], -fitted[:, 1]], 1)          # back to image pixels
-    h, w = image_rgb.shape[:2]
-    atlas_xy, covered = bake(skin.uvs, skin.faces, image_xy, size)
-    uv = np.stack([(atlas_xy[..., 0] + 0.5) / w, (atlas_xy[..., 1] + 0.5) / h], -1).reshape(-1, 2)
-    colour = sample_bilinear(image_rgb, uv).reshape(size, size, -1)[..., :3]
-    colour = fill_empty(colour, covered)
-    return np.clip(np.round(colour), 0, 255).astype(np.uint8)
-
-
 def eye_texture(iris_uv_radius: float, pupil_uv_radius: float, iris_rgb=(92, 70, 52),
                 size: int = 256) -> np.ndarray:
     """Procedural eyeball texture for the template's azimuthal eye UVs (iris centred)."""
@@ -301,7 +265,11 @@ MOUTH_COLOURS = {"mouth": (96, 34, 38), "teeth": (232, 226, 208), "tongue": (178
 
 
 def template_meshes(template, weights=None, skin_texture=None, eye_rgb=None) -> list[Mesh]:
-    """Meshes of every template part posed by ARKit ``weights`` (dict name -> float or (52,))."""
+    """Meshes of every part posed by ARKit ``weights`` (dict name -> float or (52,)).
+
+    template: a template or a built :class:`pyfacerig.Avatar` (both have ``parts`` and
+    ``shape_names``); skin_texture (H, W, 3) uint8 in the skin's atlas (an avatar's, say).
+    """
     names = template.shape_names
     if weights is None:
         w = np.zeros(len(names))
@@ -315,30 +283,33 @@ def template_meshes(template, weights=None, skin_texture=None, eye_rgb=None) -> 
         w = np.asarray(weights, float)
         if w.shape != (len(names),):
             raise InvalidInputError(f"weights must have shape ({len(names)},), got {w.shape}")
-    iris_r = template.extras["iris_uv_radius"]
-    pupil_r = template.extras["pupil_uv_radius"]
+    from .templates import load_default
+    extras = getattr(template, "extras", None) or load_default().extras
+    iris_r = extras["iris_uv_radius"]
+    pupil_r = extras["pupil_uv_radius"]
     eye_tex = eye_texture(iris_r, pupil_r, iris_rgb=eye_rgb or (92, 70, 52))
     meshes = []
     for name, part in template.parts.items():
-        verts = part.vertices + np.tensordot(w, part.shape_deltas, axes=1)
+        verts = part.split(part.vertices + np.tensordot(w, part.shape_deltas, axes=1))
         if part.material == "skin":
             tex = skin_texture if skin_texture is not None else np.full((4, 4, 3), (205, 170, 150), np.uint8)
-            meshes.append(Mesh(verts, part.faces, part.uvs, tex))
+            meshes.append(Mesh(verts, part.export_faces, part.uvs, tex))
         elif part.material == "eye":
-            meshes.append(Mesh(verts, part.faces, part.uvs, eye_tex))
+            meshes.append(Mesh(verts, part.export_faces, part.uvs, eye_tex))
         else:
-            meshes.append(Mesh(verts, part.faces, color=MOUTH_COLOURS[part.material]))
+            meshes.append(Mesh(verts, part.export_faces, color=MOUTH_COLOURS[part.material]))
     return meshes
 
 
 def face_camera(template, yaw_deg: float = 0.0, distance: float = 0.6, fov_deg: float = 19.0) -> Camera:
-    """A camera framing the template's face, turned by ``yaw_deg`` and kept centred.
+    """A camera framing the face of a template or avatar, turned by ``yaw_deg`` and kept centred.
 
     It starts looking at the point between forehead and chin, then slides sideways so the
     skin's projected outline is centred (a turned face's outline is not symmetric about
     any fixed pivot).
     """
-    lm = template.extras["landmarks"]
+    from .templates import load_default
+    lm = np.asarray(template.parts["skin"].vertices)[np.asarray(load_default().landmark_vertex_ids)]
     target = np.array([0.0, 0.5 * (lm[10, 1] + lm[152, 1]), lm[:468, 2].mean()])
     camera = Camera(target=target, distance=distance, yaw_deg=yaw_deg, fov_deg=fov_deg)
     cam = camera.view(np.asarray(template.parts["skin"].vertices))

@@ -103,6 +103,42 @@ def rasterize(points: np.ndarray, faces: np.ndarray, shape: tuple[int, int], dep
     return triangle, barycentric
 
 
+_UV_RASTERS: dict = {}
+
+
+def uv_raster(uvs: np.ndarray, faces: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(triangle (size, size) int, barycentrics (size, size, 3)) of a UV layout, rasterised once.
+
+    A template's atlas never changes, so its rasterisation is kept for the life of the process
+    (keyed by the arrays themselves, which the cache holds so their ids cannot be reused);
+    results are read-only.
+    """
+    key = (id(uvs), id(faces), int(size))
+    hit = _UV_RASTERS.get(key)
+    if hit is not None and hit[0] is uvs and hit[1] is faces:
+        return hit[2], hit[3]
+    triangle, bary = rasterize(np.asarray(uvs, dtype=np.float64) * size, np.asarray(faces, dtype=np.int64), (size, size))
+    triangle.setflags(write=False)
+    bary.setflags(write=False)
+    if not (isinstance(uvs, np.ndarray) and isinstance(faces, np.ndarray) and not uvs.flags.writeable
+            and not faces.flags.writeable):
+        return triangle, bary                 # only immutable (template) layouts are cached
+    if len(_UV_RASTERS) > 8:
+        _UV_RASTERS.clear()
+    _UV_RASTERS[key] = (uvs, faces, triangle, bary)
+    return triangle, bary
+
+
+def _bake_vertex_colours(uvs, faces, colours: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-vertex colours (M, C) interpolated into the atlas: (size, size, C) float32, coverage (size, size)."""
+    triangle, bary = uv_raster(uvs, faces, size)
+    covered = triangle >= 0
+    out = np.zeros((size, size, colours.shape[1]), dtype=np.float32)
+    corners = np.asarray(faces)[triangle[covered]]
+    out[covered] = np.einsum("kj,kjd->kd", bary[covered], colours[corners].astype(np.float32))
+    return out, covered
+
+
 def bfs_diffuse(image: np.ndarray, known: np.ndarray) -> np.ndarray:
     """Fill unknown pixels with diffused colour, in breadth-first order from the known ones (Fig. 4).
 
@@ -230,6 +266,7 @@ def bake_skin(
     """
     height, width = image.shape[:2]
     camera_vertices = np.asarray(camera_vertices, dtype=np.float64)
+    uv_triangle, uv_bary = uv_raster(uvs, faces, size)
     faces = np.asarray(faces, dtype=np.int64)
     image_xy = np.column_stack([camera_vertices[:, 0], -camera_vertices[:, 1]])
 
@@ -267,7 +304,6 @@ def bake_skin(
     cosine = normals[:, 2] / np.maximum(np.linalg.norm(normals, axis=1), 1e-30)
     slack = depth_tolerance * float(np.ptp(crop_vertices[:, 1]))
 
-    uv_triangle, uv_bary = rasterize(np.asarray(uvs, dtype=np.float64) * size, faces, (size, size))
     texels = np.flatnonzero(uv_triangle.reshape(-1) >= 0)
     texel_triangle = uv_triangle.reshape(-1)[texels]
     texel_bary = uv_bary.reshape(-1, 3)[texels]
@@ -288,6 +324,9 @@ def bake_skin(
         passed = inside & (points[:, 2] >= depth_buffer[row, col] - slack)
         votes = np.bincount(texel_triangle[subset], weights=passed, minlength=len(faces)) / texel_count
         visible = inside & facing & (votes[texel_triangle[subset]] > 0.5)
+        if keep_unseen:
+            # the caller fills everything else itself: only true face pixels count as seen
+            visible &= mask[row, col]
         return _bilinear(diffused, points[:, :2]), visible
 
     everything = np.arange(len(texels))
@@ -371,7 +410,6 @@ def bake_head(image: np.ndarray, camera_vertices: np.ndarray, skin, mirror: np.n
     """
     import scipy.sparse as sp
     import scipy.sparse.linalg as spla
-    from . import render
 
     welded = np.asarray(skin.uv_welded_ids)
     first_copy = np.full(len(camera_vertices), -1, np.int64)
@@ -409,12 +447,12 @@ def bake_head(image: np.ndarray, camera_vertices: np.ndarray, skin, mirror: np.n
     colours = colours * (1.0 - scalp[:, None]) + hair[None] * scalp[:, None]
     mouth = np.asarray(regions.get("mouth_interior", np.zeros(count, bool)), dtype=bool)
     colours[mouth] = MOUTH_INTERIOR_RGB
-    fill, covered = render.bake(skin.uvs, skin.uv_faces, colours[welded], size)
+    fill, covered = _bake_vertex_colours(skin.uvs, skin.uv_faces, colours[welded], size)
     # Photo texels keep the photo, except under the hair cap and inside the mouth.
     photo_weight = known.astype(np.float32)
     if scalp.any() or mouth.any():
         cover = np.maximum(scalp, mouth.astype(float))[welded][:, None]
-        cover_map, _ = render.bake(skin.uvs, skin.uv_faces, cover, size)
+        cover_map, _ = _bake_vertex_colours(skin.uvs, skin.uv_faces, cover, size)
         photo_weight *= 1.0 - np.clip(cover_map[..., 0], 0.0, 1.0)
     atlas = photo * photo_weight[..., None] + fill * (1.0 - photo_weight[..., None])
     # Outside the charts: diffuse from the charts so mipmaps and seams stay skin-coloured.
@@ -424,7 +462,7 @@ def bake_head(image: np.ndarray, camera_vertices: np.ndarray, skin, mirror: np.n
 
 def _texel_vertices(skin, size: int, known: np.ndarray, photo: np.ndarray):
     """For every seen texel, the welded vertex nearest it in its triangle, and its colour."""
-    triangle, bary = rasterize(np.asarray(skin.uvs, dtype=np.float64) * size, np.asarray(skin.uv_faces), (size, size))
+    triangle, bary = uv_raster(skin.uvs, skin.uv_faces, size)
     mask = known & (triangle >= 0)
     tri = triangle[mask]
     corner = np.argmax(bary[mask], axis=1)
@@ -474,7 +512,7 @@ def eyeball_texture(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, ce
     between its surface point and the optical axis: pupil (inner 40%), iris with a darker
     limbal ring, then sclera.  Texels outside the chart are diffused.
     """
-    triangle, bary = rasterize(np.asarray(uvs, dtype=np.float64) * size, faces, (size, size))
+    triangle, bary = uv_raster(uvs, faces, size)
     texels = np.flatnonzero(triangle.reshape(-1) >= 0)
     points = np.einsum("kj,kjc->kc", bary.reshape(-1, 3)[texels].astype(np.float64),
                        np.asarray(vertices, dtype=np.float64)[np.asarray(faces)[triangle.reshape(-1)[texels]]])

@@ -31,13 +31,13 @@ def render_in_photo(avatar: Avatar, vertices: np.ndarray, template, shape) -> tu
     texture stage's own.  Returns (H, W, 3) uint8 and the (H, W) coverage mask.
     """
     skin = template.parts["skin"]
-    camera = avatar.pose.to_camera(np.asarray(vertices, np.float64))
+    camera = avatar.pose.to_camera(skin.split(np.asarray(vertices, np.float64)))   # on the UV vertices
     screen = np.column_stack([camera[:, 0], -camera[:, 1]])
     depth = camera[:, 2] - camera[:, 2].min() + 1.0  # larger is nearer, kept positive
-    triangle, bary = rasterize(screen, depth, np.asarray(skin.faces, np.int64), shape[1], shape[0])
+    triangle, bary = rasterize(screen, depth, np.asarray(skin.export_faces, np.int64), shape[1], shape[0])
     atlas = np.asarray(Image.open(io.BytesIO(avatar.texture)).convert("RGB"))
     covered = triangle >= 0
-    uv = np.einsum("kj,kjc->kc", bary[covered], skin.uvs[skin.faces[triangle[covered]]].astype(np.float64))
+    uv = np.einsum("kj,kjc->kc", bary[covered], skin.uvs[skin.export_faces[triangle[covered]]].astype(np.float64))
     image = np.zeros((*shape, 3), np.uint8)
     image[covered] = np.clip(np.round(sample_bilinear(atlas, uv)), 0, 255).astype(np.uint8)
     return image, covered
@@ -58,7 +58,7 @@ def test_glb_has_the_52_arkit_shapes_by_name_and_the_baked_texture(built):
     (mesh,) = gltf.meshes
     assert tuple(mesh.extras["targetNames"]) == ARKIT_SHAPE_NAMES
     assert all(len(p.targets) == 52 for p in mesh.primitives)
-    assert len(mesh.primitives) == 7  # skin, 2 eyes, mouth cavity, upper/lower teeth, tongue
+    assert len(mesh.primitives) == 6  # skin (with the mouth interior), 2 eyes, upper/lower teeth, tongue
     blob = gltf.binary_blob()
     view = gltf.bufferViews[gltf.images[0].bufferView]
     embedded = blob[view.byteOffset:view.byteOffset + view.byteLength]
@@ -145,17 +145,7 @@ def test_unknown_options_are_refused_before_any_work(options, word, astronaut_rg
 
 
 # ----------------------------------------------------------------------------- quality
-# Grace Hopper is a known failure of this requirement of issue 6, kept visible as a strict xfail
-# (it runs every time, and the suite fails if it starts passing so the mark can go).  On her
-# portrait the fine fit, which lands on MediaPipe's landmarks to a fraction of a pixel, is
-# 0.2-0.3 px further from dlib than the smooth coarse fit in the eyes, brows and mouth (MediaPipe
-# and dlib disagree there: her eye corners behind thick glasses, her lower lip).  The figures and
-# everything tried are in docs/pipeline.md ("Quality").
-GRACE_FINE_NOT_BETTER = pytest.mark.xfail(strict=True, reason="issue 6: MediaPipe vs dlib on Grace Hopper's "
-                                          "eyes, brows and mouth; docs/pipeline.md, Quality")
-
-
-@pytest.mark.parametrize("name", ["astronaut", pytest.param("grace_hopper", marks=GRACE_FINE_NOT_BETTER)])
+@pytest.mark.parametrize("name", ["astronaut", "grace_hopper"])
 def test_fine_fit_beats_coarse_fit_in_every_region(built, dlib68, name):
     avatar, _ = built[name]
     coarse = landmark_error_by_region(avatar.landmarks68["coarse"], dlib68[name])
@@ -249,7 +239,7 @@ def test_ufbx_reads_the_fbx_with_one_channel_per_arkit_shape(both_formats):
     result = probe(folder / "npc.fbx")
     assert result["warnings"] == []
     assert [c["name"] for c in result["channels"]] == list(ARKIT_SHAPE_NAMES)
-    vertices = sum(len(p.vertices) for p in avatar.parts.values())
+    vertices = sum(len(p.uvs) for p in avatar.parts.values())      # the exported (UV-split) vertices
     assert sum(len(m["vertices"]) for m in result["meshes"]) == vertices
 
 

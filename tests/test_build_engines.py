@@ -27,7 +27,7 @@ from test_export_fbx import probe
 from test_runtime_c import compile_program, read_f32
 
 NAMES = list(ARKIT_SHAPE_NAMES)
-PART_MATERIALS = ["skin", "eye", "eye", "mouth", "teeth", "teeth", "tongue"]  # template part order
+PART_MATERIALS = ["skin", "eye", "eye", "teeth", "teeth", "tongue"]  # template part order
 #: Shape weights Blender evaluates (the other 50 keys at 0).
 POSES = {"rest": {}, "jawOpen": {"jawOpen": 1.0}, "eyeBlinkLeft": {"eyeBlinkLeft": 1.0},
          "jawOpen+eyeBlinkLeft": {"jawOpen": 1.0, "eyeBlinkLeft": 1.0}}
@@ -74,11 +74,12 @@ def three(files):
 
 
 def ours(avatar, weights=None) -> np.ndarray:
-    """(N, 3) float64: every part's vertices, concatenated, with ``weights`` (name -> w) applied."""
-    points = np.concatenate([p.vertices for p in avatar.parts.values()]).astype(np.float64)
+    """(N, 3) float64: every part's exported vertices (the skin's UV seams split), concatenated,
+    with ``weights`` (name -> w) applied."""
+    points = np.concatenate([p.split(p.vertices) for p in avatar.parts.values()]).astype(np.float64)
     for name, weight in (weights or {}).items():
         t = NAMES.index(name)
-        points += weight * np.concatenate([p.shape_deltas[t] for p in avatar.parts.values()])
+        points += weight * np.concatenate([p.split(p.shape_deltas[t]) for p in avatar.parts.values()])
     return points
 
 
@@ -190,7 +191,7 @@ def frig(unity):
 def test_frig_holds_every_part_with_the_52_names_and_normals(frig):
     avatar, rig = frig
     assert rig.names == ARKIT_SHAPE_NAMES
-    assert rig.vertex_count == sum(len(p.vertices) for p in avatar.parts.values())
+    assert rig.vertex_count == sum(len(p.uvs) for p in avatar.parts.values())
     assert rig.has_normals
 
 
@@ -198,8 +199,8 @@ def test_frig_at_jaw_open_is_the_avatars_neutral_plus_delta(frig):
     avatar, rig = frig
     weights = np.zeros(52, np.float32)
     weights[NAMES.index("jawOpen")] = 1.0
-    neutral = np.concatenate([p.vertices for p in avatar.parts.values()])
-    delta = np.concatenate([p.shape_deltas[NAMES.index("jawOpen")] for p in avatar.parts.values()])
+    neutral = np.concatenate([p.split(p.vertices) for p in avatar.parts.values()])
+    delta = np.concatenate([p.split(p.shape_deltas[NAMES.index("jawOpen")]) for p in avatar.parts.values()])
     # One float32 addition per coordinate (w = 1 makes the fused multiply-add exact).
     assert np.array_equal(rig.evaluate(weights), neutral + delta)
 
@@ -208,7 +209,7 @@ def test_frig_at_random_weights_is_the_avatars_blend_within_float32_rounding(fri
     avatar, rig = frig
     weights = np.random.default_rng(7).uniform(-0.5, 1.5, 52)
     neutral = ours(avatar)
-    deltas = np.concatenate([p.shape_deltas for p in avatar.parts.values()], axis=1).astype(np.float64)
+    deltas = np.concatenate([p.split(p.shape_deltas) for p in avatar.parts.values()], axis=1).astype(np.float64)
     expected = neutral + np.einsum("m,mnk->nk", weights, deltas)
     # Each of the 53 terms is rounded at most once per float32 add: |error| <= 53 eps (|S0| + sum |w dS|).
     bound = 53 * np.finfo(np.float32).eps * (np.abs(neutral) + np.einsum("m,mnk->nk", np.abs(weights),
@@ -231,7 +232,7 @@ def test_sidecar_lists_the_frig_and_each_parts_vertex_range(unity):
     assert sidecar["files"] == ["npc.glb", "npc.fbx", "npc.frig"]
     ranges = sidecar["parts"]
     assert [r["name"] for r in ranges] == list(avatar.parts)
-    assert [r["count"] for r in ranges] == [len(p.vertices) for p in avatar.parts.values()]
+    assert [r["count"] for r in ranges] == [len(p.uvs) for p in avatar.parts.values()]
     assert [r["first"] for r in ranges] == list(np.cumsum([0] + [r["count"] for r in ranges[:-1]]))
 
 

@@ -255,4 +255,5 @@ def test_template_stores_the_vertex_form_of_the_same_definition():
     template = load_default()
     neutral = template.extras["landmarks"]
     frontal = np.column_stack([neutral[:468, 0], -neutral[:468, 1]])
-    np.testing.assert_array_equal(template.landmarks68_vertex_ids, ibug68_nearest_landmarks(frontal))
+    np.testing.assert_array_equal(template.landmarks68_vertex_ids,
+                                  np.asarray(template.landmark_vertex_ids)[ibug68_nearest_landmarks(frontal)])

@@ -62,14 +62,15 @@ def test_transfer_onto_a_rotated_scaled_template_rotates_and_scales_the_shapes(t
 
 def test_eyeballs_stay_spheres_and_rotate_about_their_new_centres(template, astronaut_world):
     skin = template.parts["skin"]
+    ids = np.asarray(template.landmark_vertex_ids)
     fitted = skin.vertices.copy()
-    fitted[:468] = fit.similarity_procrustes(astronaut_world, skin.vertices[:468]).to_camera(astronaut_world)
+    fitted[ids] = fit.similarity_procrustes(astronaut_world, skin.vertices[ids]).to_camera(astronaut_world)
     parts = rig.follow_parts(template, fitted)
     for name, centre in (("eye_left", template.eye_centers[0]), ("eye_right", template.eye_centers[1])):
         vertices, deltas = parts[name]
         radii_before = np.linalg.norm(template.parts[name].vertices - centre, axis=1)
-        scale, translation = rig.eye_similarity(skin.vertices[rig.EYE_CONTOURS[name]],
-                                                fitted[rig.EYE_CONTOURS[name]])
+        scale, translation = rig.eye_similarity(skin.vertices[ids[rig.EYE_CONTOURS[name]]],
+                                                fitted[ids[rig.EYE_CONTOURS[name]]])
         radii_after = np.linalg.norm(vertices - (scale * centre + translation), axis=1)
         assert np.allclose(radii_after, scale * radii_before)
         assert np.allclose(deltas, scale * template.parts[name].shape_deltas, atol=1e-7)
@@ -87,8 +88,9 @@ def test_lower_teeth_still_open_with_jaw_open(template, astronaut_world):
 def test_eyeball_irises_land_on_the_detected_irises(template, astronaut_rgb):
     points = detect_landmarks(astronaut_rgb).points
     skin = template.parts["skin"]
-    coarse = fit.coarse_fit(skin.vertices, template.landmark_vertex_ids, points)
-    fitted = fit.fine_fit(coarse.vertices, skin.faces, coarse.pose, np.arange(468), points[:468, :2])
+    ids = np.asarray(template.landmark_vertex_ids)
+    coarse = fit.coarse_fit(skin.vertices, ids, points, identity_basis=template.identity_basis)
+    fitted = fit.fine_fit(coarse.vertices, skin.faces, coarse.pose, ids, points[:468, :2])
     iris = {"eye_left": points[473, :2], "eye_right": points[468, :2]}
     parts = rig.follow_parts(template, fitted, coarse.pose, iris)
     for name in ("eye_left", "eye_right"):

@@ -29,11 +29,8 @@ ARKIT_SHAPE_NAMES: tuple[str, ...] = (
 )
 
 #: Part names in the order every consumer sees them.
+#: The mouth interior is a pocket of the skin itself (as on the MakeHuman head), not a part.
 PART_NAMES: tuple[str, ...] = (
-    "skin", "eye_left", "eye_right", "mouth_cavity", "teeth_upper", "teeth_lower", "tongue",
-)
-#: Parts of the whole-head template: its mouth interior is a pocket of the skin itself.
-HEAD_PART_NAMES: tuple[str, ...] = (
     "skin", "eye_left", "eye_right", "teeth_upper", "teeth_lower", "tongue",
 )
 
@@ -125,8 +122,8 @@ def load(path) -> FaceTemplate:
     Raises InvalidInputError naming the file if it is not a complete template.
     """
     from ..errors import InvalidInputError
-    from .asset import FORMAT, HEAD_FORMAT, read
-    header, arrays = read(path, kind=(FORMAT, HEAD_FORMAT))
+    from .asset import read
+    header, arrays = read(path)
     try:
         return _assemble(header, arrays, path)
     except (KeyError, ValueError, IndexError, TypeError) as exc:
@@ -136,13 +133,6 @@ def load(path) -> FaceTemplate:
 
 
 def _assemble(header: dict, arrays: dict, path) -> FaceTemplate:
-    from .asset import HEAD_FORMAT
-    if header.get("format") == HEAD_FORMAT:
-        return _assemble_head(header, arrays, path)
-    return _assemble_face(header, arrays, path)
-
-
-def _assemble_head(header: dict, arrays: dict, path) -> FaceTemplate:
     from .asset import dense_deltas
     names = tuple(header["shape_names"])
     if names != ARKIT_SHAPE_NAMES:
@@ -193,54 +183,6 @@ def _assemble_head(header: dict, arrays: dict, path) -> FaceTemplate:
         jaw_pivot=arrays["jaw_pivot"].astype(np.float64),
         identity_basis=identity,
         extras=extras)
-
-
-def _assemble_face(header: dict, arrays: dict, path) -> FaceTemplate:
-    from .asset import dense_deltas
-    names = tuple(header["shape_names"])
-    if names != ARKIT_SHAPE_NAMES:
-        from ..errors import InvalidInputError
-        raise InvalidInputError(f"template {path} does not carry the 52 ARKit shapes in Apple's order")
-    parts = {}
-    for name in header["part_order"]:
-        verts = arrays[f"{name}/vertices"].astype(np.float64)
-        deltas = dense_deltas(arrays[f"{name}/delta_offsets"], arrays[f"{name}/delta_ids"],
-                              arrays[f"{name}/delta_values"], len(names), len(verts))
-        parts[name] = TemplatePart(name=name, vertices=verts, faces=arrays[f"{name}/faces"],
-                                   uvs=arrays[f"{name}/uvs"], shape_deltas=deltas,
-                                   material=header["parts"][name]["material"])
-    n_skin = len(parts["skin"].vertices)
-    regions = {key[len("regions/"):]: np.unpackbits(arr)[:n_skin].astype(bool)
-               for key, arr in arrays.items() if key.startswith("regions/")}
-    extras = {k: header[k] for k in ("measures", "shape_regions", "iris_uv_radius", "pupil_uv_radius",
-                                     "uv_fill_ratio", "sources", "chains", "face_vertex_count")}
-    extras["skin_mirror"] = arrays["skin_mirror"].astype(np.int64)
-    extras["landmarks"] = arrays["landmarks"].astype(np.float64)
-    extras["jaw_weight"] = arrays["jaw_weight"]
-    # MediaPipe's iris landmarks by eyeball part: centre first, then the four rim points
-    extras["iris_landmarks_by_part"] = {"eye_left": np.arange(473, 478, dtype=np.int32),
-                                        "eye_right": np.arange(468, 473, dtype=np.int32)}
-    for part in parts.values():
-        for arr in (part.vertices, part.faces, part.uvs, part.shape_deltas):
-            arr.setflags(write=False)
-    return FaceTemplate(
-        shape_names=names, parts=parts,
-        landmark_vertex_ids=np.arange(468, dtype=np.int32),
-        iris_landmarks=np.arange(468, 478, dtype=np.int32),
-        landmarks68_vertex_ids=arrays["landmarks68_vertex_ids"],
-        regions=regions,
-        eye_centers=arrays["eye_centers"].astype(np.float64),
-        eye_radius=float(header["eye_radius"]),
-        jaw_pivot=arrays["jaw_pivot"].astype(np.float64),
-        extras=extras)
-
-
-def load_head() -> FaceTemplate:
-    """The whole-head template (MakeHuman hm08 + Face Units; read once, then cached)."""
-    if "head" not in _CACHE:
-        from .generate_head import HEAD_PATH
-        _CACHE["head"] = load(HEAD_PATH)
-    return _CACHE["head"]
 
 
 def load_default() -> FaceTemplate:

@@ -21,8 +21,7 @@ import numpy as np
 from ..errors import ExportError, InvalidInputError
 
 FORMAT = "pyfacerig-template"
-HEAD_FORMAT = "pyfacerig-head-template"
-VERSION = 1
+VERSION = 2
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 DELTA_QUANTUM = 1e-7        # metres; smaller deltas are not stored
 

