@@ -57,3 +57,15 @@ class InvalidImageError(ImageReadError, InvalidInputError):
     Both an ImageReadError (it is the image that failed) and an InvalidInputError
     (it is an array problem), so either ``except`` catches it.
     """
+
+
+class AudioReadError(PyFaceRigError, ValueError):
+    """Audio that cannot be used: missing or corrupt file, unsupported sample format, no samples, NaN."""
+
+
+class TranscriptError(InvalidInputError):
+    """A transcript that cannot be spoken: empty after normalisation, or not text."""
+
+
+class SpeechSynthesisError(PyFaceRigError, RuntimeError):
+    """Text could not be turned into speech (espeak-ng is not installed, or it failed)."""

@@ -1,0 +1,294 @@
+"""Phones with timings, from pocketsphinx (BSD; US-English model shipped in its wheel).
+
+With a transcript: forced alignment.  ``Decoder.set_align_text`` builds a grammar of the
+words (with optional silences between them), a first pass finds the word segmentation,
+``set_alignment()`` expands it into phones, and a second pass times every phone on the
+10 ms frame grid.  Without a transcript: phone recognition (``allphone`` search with the
+shipped phone language model), which is less accurate but needs nothing but the audio.
+
+Robustness, because aligners fail on the edges of real recordings:
+- only the part of the clip that holds sound (plus a margin) is decoded, so long leading or
+  trailing silence neither slows the search nor pulls words into it;
+- if the grammar's final state is not reached (the search pruned the right path), the pass
+  is retried with wider beams;
+- if it still fails, or the alignment it gives is implausible (phones squeezed to the
+  minimum duration, words stretched over seconds: what a transcript that does not match
+  the audio produces), the phones are recognised instead and the report says why.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .audio import SAMPLE_RATE, Audio, speech_extent
+from .phones import espeak_pronunciation, spelling_pronunciation
+
+#: Decoder frame period (pocketsphinx: 100 frames/s).
+FRAME_S = 0.01
+#: Sound kept on each side of the detected speech before decoding.
+MARGIN_S = 0.25
+#: Quiet added before and after the decoded region.
+PAD_S = 0.25
+#: A decoder frame is a 25.6 ms window starting at the frame index times 10 ms; a change
+#: that the decoder places at frame f happened near the middle of the window overlap,
+#: (25.6 - 10) / 2 = 7.8 ms after f * 10 ms.
+FRAME_CENTRE_OFFSET_S = 0.0078
+#: Names the decoders use for non-speech.
+SILENCES = frozenset({"SIL", "<sil>", "<s>", "</s>", "+NSN+", "+SPN+", "+NOISE+", "[NOISE]", "+BREATH+"})
+
+#: Search settings.  The library's default beams (1e-48) and lattice best path, measured on
+#: 12 espeak-ng sentences, miss the grammar's final state on 1-3 of them depending on the
+#: padding; without the lattice pass and with these beams all 12 align at every padding.
+_ALIGN_OPTIONS = {"bestpath": False, "beam": 1e-60, "wbeam": 1e-40, "pbeam": 1e-60}
+#: The second try when even those prune the grammar's end.
+_WIDE_OPTIONS = {"bestpath": False, "beam": 1e-90, "wbeam": 1e-70, "pbeam": 1e-90}
+
+
+@dataclass(frozen=True)
+class PhoneSegment:
+    """One phone: ARPAbet name ("sil" for silence), start and end in seconds from the clip's
+    start, and the word it belongs to (None for silence or recognised phones)."""
+
+    phone: str
+    start: float
+    end: float
+    word: str | None = None
+
+
+@dataclass
+class Alignment:
+    """Phones of a clip and how they were found.
+
+    phones: PhoneSegment list covering [0, duration] in order (silences included).
+    words: (word, start, end) list (empty when recognised).
+    method: "forced" (transcript aligned) or "recognised" (phone recognition).
+    notes: plain-language facts for the report: fallbacks taken, guessed pronunciations.
+    """
+
+    phones: list
+    words: list
+    method: str
+    notes: list = field(default_factory=list)
+
+
+_DECODERS: dict = {}
+
+
+def _model_dir() -> str:
+    import pocketsphinx
+    return os.path.join(pocketsphinx.get_model_path(), "en-us")
+
+
+def _decoder(kind: str):
+    """Cached decoders: loading the acoustic model costs ~0.2 s, so it is done once per process.
+
+    kind: "align" (grammar search, default beams), "align_wide" (wider beams) or "phones"
+    (allphone search).  The n-gram word model is never loaded (``lm=None``): alignment does
+    not use it and it costs a second to load.
+    """
+    if kind not in _DECODERS:
+        from pocketsphinx import Decoder
+        options = dict(samprate=SAMPLE_RATE, lm=None, loglevel="FATAL")
+        if kind == "align":
+            options.update(_ALIGN_OPTIONS)
+        elif kind == "align_wide":
+            options.update(_WIDE_OPTIONS)
+        elif kind == "phones":
+            options.update(allphone=os.path.join(_model_dir(), "en-us-phone.lm.bin"), lw=2.0)
+        decoder = Decoder(**options)
+        # The model's feat.params turns on spectral noise removal, whose noise estimate carries
+        # over from one utterance to the next: the same clip then aligns differently (or not
+        # at all) depending on what the process decoded before.  Off, every clip is decoded
+        # from the same state.
+        decoder.config["remove_noise"] = False
+        decoder.reinit_feat()
+        _DECODERS[kind] = decoder
+    return _DECODERS[kind]
+
+
+def _cmn_init(decoder) -> str:
+    if "cmn_init" not in _DECODERS:
+        _DECODERS["cmn_init"] = str(decoder.config["cmninit"])
+    return _DECODERS["cmn_init"]
+
+
+def _run_pass(decoder, pcm: bytes) -> bool:
+    # full_utt=True: the whole utterance at once, so cepstral mean normalisation is computed
+    # over this utterance alone (the model's "-cmn batch") and does not depend on what the
+    # cached decoder heard before -- the same audio always gives the same phones.
+    decoder.set_cmn(_cmn_init(decoder))
+    decoder.start_utt()
+    try:
+        decoder.process_raw(pcm, full_utt=True)
+    finally:
+        try:
+            decoder.end_utt()
+        except RuntimeError:  # the search found no path at all
+            return False
+    return True
+
+
+def _padded_pcm(samples: np.ndarray) -> bytes:
+    """int16 bytes of ``samples`` between two :data:`PAD_S` stretches of near-silence.
+
+    The decoder misses the grammar's start when speech begins on its first frame; quiet
+    padding gives it room.  The padding carries a faint fixed noise (-70 dBFS, fixed seed)
+    rather than digital zeros, whose log energy the front end cannot take.
+    """
+    pad = int(PAD_S * SAMPLE_RATE)
+    hiss = np.random.default_rng(1234).normal(0.0, 3e-4, 2 * pad).astype(np.float32)
+    padded = np.concatenate([hiss[:pad], samples, hiss[pad:]])
+    return Audio(padded, SAMPLE_RATE, 1).pcm16()
+
+
+def ensure_pronunciations(decoder, words) -> list[str]:
+    """Add every word missing from the decoder's dictionary; return notes on the guesses."""
+    notes = []
+    for word in dict.fromkeys(words):
+        if decoder.lookup_word(word) is not None:
+            continue
+        phones = espeak_pronunciation(word)
+        source = "espeak-ng"
+        if not phones:
+            phones, source = spelling_pronunciation(word), "spelling rules"
+        if not phones:
+            raise ValueError(f"no pronunciation for {word!r}")
+        decoder.add_word(word, " ".join(phones), True)
+        notes.append(f"'{word}' is not in the dictionary; pronounced {' '.join(phones)} ({source})")
+    return notes
+
+
+def _forced(decoder, pcm: bytes, words) -> tuple[list, list] | None:
+    """(phones, words) as (name, first_frame, frame_count, word) tuples, or None on failure."""
+    decoder.set_align_text(" ".join(words))
+    if not _run_pass(decoder, pcm):
+        return None
+    try:
+        decoder.set_alignment()
+    except RuntimeError:
+        return None
+    if not _run_pass(decoder, pcm):
+        return None
+    alignment = decoder.get_alignment()
+    if alignment is None:
+        return None
+    phones, word_spans = [], []
+    for word in alignment:
+        name = word.name
+        is_silence = name in SILENCES
+        if not is_silence:
+            word_spans.append((name.split("(")[0], word.start, word.duration))
+        for phone in word:
+            phones.append(("sil" if is_silence or phone.name in SILENCES else phone.name,
+                           phone.start, phone.duration, None if is_silence else name.split("(")[0]))
+    if len(word_spans) != len(words):  # the search stopped before the transcript's end
+        return None
+    return phones, word_spans
+
+
+def _recognised(pcm: bytes) -> list:
+    decoder = _decoder("phones")
+    _run_pass(decoder, pcm)
+    phones = []
+    for seg in decoder.seg():
+        name = "sil" if seg.word in SILENCES else seg.word
+        phones.append((name, seg.start_frame, seg.end_frame - seg.start_frame + 1, None))
+    return phones
+
+
+def implausible(phones, word_spans) -> str | None:
+    """Why a forced alignment looks like a transcript that does not match, or None.
+
+    Matching speech gives phones of 40-150 ms; a wrong transcript squeezes many phones to the
+    decoder's 3-frame minimum in one place and stretches others over the unrelated sound.
+    """
+    spoken = [(name, count) for name, _, count, _ in phones if name != "sil"]
+    if not spoken:
+        return "no phone was aligned"
+    counts = np.array([count for _, count in spoken])
+    squeezed = float(np.mean(counts <= 3))
+    if len(spoken) >= 4 and squeezed > 0.45:
+        return f"{squeezed:.0%} of the phones got the minimum 30 ms"
+    longest = max(count for _, _, count in word_spans) * FRAME_S if word_spans else 0.0
+    if longest > 2.5:
+        return f"one word was stretched over {longest:.1f} s"
+    return None
+
+
+def align(audio: Audio, words=None) -> Alignment:
+    """Phones of ``audio`` with timings; forced alignment when ``words`` (normalised transcript
+    words, see :func:`pyfacerig.animate.speech.text.normalise_transcript`) are given.
+
+    Returns an :class:`Alignment` whose phones cover [0, audio.duration].  Silent audio gives one
+    "sil" phone and a note.
+    """
+    duration = audio.duration
+    extent = speech_extent(audio.samples)
+    if extent is None:
+        return Alignment([PhoneSegment("sil", 0.0, duration)], [], "silent",
+                         ["the audio holds no speech (all frames below -45 dBFS); the face stays neutral"])
+    margin = int(MARGIN_S * SAMPLE_RATE)
+    first, last = max(0, extent[0] - margin), min(len(audio.samples), extent[1] + margin)
+    offset = first / SAMPLE_RATE - PAD_S
+    pcm = _padded_pcm(audio.samples[first:last])
+    notes: list = []
+
+    result, method = None, "recognised"
+    if words:
+        decoder = _decoder("align")
+        notes += ensure_pronunciations(decoder, words)
+        result = _forced(decoder, pcm, words)
+        if result is None:
+            wide = _decoder("align_wide")
+            ensure_pronunciations(wide, words)
+            result = _forced(wide, pcm, words)
+            if result is not None:
+                notes.append("aligned with widened search beams")
+        if result is None:
+            notes.append("the transcript could not be aligned to the audio (does it match?); "
+                         "phones were recognised from the audio instead")
+        else:
+            reason = implausible(*result)
+            if reason is not None:
+                notes.append(f"the transcript does not seem to match the audio ({reason}); "
+                             f"phones were recognised from the audio instead")
+                result = None
+            else:
+                method = "forced"
+    phones_raw, word_spans = result if result is not None else (_recognised(pcm), [])
+    if not words:
+        notes.append("no transcript: phones were recognised from the audio (less accurate than alignment)")
+
+    to_time = lambda frame: offset + frame * FRAME_S + FRAME_CENTRE_OFFSET_S  # noqa: E731
+    segments = []
+    for name, start, count, word in phones_raw:
+        segments.append(PhoneSegment(name, to_time(start), to_time(start + count), word))
+    segments = _cover(segments, duration)
+    spans = [(word, round(to_time(start), 4), round(to_time(start + count), 4))
+             for word, start, count in word_spans]
+    return Alignment(segments, spans, method, notes)
+
+
+def _cover(segments, duration: float) -> list:
+    """Clip segments to [0, duration], merge touching silences and fill gaps with silence, so
+    the phones tile the whole clip."""
+    tiled: list = []
+    cursor = 0.0
+    for seg in segments:
+        start, end = max(cursor, min(seg.start, duration)), min(seg.end, duration)
+        if start > cursor + 1e-9:
+            tiled.append(PhoneSegment("sil", cursor, start))
+        if end > start + 1e-9:
+            tiled.append(PhoneSegment(seg.phone, start, end, seg.word))
+            cursor = end
+    if cursor < duration - 1e-9:
+        tiled.append(PhoneSegment("sil", cursor, duration))
+    merged: list = []
+    for seg in tiled:
+        if merged and seg.phone == "sil" and merged[-1].phone == "sil":
+            merged[-1] = PhoneSegment("sil", merged[-1].start, seg.end)
+        else:
+            merged.append(seg)
+    return merged
