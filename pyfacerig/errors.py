@@ -57,3 +57,15 @@ class InvalidImageError(ImageReadError, InvalidInputError):
     Both an ImageReadError (it is the image that failed) and an InvalidInputError
     (it is an array problem), so either ``except`` catches it.
     """
+
+
+class TakeError(InvalidInputError):
+    """An animation take (weights, head pose, gaze, frame rate) with wrong shapes, NaN or bad values."""
+
+
+class LiveLinkFormatError(TakeError):
+    """A Live Link Face CSV that does not have Live Link Face's columns, or has unreadable rows."""
+
+
+class VideoReadError(ImageReadError):
+    """A video (or frame sequence) that cannot be opened or decoded."""
