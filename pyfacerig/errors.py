@@ -59,6 +59,18 @@ class InvalidImageError(ImageReadError, InvalidInputError):
     """
 
 
+class TakeError(InvalidInputError):
+    """An animation take (weights, head pose, gaze, frame rate) with wrong shapes, NaN or bad values."""
+
+
+class LiveLinkFormatError(TakeError):
+    """A Live Link Face CSV that does not have Live Link Face's columns, or has unreadable rows."""
+
+
+class VideoReadError(ImageReadError):
+    """A video (or frame sequence) that cannot be opened or decoded."""
+
+
 class AudioReadError(PyFaceRigError, ValueError):
     """Audio that cannot be used: missing or corrupt file, unsupported sample format, no samples, NaN."""
 
