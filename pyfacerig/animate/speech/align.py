@@ -41,7 +41,7 @@ SILENCES = frozenset({"SIL", "<sil>", "<s>", "</s>", "+NSN+", "+SPN+", "+NOISE+"
 #: Search settings.  The library's default beams (1e-48) and lattice best path, measured on
 #: 12 espeak-ng sentences, miss the grammar's final state on 1-3 of them depending on the
 #: padding; without the lattice pass and with these beams all 12 align at every padding.
-_ALIGN_OPTIONS = {"bestpath": False, "beam": 1e-60, "wbeam": 1e-40, "pbeam": 1e-60}
+_ALIGN_OPTIONS = {"bestpath": False, "beam": 1e-60, "wbeam": 1e-40, "pbeam": 1e-60, "topn": 2}
 #: The second try when even those prune the grammar's end.
 _WIDE_OPTIONS = {"bestpath": False, "beam": 1e-90, "wbeam": 1e-70, "pbeam": 1e-90}
 
