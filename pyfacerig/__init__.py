@@ -13,5 +13,6 @@ from .errors import (  # noqa: F401
     MultipleFacesError, FaceTooSmallError, FaceCutOffError, ModelError, RigFileError, ExportError,
 )
 from .build import Avatar, build  # noqa: F401  (binds the function over the submodule; see above)
+from .animate.speech import speak  # noqa: F401  (lip sync: audio (+ transcript) -> Take)
 
 __version__ = "0.1.0"

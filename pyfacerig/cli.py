@@ -53,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     for sub in (build, batch):
         sub.add_argument("--native-logs", action="store_true",
                          help="keep the log lines MediaPipe's C++ code writes to stderr (hidden by default)")
+    from .animate.speech import cli as speech_cli  # speak, say
+    speech_cli.add_commands(commands)
     return parser
 
 
@@ -178,6 +180,9 @@ def main(argv=None) -> int:
         try:
             if args.command == "build":
                 return _run_build(args, console, errors)
+            if args.command in ("speak", "say"):
+                from .animate.speech import cli as speech_cli
+                return speech_cli.run(args, console, errors)
             return _run_batch(args, console, errors)
         except KeyboardInterrupt:
             errors.print("pyfacerig: interrupted", markup=False, highlight=False)

@@ -182,8 +182,11 @@ def speak(audio, avatar=None, text: str | None = None, fps: float = DEFAULT_FPS,
 
 
 def _levels_at_frames(samples: np.ndarray, frame_count: int, fps: float) -> np.ndarray:
-    """(T,) dBFS level around each take frame (40 ms window, 10 ms hop, then sampled)."""
+    """(T,) dBFS level around each take frame (40 ms window, 10 ms hop, smoothed, then sampled)."""
+    from scipy.ndimage import gaussian_filter1d
     levels = frame_rms_db(samples, hop=SAMPLE_RATE // 100, window=int(0.04 * SAMPLE_RATE))
+    # Loudness is a syllable-scale envelope (~60 ms); anything faster would make the jaw buzz.
+    levels = gaussian_filter1d(levels, 6.0, mode="nearest")
     times = np.arange(frame_count) / fps
     return np.interp(times * 100.0, np.arange(len(levels)), levels)
 
@@ -247,7 +250,7 @@ def write_speech(take: Take, avatar_path, out_path, csv_path=None, clip_name: st
             temporaries[path] = Path(tmp)
         clip_report = write_take(avatar_path, take, temporaries[out_path], clip_name=clip_name, preset=preset)
         clip_report["path"] = str(out_path)
-        temporaries[json_path].write_text(json.dumps(sidecar(take, clip_report), indent=1) + "\n")
+        temporaries[json_path].write_text(json.dumps(sidecar(take, clip_report), separators=(",", ":")) + "\n")
         if csv_path is not None:
             temporaries[Path(csv_path)].write_bytes(livelink_csv_text(take).encode("ascii"))
         umask = os.umask(0)
