@@ -40,7 +40,7 @@ def _pose(**weights) -> dict:
 #: Viseme -> ARKit weights at full loudness.
 VISEME_POSES: dict = {
     "sil": _pose(),
-    "PP": _pose(jawOpen=0.03, mouthPress_=0.35, mouthRollLower=0.1, mouthRollUpper=0.05),
+    "PP": _pose(jawOpen=0.04, mouthPress_=0.35, mouthRollLower=0.1, mouthRollUpper=0.05),
     "FF": _pose(jawOpen=0.07, mouthRollLower=0.5, mouthUpperUp_=0.15, mouthPress_=0.1),
     "TH": _pose(jawOpen=0.12, tongueOut=0.25, mouthUpperUp_=0.05),
     "DD": _pose(jawOpen=0.14, mouthLowerDown_=0.1, mouthStretch_=0.05),
@@ -75,7 +75,7 @@ CLOSED_JAW = 0.04
 #: Highest jawOpen speech reaches (a shout), well short of the shape's full yawn.
 MAX_SPEECH_JAW = 0.55
 #: Loudness gain range on the mouth-opening shapes, and the dB span that maps onto it.
-GAIN_RANGE = (0.8, 1.1)
+GAIN_RANGE = (0.85, 1.1)
 GAIN_DB_SPAN = 30.0
 #: Lip gap the closure aims for (metres): touching, not pushed through each other.
 CLOSED_GAP_M = 0.0002
@@ -154,7 +154,7 @@ def close_lips(weights: np.ndarray, closure: np.ndarray, lips: LipGap | None = N
     w = np.array(weights, dtype=np.float64)
     c = np.clip(np.asarray(closure, dtype=np.float64), 0.0, 1.0)[:, None]
     jaw, close = _INDEX["jawOpen"], _INDEX["mouthClose"]
-    w[:, jaw] = (1 - c[:, 0]) * w[:, jaw] + c[:, 0] * np.minimum(w[:, jaw], CLOSED_JAW)
+    w[:, jaw] = (1 - c[:, 0]) * w[:, jaw] + c[:, 0] * CLOSED_JAW
     w[:, _PARTING_SHAPES] *= 1 - c
     for side in _BOTH:
         press = _INDEX["mouthPress" + side]

@@ -61,7 +61,7 @@ def phone_to_visemes(phone: str, next_phone: str | None = None) -> tuple:
     if phone == "HH":
         # HH is breath through a mouth already shaped for the next sound.
         target = PHONE_VISEMES.get(next_phone or "sil", "sil") if next_phone not in (None, "HH") else "sil"
-        mapped = target
+        mapped = target if isinstance(target, str) else target[0][0]  # a diphthong's onset shape
     else:
         mapped = PHONE_VISEMES.get(phone, "sil")
     if isinstance(mapped, str):
@@ -70,7 +70,8 @@ def phone_to_visemes(phone: str, next_phone: str | None = None) -> tuple:
 
 
 def viseme_segments(phones) -> list:
-    """[(viseme, start s, end s, phone)] from PhoneSegment-like items (phone, start, end)."""
+    """[(viseme, start s, end s, phone)] from PhoneSegment-like items (phone, start, end);
+    consecutive sounds with the same viseme are one segment."""
     segments = []
     for index, seg in enumerate(phones):
         following = phones[index + 1].phone if index + 1 < len(phones) else None
@@ -80,7 +81,11 @@ def viseme_segments(phones) -> list:
             continue
         for viseme, share in parts:
             end = cursor + share * (seg.end - seg.start)
-            segments.append((viseme, cursor, end, seg.phone))
+            if segments and segments[-1][0] == viseme and abs(segments[-1][2] - cursor) < 1e-9:
+                # One held shape, not two that ramp out and back in ("hoping": HH takes OW's "oh").
+                segments[-1] = (viseme, segments[-1][1], end, segments[-1][3])
+            else:
+                segments.append((viseme, cursor, end, seg.phone))
             cursor = end
     return segments
 
@@ -107,14 +112,22 @@ def viseme_curves(phones, frame_count: int, fps: float) -> np.ndarray:
     """
     times = np.arange(frame_count, dtype=np.float64) / fps
     claimed = np.zeros((len(VISEME_NAMES), frame_count))
-    for viseme, start, end, _ in viseme_segments(phones):
-        if viseme == "sil":
-            continue
+    segments = viseme_segments(phones)
+    for index, (viseme, start, end, _) in enumerate(segments):
         dominance, lead, lag = _TIMING[viseme]
+        # A sound reaches at most halfway into its neighbours: a short vowel between two
+        # strong consonants still gets its own moment (the "a" of "map").
+        if index > 0 and segments[index - 1][0] != "sil":
+            lead = min(lead, 0.5 * (segments[index - 1][2] - segments[index - 1][1]))
+        if index + 1 < len(segments) and segments[index + 1][0] != "sil":
+            lag = min(lag, 0.5 * (segments[index + 1][2] - segments[index + 1][1]))
         claimed[VISEME_NAMES.index(viseme)] += dominance * activation(times, start, end, lead, lag)
     total = claimed.sum(axis=0)
-    # Below a total dominance of 1 the mouth is partly at rest; above it, shares are normalised.
-    curves = claimed / np.maximum(total, 1.0)
+    # Each frame's shape is the dominance-weighted share of the sounds active there; silence is
+    # one of them (the mouth at rest), so pauses pull toward rest but the weak tongue
+    # consonants between two words do not.
+    curves = np.where(total > 0, claimed / np.where(total > 0, total, 1.0), 0.0)
+    curves[0] = np.where(total > 0, curves[0], 1.0)
     sigma = _SMOOTH_S * fps
     if sigma > 0.3:
         from scipy.ndimage import gaussian_filter1d
@@ -125,14 +138,23 @@ def viseme_curves(phones, frame_count: int, fps: float) -> np.ndarray:
 
 def closure_curve(phones, frame_count: int, fps: float, lead: float = 0.04, lag: float = 0.02) -> np.ndarray:
     """(T,) float64 in [0, 1]: how fully the lips must be shut (1 through every p/b/m, ramping in
-    ``lead`` seconds before it -- the look-ahead -- and out ``lag`` after it)."""
+    up to ``lead`` seconds before it -- the look-ahead -- and out up to ``lag`` after it).
+
+    The ramps take at most half of the neighbouring phone, so a short vowel between two
+    closures ("map", "Bob") still opens.
+    """
     times = np.arange(frame_count, dtype=np.float64) / fps
     closure = np.zeros(frame_count)
-    for seg in phones:
-        if seg.phone in BILABIALS:
-            held = _ramp(times, seg.start - lead, seg.start) * (1.0 - _ramp(times, seg.end, seg.end + lag))
-            middle = int(round((seg.start + seg.end) / 2 * fps))
-            if 0 <= middle < frame_count:
-                held[middle] = 1.0  # the closure frame is shut even for a phone shorter than a frame
-            closure = np.maximum(closure, held)
+    for index, seg in enumerate(phones):
+        if seg.phone not in BILABIALS:
+            continue
+        before = phones[index - 1] if index > 0 else None
+        after = phones[index + 1] if index + 1 < len(phones) else None
+        ramp_in = lead if before is None or before.phone in BILABIALS else min(lead, 0.5 * (before.end - before.start))
+        ramp_out = lag if after is None or after.phone in BILABIALS else min(lag, 0.5 * (after.end - after.start))
+        held = _ramp(times, seg.start - ramp_in, seg.start) * (1.0 - _ramp(times, seg.end, seg.end + ramp_out))
+        middle = int(round((seg.start + seg.end) / 2 * fps))
+        if 0 <= middle < frame_count:
+            held[middle] = 1.0  # the closure frame is shut even for a phone shorter than a frame
+        closure = np.maximum(closure, held)
     return closure
