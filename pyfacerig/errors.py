@@ -81,3 +81,7 @@ class TranscriptError(InvalidInputError):
 
 class SpeechSynthesisError(PyFaceRigError, RuntimeError):
     """Text could not be turned into speech (espeak-ng is not installed, or it failed)."""
+
+
+class MissingDependencyError(PyFaceRigError, ImportError):
+    """An optional dependency a feature needs is not installed (the message says how to install it)."""

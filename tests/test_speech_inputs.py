@@ -208,3 +208,28 @@ def test_synthesized_lines_starting_with_a_dash_are_spoken_not_parsed(tmp_path):
     audio = read_audio(path)
     assert audio.duration > 1.0
     assert [p.name for p in tmp_path.iterdir()] == ["line.wav"]
+
+
+@needs_espeak
+@pytest.mark.skipif(__import__("shutil").which("sox") is None, reason="sox (Debian sox) is not installed")
+def test_wavs_written_by_sox_read_like_ours(utterance, tmp_path):
+    """sox writes WAVE_FORMAT_EXTENSIBLE headers for 24-bit and multi-channel audio, and real
+    float WAVs: an independent writer for the layouts studios hand over."""
+    import subprocess
+    source = tmp_path / "source.wav"
+    source.write_bytes(wav_bytes(utterance.samples, utterance.rate))
+    reference = read_audio(source).samples
+    for name, options in {"ext24_stereo_44k": ["-b", "24", "-c", "2", "-r", "44100"],
+                          "float32_48k": ["-e", "floating-point", "-b", "32", "-r", "48000"],
+                          "u8_11k": ["-e", "unsigned-integer", "-b", "8", "-r", "11025"]}.items():
+        out = tmp_path / f"{name}.wav"
+        subprocess.run(["sox", str(source), *options, str(out)], check=True, capture_output=True)
+        audio = read_audio(out)
+        assert audio.source_channels == (2 if "stereo" in name else 1)
+        n = min(len(audio.samples), len(reference))
+        if name.startswith("u8"):
+            # 11 kHz keeps nothing above 5.5 kHz: compare loudness, not samples
+            assert abs(audio.duration - len(reference) / SAMPLE_RATE) < 0.01
+            continue
+        correlation = np.corrcoef(audio.samples[:n], reference[:n])[0, 1]
+        assert correlation > 0.99, name

@@ -79,8 +79,18 @@ class Alignment:
 _DECODERS: dict = {}
 
 
+def _pocketsphinx():
+    try:
+        import pocketsphinx
+    except ImportError:
+        from ...errors import MissingDependencyError
+        raise MissingDependencyError("lip sync needs pocketsphinx: pip install 'pyfacerig[speech]' "
+                                     "(or pip install pocketsphinx==5.1.1)") from None
+    return pocketsphinx
+
+
 def _model_dir() -> str:
-    import pocketsphinx
+    pocketsphinx = _pocketsphinx()
     return os.path.join(pocketsphinx.get_model_path(), "en-us")
 
 
@@ -92,14 +102,16 @@ def _decoder(kind: str):
     not use it and it costs a second to load.
     """
     if kind not in _DECODERS:
-        from pocketsphinx import Decoder
+        Decoder = _pocketsphinx().Decoder
         options = dict(samprate=SAMPLE_RATE, lm=None, loglevel="FATAL")
         if kind == "align":
             options.update(_ALIGN_OPTIONS)
         elif kind == "align_wide":
             options.update(_WIDE_OPTIONS)
         elif kind == "phones":
-            options.update(allphone=os.path.join(_model_dir(), "en-us-phone.lm.bin"), lw=2.0)
+            # topn=2 and 1e-30 beams: ~15% faster than the defaults, same phones on our test speech.
+            options.update(allphone=os.path.join(_model_dir(), "en-us-phone.lm.bin"), lw=2.0,
+                           beam=1e-30, pbeam=1e-30, topn=2)
         decoder = Decoder(**options)
         # The model's feat.params turns on spectral noise removal, whose noise estimate carries
         # over from one utterance to the next: the same clip then aligns differently (or not

@@ -34,7 +34,7 @@ def avatar_lips(avatar) -> LipGap | None:
     from ...templates import ARKIT_SHAPE_NAMES, load_default
     ids = load_default().landmark_vertex_ids
     if isinstance(avatar, (str, os.PathLike)):
-        positions, deltas, names = _skin_from_glb(Path(avatar))
+        positions, deltas, names = _skin_from_glb_cached(Path(avatar))
         missing = [n for n in ARKIT_SHAPE_NAMES if n not in names]
         if missing:
             raise InvalidInputError(f"{str(avatar)!r}: the face mesh lacks ARKit shapes {missing[:5]}")
@@ -47,6 +47,23 @@ def avatar_lips(avatar) -> LipGap | None:
 
 _GLB_MAGIC, _JSON_CHUNK, _BIN_CHUNK = 0x46546C67, 0x4E4F534A, 0x004E4942
 _FLOAT32 = 5126
+
+
+_SKIN_CACHE: dict = {}
+
+
+def _skin_from_glb_cached(path: Path):
+    """:func:`_skin_from_glb`, remembered per (path, size, modification time): a batch of lines
+    for one avatar reads its mesh once."""
+    try:
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    except OSError:
+        return _skin_from_glb(path)        # raises the typed "no such avatar file"
+    if key not in _SKIN_CACHE:
+        _SKIN_CACHE.clear()
+        _SKIN_CACHE[key] = _skin_from_glb(path)
+    return _SKIN_CACHE[key]
 
 
 def _skin_from_glb(path: Path) -> tuple[np.ndarray, np.ndarray, list]:
@@ -156,7 +173,7 @@ def speak(audio, avatar=None, text: str | None = None, fps: float = DEFAULT_FPS,
     frame_count = int(np.floor(sound.duration * fps)) + 1
     curves = viseme_curves(alignment.phones, frame_count, fps)
     levels = _levels_at_frames(sound.samples, frame_count, fps)
-    speaking = np.array([_phone_at(alignment.phones, k / fps) != "sil" for k in range(frame_count)])
+    speaking = _speaking_frames(alignment.phones, frame_count, fps)
     weights = visemes_to_weights(curves, loudness_gain(levels, speaking))
     weights = close_lips(weights, closure_curve(alignment.phones, frame_count, fps), lips)
     finished = time.perf_counter()
@@ -191,11 +208,14 @@ def _levels_at_frames(samples: np.ndarray, frame_count: int, fps: float) -> np.n
     return np.interp(times * 100.0, np.arange(len(levels)), levels)
 
 
-def _phone_at(phones, t: float) -> str:
+def _speaking_frames(phones, frame_count: int, fps: float) -> np.ndarray:
+    """(T,) bool: the frames that fall in a spoken (not silent) phone."""
+    times = np.arange(frame_count) / fps
+    speaking = np.zeros(frame_count, bool)
     for seg in phones:
-        if seg.start <= t < seg.end:
-            return seg.phone
-    return "sil"
+        if seg.phone != "sil":
+            speaking |= (times >= seg.start) & (times < seg.end)
+    return speaking
 
 
 def sidecar(take: Take, clip_report: dict | None = None) -> dict:
