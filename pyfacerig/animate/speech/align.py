@@ -297,10 +297,35 @@ def align(audio: Audio, words=None) -> Alignment:
     segments = []
     for name, start, count, word in phones_raw:
         segments.append(PhoneSegment(name, to_time(start), to_time(start + count), word))
-    segments = _cover(segments, duration)
+    segments = _widen_squeezed_vowels(_cover(segments, duration))
     spans = [(word, round(to_time(start), 4), round(to_time(start + count), 4))
              for word, start, count in word_spans]
     return Alignment(segments, spans, method, notes)
+
+
+#: Shortest vowel a mouth articulates; shorter ones next to a pause are aligner slop.
+MIN_VOWEL_S = 0.06
+
+
+def _widen_squeezed_vowels(segments) -> list:
+    """Give a vowel squeezed below :data:`MIN_VOWEL_S` against a silence the time it needs from
+    that silence.  The decoder sometimes puts a short pause after a word-final vowel and leaves
+    the vowel its 30 ms minimum ("My | mother"); no mouth says a diphthong in 30 ms."""
+    from .phones import VOWELS
+    out = list(segments)
+    for index, seg in enumerate(out):
+        missing = MIN_VOWEL_S - (seg.end - seg.start)
+        if seg.phone not in VOWELS or missing <= 0:
+            continue
+        after = out[index + 1] if index + 1 < len(out) else None
+        before = out[index - 1] if index > 0 else None
+        if after is not None and after.phone == "sil" and after.end - after.start > missing + 0.01:
+            out[index] = PhoneSegment(seg.phone, seg.start, seg.end + missing, seg.word)
+            out[index + 1] = PhoneSegment("sil", seg.end + missing, after.end)
+        elif before is not None and before.phone == "sil" and before.end - before.start > missing + 0.01:
+            out[index - 1] = PhoneSegment("sil", before.start, seg.start - missing)
+            out[index] = PhoneSegment(seg.phone, seg.start - missing, seg.end, seg.word)
+    return out
 
 
 def _cover(segments, duration: float) -> list:
