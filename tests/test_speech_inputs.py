@@ -138,6 +138,9 @@ def test_a_transcript_that_does_not_match_falls_back_to_recognition_and_says_so(
         take = speak(utterance.samples, None, text=wrong, sample_rate=utterance.rate)
         assert take.report["method"] == "recognised", wrong
         assert any("match" in note for note in take.report["notes"]), take.report["notes"]
+        assert take.report["alignment_score_per_frame"] is None
+    right = speak(utterance.samples, None, text=TEXT, sample_rate=utterance.rate)
+    assert right.report["method"] == "forced" and -45.0 < right.report["alignment_score_per_frame"] < 0
 
 
 @needs_espeak

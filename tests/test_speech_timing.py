@@ -122,3 +122,27 @@ def test_phones_tile_the_clip_without_gaps_or_overlaps(utterances):
     assert starts[0] == 0.0 and ends[-1] == pytest.approx(len(utt.samples) / utt.rate, abs=1e-4)
     assert np.allclose(starts[1:], ends[:-1]) and np.all(ends > starts)
     assert [w for w, _, _ in result.words] == normalise_transcript(text)
+
+
+@pytest.mark.parametrize("voice, words_per_minute, snr_db", [
+    ("en-us", 120, None),        # slow
+    ("en-us", 230, None),        # fast
+    ("en-us+f3", 165, None),     # another voice (female variant)
+    ("en", 165, None),           # British English speech through the US model
+    ("en-us", 165, 10.0),        # white noise 10 dB below the speech
+], ids=["slow", "fast", "female", "british", "noise10dB"])
+def test_alignment_holds_for_other_rates_voices_and_noise(voice, words_per_minute, snr_db):
+    rng = np.random.default_rng(7)
+    errors = []
+    for text in SENTENCES[:8]:
+        utt = truth.synthesize(text, voice=voice, words_per_minute=words_per_minute)
+        samples = utt.samples.astype(np.float64)
+        if snr_db is not None:
+            power = np.mean(samples[np.abs(samples) > 100] ** 2)
+            samples += rng.normal(0.0, np.sqrt(power / 10 ** (snr_db / 10)), len(samples))
+        audio = read_audio(np.clip(samples, -32768, 32767).astype(np.int16), utt.rate)
+        result = align(audio, normalise_transcript(text))
+        assert result.method == "forced", (text, result.notes)
+        pairs, _ = matched_boundaries(utt.phones, [p for p in result.phones if p.phone != "sil"])
+        errors += [abs(ours - true) for true, ours in pairs]
+    assert np.median(errors) <= 0.040

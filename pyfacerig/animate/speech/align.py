@@ -38,6 +38,11 @@ FRAME_CENTRE_OFFSET_S = 0.0078
 #: Largest share of loud speech frames a matching transcript may leave as silence (measured:
 #: at most 0.15 on 12 matching espeak-ng sentences; 0.64 and 0.89 for unrelated transcripts).
 MAX_UNEXPLAINED = 0.35
+#: Lowest mean acoustic score per speech frame of an alignment we believe (pocketsphinx log
+#: units, relative to each frame's best state).  Measured on espeak-ng speech: matching
+#: transcripts -20..-39 (12 sentences x slow, fast, female, British, 5-10 dB noise),
+#: unrelated transcripts -53..-70.
+MIN_SCORE_PER_FRAME = -45.0
 #: Names the decoders use for non-speech.
 SILENCES = frozenset({"SIL", "<sil>", "<s>", "</s>", "+NSN+", "+SPN+", "+NOISE+", "[NOISE]", "+BREATH+"})
 
@@ -68,12 +73,15 @@ class Alignment:
     words: (word, start, end) list (empty when recognised).
     method: "forced" (transcript aligned) or "recognised" (phone recognition).
     notes: plain-language facts for the report: fallbacks taken, guessed pronunciations.
+    score_per_frame: the forced alignment's mean acoustic score per speech frame (closer to 0
+        fits better; see :data:`MIN_SCORE_PER_FRAME`), None when recognised.
     """
 
     phones: list
     words: list
     method: str
     notes: list = field(default_factory=list)
+    score_per_frame: float | None = None
 
 
 _DECODERS: dict = {}
@@ -146,15 +154,17 @@ def _run_pass(decoder, pcm: bytes) -> bool:
 
 
 def _padded_pcm(samples: np.ndarray) -> bytes:
-    """int16 bytes of ``samples`` between two :data:`PAD_S` stretches of near-silence.
+    """int16 bytes of ``samples`` between two :data:`PAD_S` stretches of near-silence, with a
+    faint dither over everything.
 
     The decoder misses the grammar's start when speech begins on its first frame; quiet
-    padding gives it room.  The padding carries a faint fixed noise (-70 dBFS, fixed seed)
-    rather than digital zeros, whose log energy the front end cannot take.
+    padding gives it room.  Digital silence (exact zeros: synthetic speech's stop closures,
+    gated recordings) has no usable log spectrum, so a fixed-seed noise at -70 dBFS is added
+    over the whole clip, far below any recorded room noise.
     """
     pad = int(PAD_S * SAMPLE_RATE)
-    hiss = np.random.default_rng(1234).normal(0.0, 3e-4, 2 * pad).astype(np.float32)
-    padded = np.concatenate([hiss[:pad], samples, hiss[pad:]])
+    padded = np.concatenate([np.zeros(pad, np.float32), samples, np.zeros(pad, np.float32)])
+    padded = padded + np.random.default_rng(1234).normal(0.0, 3e-4, len(padded)).astype(np.float32)
     return Audio(padded, SAMPLE_RATE, 1).pcm16()
 
 
@@ -189,7 +199,7 @@ def _forced(decoder, pcm: bytes, words) -> tuple[list, list] | None:
     alignment = decoder.get_alignment()
     if alignment is None:
         return None
-    phones, word_spans = [], []
+    phones, word_spans, score, frames = [], [], 0.0, 0
     for word in alignment:
         name = word.name
         is_silence = name in SILENCES
@@ -198,9 +208,11 @@ def _forced(decoder, pcm: bytes, words) -> tuple[list, list] | None:
         for phone in word:
             phones.append(("sil" if is_silence or phone.name in SILENCES else phone.name,
                            phone.start, phone.duration, None if is_silence else name.split("(")[0]))
+            if not is_silence and phone.name not in SILENCES:
+                score, frames = score + phone.score, frames + phone.duration
     if len(word_spans) != len(words):  # the search stopped before the transcript's end
         return None
-    return phones, word_spans
+    return phones, word_spans, score / max(frames, 1)
 
 
 def _recognised(pcm: bytes) -> list:
@@ -227,12 +239,16 @@ def unexplained_speech(samples: np.ndarray, phones, offset: float) -> float:
     return float(np.mean(silent[loud])) if loud.any() else 0.0
 
 
-def implausible(phones, word_spans) -> str | None:
+def implausible(phones, word_spans, score_per_frame: float = 0.0) -> str | None:
     """Why a forced alignment looks like a transcript that does not match, or None.
 
     Matching speech gives phones of 40-150 ms; a wrong transcript squeezes many phones to the
     decoder's 3-frame minimum in one place and stretches others over the unrelated sound.
+    The decoder's acoustic scores are relative to the best-matching model state of each frame,
+    so their mean per speech frame says how well the transcript's phones fit the sound.
     """
+    if score_per_frame < MIN_SCORE_PER_FRAME:
+        return f"its phones fit the sound poorly (score {score_per_frame:.0f} per frame)"
     spoken = [(name, count) for name, _, count, _ in phones if name != "sil"]
     if not spoken:
         return "no phone was aligned"
@@ -264,7 +280,7 @@ def align(audio: Audio, words=None) -> Alignment:
     pcm = _padded_pcm(audio.samples[first:last])
     notes: list = []
 
-    result, method = None, "recognised"
+    result, method, score = None, "recognised", None
     if words:
         decoder = _decoder("align")
         notes += ensure_pronunciations(decoder, words)
@@ -280,13 +296,15 @@ def align(audio: Audio, words=None) -> Alignment:
                          "phones were recognised from the audio instead")
         else:
             reason = implausible(*result)
+            score = round(float(result[2]), 2)
+            result = result[:2]
             unexplained = unexplained_speech(audio.samples, result[0], offset)
             if reason is None and unexplained > MAX_UNEXPLAINED:
                 reason = f"{unexplained:.0%} of the loud speech fell outside the transcript's words"
             if reason is not None:
                 notes.append(f"the transcript does not seem to match the audio ({reason}); "
                              f"phones were recognised from the audio instead")
-                result = None
+                result, score = None, None
             else:
                 method = "forced"
     phones_raw, word_spans = result if result is not None else (_recognised(pcm), [])
@@ -300,7 +318,7 @@ def align(audio: Audio, words=None) -> Alignment:
     segments = _widen_squeezed_vowels(_cover(segments, duration))
     spans = [(word, round(to_time(start), 4), round(to_time(start + count), 4))
              for word, start, count in word_spans]
-    return Alignment(segments, spans, method, notes)
+    return Alignment(segments, spans, method, notes, score if method == "forced" else None)
 
 
 #: Shortest vowel a mouth articulates; shorter ones next to a pause are aligner slop.

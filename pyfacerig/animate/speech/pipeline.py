@@ -181,6 +181,7 @@ def speak(audio, avatar=None, text: str | None = None, fps: float = DEFAULT_FPS,
     report = {
         "source": "speech",
         "method": alignment.method,
+        "alignment_score_per_frame": alignment.score_per_frame,
         "transcript_words": words or [],
         "notes": list(sound.notes) + list(alignment.notes),
         "audio": {"duration_s": round(sound.duration, 4), "source_rate": sound.source_rate,
