@@ -1,0 +1,370 @@
+"""``animate``: a video (or frames) in, a :class:`~pyfacerig.animate.take.Take` for an avatar out.
+
+Per frame (Pan et al. §4 animate their faces from video the same way, by fitting the rig to
+tracked landmarks):
+
+1. MediaPipe's face mesh in tracking mode (static_image_mode=False, refine_landmarks=True):
+   478 points, the face box carried from frame to frame.
+2. Head pose: a similarity Procrustes fit of the avatar's least-moving landmarks (posed
+   with the previous frame's weights) to the detected ones, in 3-D (MediaPipe's z is
+   scaled like x).  Rotation -> yaw, pitch, roll; scale and image position -> translation.
+3. The 52 weights: box-constrained least squares on the avatar's own landmark deltas in the
+   image plane (:class:`pyfacerig.animate.solve.ExpressionSolver`), with an L2 prior that
+   keeps the shapes landmarks cannot see (tongueOut, cheekPuff, mouthRoll...) near 0.
+4. Gaze: the iris centres are two more landmarks (the eyeballs' front poles), so the
+   eyeLook weights come out of the same solve; the avatar's own eye rotation per unit
+   eyeLook weight turns them into eye yaw and pitch.
+
+Over the take: a per-landmark neutral calibration (the median residual the weights cannot
+explain, removed in a second pass: a different face, or the detector's own bias on this
+one, is not turned into expressions), a One-Euro filter (fast motion like blinks passes
+without lag), and frames without a face hold the last pose, then ease to neutral.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+from typing import Iterable, Optional
+
+import numpy as np
+
+from ..errors import InvalidInputError, NoFaceError, VideoReadError
+from .rig import EYE_AND_BROW, FACE_OVAL, AvatarRig
+from .solve import ExpressionSolver, OneEuroFilter, refine_weak_perspective, rotation_to_angles, similarity_fit
+from .take import SHAPE_NAMES, Take
+
+__all__ = ["animate", "track_landmarks", "solve_take", "read_video_frames", "SolveSettings"]
+
+# L2 prior per shape, relative to the data term's mean curvature (see ExpressionSolver).
+# Measured on renders of an avatar with known weights (tests/test_animate_video.py): 0.1
+# keeps the weights the detector's oblique-view errors would invent small while blinks and
+# brows still reach ~0.7-1.  Shapes whose landmark motion the face mesh does not see, or sees
+# only as something another shape explains better, are held near 0 unless the evidence is
+# strong; the eyeLook shapes are pinned by the iris centres, which the face mesh tracks
+# well, so they get a light prior.
+_BASE_PRIOR = 0.1
+_SHAPE_PRIOR = {"tongueOut": 10.0, "cheekPuff": 1.0, "mouthRollLower": 0.3, "mouthRollUpper": 0.3,
+                "jawForward": 0.3, "mouthClose": 0.2, "mouthPressLeft": 0.3, "mouthPressRight": 0.3,
+                **{f"eyeLook{d}{s}": 0.01 for d in ("Down", "In", "Out", "Up") for s in ("Left", "Right")}}
+
+
+class SolveSettings:
+    """Tuning of :func:`solve_take`; the defaults are what the tests and docs measure.
+
+    hold_s / ease_s: without a face, hold the last pose this long, then ease to neutral over ease_s.
+    calibrate: remove the per-landmark median residual in a second pass.
+    smoothing: run the One-Euro filter (min_cutoff Hz and beta per channel group).
+    """
+
+    def __init__(self, hold_s: float = 0.25, ease_s: float = 0.5, calibrate: bool = True, smoothing: bool = True,
+                 weight_min_cutoff: float = 2.0, weight_beta: float = 2.0, pose_min_cutoff: float = 1.0,
+                 pose_beta: float = 10.0, prior_scale: float = 1.0, eye_weight: float = 5.0,
+                 iris_weight: float = 20.0, stable_count: int = 60, pose_passes: int = 1):
+        self.hold_s, self.ease_s = float(hold_s), float(ease_s)
+        self.calibrate, self.smoothing = bool(calibrate), bool(smoothing)
+        self.weight_min_cutoff, self.weight_beta = float(weight_min_cutoff), float(weight_beta)
+        self.pose_min_cutoff, self.pose_beta = float(pose_min_cutoff), float(pose_beta)
+        self.prior_scale = float(prior_scale)
+        self.eye_weight = float(eye_weight)
+        self.iris_weight = float(iris_weight)
+        self.stable_count = int(stable_count)
+        self.pose_passes = int(pose_passes)
+
+
+# ----------------------------------------------------------------------------- input
+def read_video_frames(source) -> tuple[Iterable[np.ndarray], float, Optional[int]]:
+    """(frames iterator of (H, W, 3) uint8 RGB, fps or 0 if unknown, frame count or None).
+
+    source: a video file path (anything OpenCV's FFmpeg backend reads), or frames: an
+    (T, H, W, 3) uint8 array or a sequence of (H, W, 3) uint8 RGB arrays.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        return _video_file_frames(Path(source))
+    if isinstance(source, np.ndarray):
+        if source.ndim != 4 or source.shape[-1] != 3 or source.dtype != np.uint8:
+            raise InvalidInputError(f"frames: expected a (T, H, W, 3) uint8 RGB array, got {source.shape} {source.dtype}")
+        return iter(source), 0.0, len(source)
+    if isinstance(source, (list, tuple)):
+        for k, frame in enumerate(source):
+            if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
+                raise InvalidInputError(f"frames[{k}]: expected an (H, W, 3) uint8 RGB array")
+        return iter(source), 0.0, len(source)
+    raise InvalidInputError(f"animate: expected a video path or frames, got {type(source).__name__}")
+
+
+def _video_file_frames(path: Path):
+    import cv2
+
+    if not path.is_file():
+        raise VideoReadError(f"{str(path)!r}: no such video file")
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        capture.release()
+        raise VideoReadError(f"{str(path)!r}: cannot be opened as a video")
+    fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) or None
+    ok, first = capture.read()
+    if not ok or first is None:
+        capture.release()
+        raise VideoReadError(f"{str(path)!r}: no frame could be decoded (not a video, or corrupt)")
+
+    def frames():
+        try:
+            frame = first
+            while frame is not None:
+                yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                ok, frame = capture.read()
+                if not ok:
+                    break
+        finally:
+            capture.release()
+
+    return frames(), (fps if math.isfinite(fps) and fps > 0 else 0.0), count
+
+
+# ----------------------------------------------------------------------------- tracking
+class VideoFaceTracker:
+    """MediaPipe's face mesh in video mode: 478 landmarks per frame, tracked between frames."""
+
+    def __init__(self, min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5):
+        import mediapipe as mp  # loaded on first use: it brings TensorFlow Lite
+
+        self._mesh = mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=False, max_num_faces=1, refine_landmarks=True,
+            min_detection_confidence=min_detection_confidence, min_tracking_confidence=min_tracking_confidence)
+
+    def __call__(self, rgb: np.ndarray) -> Optional[np.ndarray]:
+        """(478, 3) float64 pixels (x right, y down, z scaled like x, smaller = nearer) or None."""
+        height, width = rgb.shape[:2]
+        result = self._mesh.process(rgb)
+        if not result.multi_face_landmarks:
+            return None
+        marks = result.multi_face_landmarks[0].landmark
+        points = np.array([(p.x, p.y, p.z) for p in marks], np.float64)
+        points *= (width, height, width)
+        return points
+
+    def close(self) -> None:
+        self._mesh.close()
+
+
+def track_landmarks(source, tracker=None, progress=None) -> tuple[np.ndarray, float, tuple, dict]:
+    """Run the tracker over every frame: ((T, 478, 3) with NaN rows where no face, fps,
+    (width, height), timings)."""
+    frames, fps, _ = read_video_frames(source)
+    own = tracker is None
+    tracker = VideoFaceTracker() if own else tracker
+    points, size, detect_s = [], None, 0.0
+    try:
+        for k, frame in enumerate(frames):
+            if size is None:
+                size = (frame.shape[1], frame.shape[0])
+            elif (frame.shape[1], frame.shape[0]) != size:
+                raise VideoReadError(f"frame {k}: is {frame.shape[1]}x{frame.shape[0]}, the first was {size[0]}x{size[1]}")
+            start = time.perf_counter()
+            found = tracker(np.ascontiguousarray(frame))
+            detect_s += time.perf_counter() - start
+            points.append(np.full((478, 3), np.nan) if found is None else found)
+            if progress is not None:
+                progress(k)
+    finally:
+        if own:
+            tracker.close()
+    if not points:
+        raise VideoReadError("the video has no frames")
+    return np.stack(points), fps, size, {"detect_s": detect_s}
+
+
+# ----------------------------------------------------------------------------- solving
+def _prior(rig: AvatarRig, scale: float = 1.0) -> np.ndarray:
+    prior = np.full(len(SHAPE_NAMES), _BASE_PRIOR * scale)
+    for name, value in _SHAPE_PRIOR.items():
+        prior[SHAPE_NAMES.index(name)] = value * scale
+    # A shape that moves no landmark at all (e.g. tongueOut on the skin) must stay at 0.
+    prior[rig.shape_reach() < 1e-6] = 1e3
+    return prior
+
+
+def _landmark_weights(rig: AvatarRig, eye_weight: float, iris_weight: float) -> np.ndarray:
+    weights = np.ones(len(rig.landmark_ids))
+    weights[np.isin(rig.landmark_ids, FACE_OVAL)] = 0.2
+    # The refined eye and brow contours are the face mesh's most precise points; blinks and
+    # brow raises move them only millimetres, so they count more.
+    weights[np.isin(rig.landmark_ids, EYE_AND_BROW)] = eye_weight
+    weights[rig.landmark_ids >= 468] = iris_weight   # the iris centres carry the whole gaze
+    return weights
+
+
+class FrameSolver:
+    """Head pose + weights for one frame's landmarks, warm-started from the previous frame."""
+
+    def __init__(self, rig: AvatarRig, settings: "SolveSettings"):
+        self.rig = rig
+        self.pose_passes = settings.pose_passes
+        prior_scale = settings.prior_scale
+        self.expression = ExpressionSolver(rig.neutral, rig.deltas,
+                                           _landmark_weights(rig, settings.eye_weight, settings.iris_weight),
+                                           _prior(rig, prior_scale))
+        self.stable = rig.stable_landmarks(settings.stable_count)
+        self._stable_basis = rig.deltas[:, self.stable].transpose(1, 2, 0)   # (S, 3, 52)
+        self.neutral_offset = None
+
+    def solve(self, points: np.ndarray, image_height: float, start: np.ndarray):
+        """points (478, 3) MediaPipe pixels -> (weights (52,), scale, R (3, 3), offset (3,))."""
+        observed = points[self.rig.landmark_ids]
+        # Image frame with y up and z toward the camera (right-handed, like the avatar's).
+        observed = np.stack([observed[:, 0], image_height - observed[:, 1], -observed[:, 2]], 1)
+        weights = start
+        for _ in range(self.pose_passes):
+            model = self.rig.neutral[self.stable] + self._stable_basis @ weights
+            if self.neutral_offset is not None:
+                model = model + self.neutral_offset[self.stable]
+            scale, rotation, offset = similarity_fit(model, observed[self.stable])
+            scale, rotation, offset_xy = refine_weak_perspective(model, observed[self.stable, :2], scale, rotation,
+                                                                 offset[:2])
+            offset = np.array([offset_xy[0], offset_xy[1], offset[2]])
+            weights = self.expression.solve(observed[:, :2], scale, rotation, offset[:2], weights, self.neutral_offset)
+        return weights, scale, rotation, offset, observed
+
+
+def solve_take(landmarks: np.ndarray, fps: float, image_size: tuple, rig: AvatarRig,
+               settings: SolveSettings | None = None) -> Take:
+    """Solve a take from tracked landmarks (T, 478, 3) (NaN rows = no face) for ``rig``."""
+    settings = settings or SolveSettings()
+    landmarks = np.asarray(landmarks, np.float64)
+    if landmarks.ndim != 3 or landmarks.shape[1:] != (478, 3):
+        raise InvalidInputError(f"landmarks: expected (T, 478, 3), got {landmarks.shape}")
+    frames = len(landmarks)
+    found = np.isfinite(landmarks).all(axis=(1, 2))
+    if not found.any():
+        raise NoFaceError(f"no face was found in any of the {frames} frames")
+    width, height = image_size
+    solver = FrameSolver(rig, settings)
+    started = time.perf_counter()
+    raw = _solve_pass(solver, landmarks, found, height)
+    if settings.calibrate and found.sum() >= 3:
+        solver.neutral_offset = _neutral_offset(solver, raw, found)
+        raw = _solve_pass(solver, landmarks, found, height)
+    solve_s = time.perf_counter() - started
+
+    weights, angles, scale, offset = raw
+    # Head translation: image position / scale in metres; depth from the scale change
+    # under a pinhole whose focal length is the image's longer side (a ~53 degree lens).
+    focal = float(max(width, height))
+    translation = np.zeros((frames, 3))
+    first = int(np.flatnonzero(found)[0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        translation[:, 0] = (offset[:, 0] - width / 2) / scale
+        translation[:, 1] = (offset[:, 1] - height / 2) / scale
+        translation[:, 2] = -focal / scale
+    translation[found] -= translation[first]
+    head = np.concatenate([angles, translation], axis=1)
+    gaze = weights @ rig.gaze_per_weight.T
+
+    missing = _fill_gaps(found, fps, settings, weights, head, gaze)
+    if settings.smoothing:
+        weights, head, gaze = _smooth(weights, head, gaze, fps, settings)
+    weights = np.clip(weights, 0.0, 1.0)
+    report = {"frames": frames, "frames_without_face": int(missing), "fps": fps,
+              "solve_s": solve_s, "solve_fps": (2 if solver.neutral_offset is not None else 1) * int(found.sum()) / max(solve_s, 1e-9),
+              "calibrated": solver.neutral_offset is not None,
+              "neutral_offset_mm": float(np.abs(solver.neutral_offset).max() * 1000) if solver.neutral_offset is not None else 0.0}
+    return Take(weights, head, gaze, fps, report)
+
+
+def _solve_pass(solver: FrameSolver, landmarks, found, height):
+    frames = len(landmarks)
+    weights = np.zeros((frames, len(SHAPE_NAMES)))
+    angles = np.zeros((frames, 3))
+    scale = np.full(frames, np.nan)
+    offset = np.full((frames, 3), np.nan)
+    solver.last_observed = {}
+    previous = np.zeros(len(SHAPE_NAMES))
+    for k in np.flatnonzero(found):
+        w, s, r, t, observed = solver.solve(landmarks[k], height, previous)
+        weights[k], angles[k], scale[k], offset[k] = w, rotation_to_angles(r), s, t
+        solver.last_observed[k] = (observed[:, :2], s, r, t[:2])
+        previous = w
+    return weights, angles, scale, offset
+
+
+def _neutral_offset(solver: FrameSolver, raw, found) -> np.ndarray:
+    """(K, 3) per-landmark neutral correction in avatar metres: the median over the take of
+    what the NEUTRAL avatar, posed, misses.  Each expression is on for a minority of the
+    frames, so the median sees the performer's rest face (eyes open, looking ahead, mouth
+    at rest); the difference from the avatar's -- another face, or the detector's bias on
+    this one -- is then not read as expression."""
+    zero = np.zeros(len(SHAPE_NAMES))
+    residuals = [solver.expression.residual_in_avatar_axes(xy, s, r, t, zero)
+                 for k, (xy, s, r, t) in solver.last_observed.items()]
+    return np.median(np.stack(residuals), axis=0)
+
+
+def _fill_gaps(found, fps, settings: SolveSettings, *channels) -> int:
+    """Frames without a face: hold the last solved values for hold_s, then ease (smoothstep)
+    to neutral (zeros) over ease_s; before the first face, neutral.  In place; returns the count."""
+    hold, ease = settings.hold_s * fps, max(settings.ease_s * fps, 1e-9)
+    last, gap = None, 0
+    for k in range(len(found)):
+        if found[k]:
+            last, gap = k, 0
+            continue
+        gap += 1
+        for channel in channels:
+            if last is None:
+                channel[k] = 0.0
+                continue
+            e = np.clip((gap - hold) / ease, 0.0, 1.0)
+            channel[k] = channel[last] * (1.0 - e * e * (3 - 2 * e))
+    return int((~found).sum())
+
+
+def _smooth(weights, head, gaze, fps, settings: SolveSettings):
+    weights = OneEuroFilter(fps, settings.weight_min_cutoff, settings.weight_beta)(weights)
+    # Angles in radians and translations in metres move on similar numeric scales here.
+    head = OneEuroFilter(fps, settings.pose_min_cutoff, settings.pose_beta)(head)
+    gaze = OneEuroFilter(fps, settings.pose_min_cutoff, settings.pose_beta * 2)(gaze)
+    return weights, head, gaze
+
+
+# ----------------------------------------------------------------------------- API
+def animate(video_or_frames, avatar, *, fps: float | None = None, out=None, csv=None, clip_name: str = "take",
+            preset: str = "unity", settings: SolveSettings | None = None, tracker=None, progress=None) -> Take:
+    """Solve a take of ``avatar`` from a video and optionally write it.
+
+    video_or_frames: a video file path, or (T, H, W, 3) uint8 RGB frames (array or list).
+    avatar: an avatar .glb written by :func:`pyfacerig.build` (path), or an
+        :class:`pyfacerig.build.Avatar` (then ``out`` cannot be written: there is no file to add to).
+    fps: frame rate; default the video's own (frames: 30).
+    out: write the avatar with the take as clip ``clip_name`` (.glb, or .fbx with ``preset``).
+    csv: write the take as a Live Link Face CSV.
+    Returns the :class:`Take`; ``take.report`` holds frame counts (``frames_without_face``),
+    timings and the clip report.  Raises VideoReadError (unreadable video), NoFaceError (no
+    face in any frame), InvalidInputError (bad arguments), ExportError (unwritable output).
+    """
+    if isinstance(avatar, (str, os.PathLike)):
+        rig = AvatarRig.from_glb(avatar)
+    elif hasattr(avatar, "parts") and hasattr(avatar, "shape_names"):
+        if out is not None:
+            raise InvalidInputError("animate: out= needs the avatar as a .glb path (the clip is added to that file)")
+        rig = AvatarRig.from_avatar(avatar)
+    else:
+        raise InvalidInputError(f"animate: avatar must be a .glb path or an Avatar, got {type(avatar).__name__}")
+    if fps is not None and (not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0):
+        raise InvalidInputError(f"animate: fps must be a positive number, got {fps!r}")
+    started = time.perf_counter()
+    landmarks, video_fps, size, timings = track_landmarks(video_or_frames, tracker, progress)
+    fps = float(fps or video_fps or 30.0)
+    take = solve_take(landmarks, fps, size, rig, settings)
+    take.report.update(timings)
+    take.report["image_size"] = list(size)
+    take.report["total_s"] = time.perf_counter() - started
+    if csv is not None:
+        from .livelink import write_livelink_csv
+        write_livelink_csv(take, csv)
+    if out is not None:
+        from .clip import write_take
+        take.report["clip"] = write_take(avatar, take, out, clip_name=clip_name, preset=preset)
+    return take
