@@ -28,12 +28,12 @@ class AvatarRenderer:
     def __init__(self, avatar, width: int = 384, height: int = 384, distance: float = 0.6, fov_deg: float = 20.0):
         self.avatar: AvatarFile = avatar if isinstance(avatar, AvatarFile) else load_avatar_glb(avatar)
         self.width, self.height = int(width), int(height)
-        gltf = self.avatar.gltf
+        document = self.avatar.document
         textures = {}
-        for k, material in enumerate(gltf.materials):
-            pbr = material.pbrMetallicRoughness
-            if pbr is not None and pbr.baseColorTexture is not None:
-                data, _ = self.avatar.image_bytes(gltf.textures[pbr.baseColorTexture.index].source)
+        for k, material in enumerate(document.get("materials", [])):
+            pbr = material.get("pbrMetallicRoughness") or {}
+            if pbr.get("baseColorTexture") is not None:
+                data, _ = self.avatar.image_bytes(document["textures"][pbr["baseColorTexture"]["index"]]["source"])
                 textures[k] = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
         self._textures = textures
         index = {name: k for k, name in enumerate(self.avatar.target_names)}

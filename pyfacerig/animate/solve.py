@@ -30,26 +30,28 @@ from scipy.linalg import lapack
 __all__ = ["similarity_fit", "refine_weak_perspective", "solve_box_qp", "ExpressionSolver", "rotation_to_angles", "OneEuroFilter"]
 
 
-def similarity_fit(model: np.ndarray, observed: np.ndarray, weights: np.ndarray | None = None):
-    """Least-squares similarity (Umeyama): observed ≈ s R model + t.
+def similarity_fit(model: np.ndarray, observed: np.ndarray):
+    """Least-squares similarity (Umeyama) per frame: observed ≈ s R model + t.
 
-    model, observed (K, 3); weights (K,) >= 0 or None.  Returns (s, R (3, 3), t (3,)), R a
-    proper rotation.
+    model (..., K, 3) (broadcast against observed), observed (T, K, 3) or (K, 3).  Returns
+    (s (T,), R (T, 3, 3) proper rotations, t (T, 3)) -- without the T axis for one frame.
     """
-    model = np.asarray(model, np.float64)
     observed = np.asarray(observed, np.float64)
-    w = np.ones(len(model)) if weights is None else np.asarray(weights, np.float64)
-    w = w / w.sum()
-    mu_m, mu_o = w @ model, w @ observed
-    dm, do = model - mu_m, observed - mu_o
-    cov = (do * w[:, None]).T @ dm
+    single = observed.ndim == 2
+    observed = observed[None] if single else observed
+    model = np.broadcast_to(np.asarray(model, np.float64), observed.shape)
+    mu_m, mu_o = model.mean(axis=1), observed.mean(axis=1)
+    dm, do = model - mu_m[:, None], observed - mu_o[:, None]
+    cov = np.einsum("tki,tkj->tij", do, dm) / observed.shape[1]
     u, sigma, vt = np.linalg.svd(cov)
-    d = np.sign(np.linalg.det(u @ vt)) or 1.0
-    fix = np.array([1.0, 1.0, d])
-    rotation = (u * fix) @ vt
-    var_m = float(w @ (dm ** 2).sum(axis=1))
-    scale = float((sigma * fix).sum() / var_m)
-    return scale, rotation, mu_o - scale * rotation @ mu_m
+    d = np.sign(np.linalg.det(u @ vt))
+    d[d == 0] = 1.0
+    fix = np.stack([np.ones_like(d), np.ones_like(d), d], axis=1)           # (T, 3)
+    rotation = (u * fix[:, None, :]) @ vt
+    var_m = (dm ** 2).sum(axis=(1, 2)) / observed.shape[1]
+    scale = (sigma * fix).sum(axis=1) / var_m
+    offset = mu_o - scale[:, None] * np.einsum("tij,tj->ti", rotation, mu_m)
+    return (scale[0], rotation[0], offset[0]) if single else (scale, rotation, offset)
 
 
 def _skew(v: np.ndarray) -> np.ndarray:
@@ -60,37 +62,45 @@ def _skew(v: np.ndarray) -> np.ndarray:
 
 
 def _exp_so3(w: np.ndarray) -> np.ndarray:
-    angle = float(np.linalg.norm(w))
-    if angle < 1e-12:
-        return np.eye(3)
-    k = _skew((w / angle)[None])[0]
-    return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * (k @ k)
+    """Rodrigues, per row: (T, 3) rotation vectors -> (T, 3, 3) rotations."""
+    angle = np.sqrt((w * w).sum(axis=1))
+    safe = np.where(angle > 1e-12, angle, 1.0)
+    k = _skew(w / safe[:, None])
+    sin = np.where(angle > 1e-12, np.sin(angle), 0.0)[:, None, None]
+    cos = np.where(angle > 1e-12, 1 - np.cos(angle), 0.0)[:, None, None]
+    return np.eye(3) + sin * k + cos * (k @ k)
 
 
-def refine_weak_perspective(model: np.ndarray, observed_xy: np.ndarray, scale: float, rotation: np.ndarray,
-                            offset_xy: np.ndarray, iterations: int = 3):
-    """Gauss-Newton on the image-plane error of a weak-perspective camera.
+def refine_weak_perspective(model: np.ndarray, observed_xy: np.ndarray, scale, rotation, offset_xy,
+                            iterations: int = 3):
+    """Gauss-Newton on the image-plane error of a weak-perspective camera, all frames at once.
 
-    Minimises Σ_k |s Π R m_k + t - q_k|² over R (3 dof), s and t (2), from a 3-D Procrustes
-    start.  Only x, y are used: MediaPipe's depth is a network's guess whose scale is not
-    the image's, and fitting it biases yaw and pitch by degrees.
-    model (K, 3); observed_xy (K, 2).  Returns (scale, R, offset_xy).
+    Minimises Σ_k |s Π R m_k + t - q_k|² over R (3 dof), s and t (2) per frame, from a 3-D
+    Procrustes start.  Only x, y are used: MediaPipe's depth is a network's guess whose
+    scale is not the image's, and fitting it biases yaw and pitch by degrees.
+    model (T, K, 3); observed_xy (T, K, 2); scale (T,); rotation (T, 3, 3); offset_xy (T, 2).
+    Returns (scale, rotation, offset_xy) of the same shapes.
     """
-    r = np.asarray(rotation, np.float64).copy()
-    s, t = float(scale), np.asarray(offset_xy, np.float64).copy()
+    model = np.asarray(model, np.float64)
+    r = np.array(rotation, np.float64)
+    s = np.array(scale, np.float64)
+    t = np.array(offset_xy, np.float64)
+    frames, count = model.shape[:2]
+    skew = _skew(model.reshape(-1, 3)).reshape(frames, count, 3, 3)   # fixed over the iterations
+    jac = np.zeros((frames, count, 2, 6))
+    jac[:, :, 0, 4] = jac[:, :, 1, 5] = 1.0                             # d/dt
     for _ in range(iterations):
-        turned = model @ r.T                                     # (K, 3) R m_k
-        residual = (s * turned[:, :2] + t - observed_xy).reshape(-1)
+        turned = np.einsum("tij,tkj->tki", r, model)                    # R m_k
+        residual = (s[:, None, None] * turned[:, :, :2] + t[:, None] - observed_xy).reshape(frames, -1)
         # d(s Π R exp([w]x) m)/dw at w = 0 = -s Π R [m]x
-        d_rot = -s * np.einsum("ij,kjl->kil", r[:2], _skew(model))           # (K, 2, 3)
-        jac = np.concatenate([d_rot, turned[:, :2, None], np.broadcast_to(np.eye(2), (len(model), 2, 2))],
-                             axis=2).reshape(-1, 6)
-        delta = _spd_solve(jac.T @ jac + 1e-12 * np.eye(6), -(jac.T @ residual))
-        r = r @ _exp_so3(delta[:3])
-        s += delta[3]
-        t += delta[4:]
-        if np.abs(delta).max() < 1e-9:
-            break
+        jac[:, :, :, :3] = -s[:, None, None, None] * np.einsum("tij,tkjl->tkil", r[:, :2], skew)
+        jac[:, :, :, 3] = turned[:, :, :2]
+        flat = jac.reshape(frames, -1, 6)
+        normal = np.einsum("tki,tkj->tij", flat, flat) + 1e-12 * np.eye(6)
+        delta = np.linalg.solve(normal, -np.einsum("tki,tk->ti", flat, residual)[..., None])[..., 0]
+        r = r @ _exp_so3(delta[:, :3])
+        s = s + delta[:, 3]
+        t = t + delta[:, 4:]
     return s, r, t
 
 
@@ -115,20 +125,22 @@ def solve_box_qp(g: np.ndarray, b: np.ndarray, start: np.ndarray, lower: float =
     any variable that hits a bound joins the fixed set.  Exact (KKT) at convergence; from a
     warm start of the previous frame it usually converges in 1-3 steps.
     """
-    w = np.clip(np.asarray(start, np.float64), lower, upper)
+    w = np.minimum(np.maximum(np.asarray(start, np.float64), lower), upper)
     n = len(w)
     tolerance = 1e-10 * max(1.0, float(np.abs(b).max()))
     for _ in range(max_iterations):
         grad = g @ w - b
-        free = ~(((w <= lower) & (grad >= 0)) | ((w >= upper) & (grad <= 0)))
+        at_lower, at_upper = w <= lower, w >= upper
+        free = ~((at_lower & (grad >= 0)) | (at_upper & (grad <= 0)))
         while True:
-            if not free.any():
+            index = np.flatnonzero(free)
+            if len(index) == 0:
                 return w
             step = np.zeros(n)
-            step[free] = _spd_solve(g[np.ix_(free, free)], -grad[free])
+            step[index] = _spd_solve(g.take(index, 0).take(index, 1), -grad[index])
             # A variable on a bound that the Newton step would push out of the box is held
             # there, and the step is recomputed without it.
-            outward = ((w <= lower) & (step < 0)) | ((w >= upper) & (step > 0))
+            outward = (at_lower & (step < 0)) | (at_upper & (step > 0))
             if not outward.any():
                 break
             free &= ~outward
@@ -136,15 +148,16 @@ def solve_box_qp(g: np.ndarray, b: np.ndarray, start: np.ndarray, lower: float =
             return w
         # Projected full step first: it fixes many bounds at once and is usually a descent;
         # otherwise the longest step that stays inside the box (classic active set).
-        projected = np.clip(w + step, lower, upper)
+        target = w + step
+        projected = np.minimum(np.maximum(target, lower), upper)
         change = projected - w
-        if change @ (grad + 0.5 * (g @ change)) < 0 and not np.array_equal(projected, w + step):
+        if change @ (grad + 0.5 * (g @ change)) < 0 and not np.array_equal(projected, target):
             w = projected
             continue
         with np.errstate(divide="ignore", invalid="ignore"):
             room = np.where(step > 0, (upper - w) / step, np.where(step < 0, (lower - w) / step, np.inf))
         alpha = min(1.0, float(room.min()))
-        w = np.clip(w + alpha * step, lower, upper)
+        w = np.minimum(np.maximum(w + alpha * step, lower), upper)
         if alpha >= 1.0:
             # Full Newton step: optimal if no fixed variable wants to come off its bound.
             grad = g @ w - b
@@ -190,6 +203,7 @@ class ExpressionSolver:
         self._h = np.einsum("kam,kbn->abmn", weighted, self._basis)
         self._weighted_flat = np.ascontiguousarray(weighted.reshape(-1, self.count))   # (3K, M)
         self._h9 = np.ascontiguousarray(self._h.reshape(9, -1))                        # (9, M*M)
+        # Every frame's G and b are then one matrix product each over the whole take.
         self._omega = omega
         # λ is relative to the typical curvature of the data term (an absolute L2 prior on
         # the weights, as in MAP with landmark noise): a shape whose landmark motion is small
@@ -197,27 +211,38 @@ class ExpressionSolver:
         typical = np.trace(self._h[0, 0] + self._h[1, 1]) / self.count
         self._ridge = np.asarray(self.prior, np.float64) * typical
 
-    def solve(self, observed_xy: np.ndarray, scale: float, rotation: np.ndarray, offset_xy: np.ndarray,
-              start: np.ndarray, neutral_offset: np.ndarray | None = None) -> np.ndarray:
-        """(M,) weights in [0, 1] for image points ``observed_xy`` (K, 2) (y up).
+    def systems(self, observed_xy: np.ndarray, scale: np.ndarray, rotation: np.ndarray, offset_xy: np.ndarray,
+                neutral_offset: np.ndarray | None = None):
+        """The QP of every frame: (g (T, M, M), b (T, M)).
 
-        scale, rotation, offset_xy: the head's weak-perspective pose (pixels per metre, R,
-        image offset).  start: warm start (M,).  neutral_offset: (K, 3) optional correction
-        added to the neutral (a per-landmark calibration, avatar metres).
+        observed_xy (T, K, 2) image points (y up); scale (T,) pixels per metre; rotation
+        (T, 3, 3); offset_xy (T, 2); neutral_offset (K, 3) optional per-landmark correction
+        of the neutral (avatar metres).
         """
-        r = np.asarray(rotation, np.float64)
+        r2 = np.asarray(rotation, np.float64)[:, :2]                      # Π R (T, 2, 3)
+        s = np.asarray(scale, np.float64)
         neutral = self.neutral if neutral_offset is None else self.neutral + neutral_offset
-        predicted = scale * neutral @ r[:2].T + offset_xy                   # (K, 2)
-        residual = np.asarray(observed_xy, np.float64) - predicted
-        # Bring the image residual back into avatar axes: u_k = Rᵀ Πᵀ e_k.
-        lifted = residual @ r[:2]                                           # (K, 3)
-        # einsum's own loops: BLAS would spread these small products over threads, which
-        # costs more than it gains on a busy 2-core machine.
-        b = scale * np.einsum("ij,i->j", self._weighted_flat, lifted.reshape(-1))
-        p = r[:2].T @ r[:2]                                                 # Rᵀ Πᵀ Π R (3, 3)
-        g = (scale * scale) * np.einsum("i,ij->j", p.reshape(-1), self._h9).reshape(self.count, self.count)
-        g[np.diag_indices_from(g)] += (scale * scale) * self._ridge
-        return solve_box_qp(g, b, start)
+        predicted = s[:, None, None] * np.einsum("kj,tij->tki", neutral, r2) + np.asarray(offset_xy)[:, None]
+        residual = np.asarray(observed_xy, np.float64) - predicted          # (T, K, 2)
+        # Back to avatar axes: u_k = Rᵀ Πᵀ e_k, then b = s Σ_k ω_k B_kᵀ u_k.
+        lifted = np.einsum("tki,tij->tkj", residual, r2).reshape(len(s), -1)
+        b = s[:, None] * (lifted @ self._weighted_flat)
+        p = np.einsum("tia,tib->tab", r2, r2).reshape(len(s), 9)           # Rᵀ Πᵀ Π R
+        g = (s * s)[:, None] * (p @ self._h9)
+        g = g.reshape(len(s), self.count, self.count)
+        g[:, np.arange(self.count), np.arange(self.count)] += (s * s)[:, None] * self._ridge
+        return g, b
+
+    def solve(self, observed_xy, scale, rotation, offset_xy, start: np.ndarray,
+              neutral_offset: np.ndarray | None = None) -> np.ndarray:
+        """(T, M) weights in [0, 1], frame by frame, each QP warm-started from the frame before
+        (``start`` (M,) for the first).  Arguments as :meth:`systems`."""
+        g, b = self.systems(observed_xy, scale, rotation, offset_xy, neutral_offset)
+        weights = np.empty((len(b), self.count))
+        previous = np.asarray(start, np.float64)
+        for k in range(len(b)):
+            previous = weights[k] = solve_box_qp(g[k], b[k], previous)
+        return weights
 
     def residual_in_avatar_axes(self, observed_xy, scale, rotation, offset_xy, weights) -> np.ndarray:
         """(K, 3) image residual of the posed model lifted to avatar axes, in metres."""

@@ -61,7 +61,7 @@ class SolveSettings:
     def __init__(self, hold_s: float = 0.25, ease_s: float = 0.5, calibrate: bool = True, smoothing: bool = True,
                  weight_min_cutoff: float = 2.0, weight_beta: float = 2.0, pose_min_cutoff: float = 1.0,
                  pose_beta: float = 10.0, prior_scale: float = 1.0, eye_weight: float = 5.0,
-                 iris_weight: float = 20.0, stable_count: int = 60, pose_passes: int = 1):
+                 iris_weight: float = 20.0, stable_count: int = 60):
         self.hold_s, self.ease_s = float(hold_s), float(ease_s)
         self.calibrate, self.smoothing = bool(calibrate), bool(smoothing)
         self.weight_min_cutoff, self.weight_beta = float(weight_min_cutoff), float(weight_beta)
@@ -70,7 +70,6 @@ class SolveSettings:
         self.eye_weight = float(eye_weight)
         self.iris_weight = float(iris_weight)
         self.stable_count = int(stable_count)
-        self.pose_passes = int(pose_passes)
 
 
 # ----------------------------------------------------------------------------- input
@@ -198,35 +197,48 @@ def _landmark_weights(rig: AvatarRig, eye_weight: float, iris_weight: float) -> 
 
 
 class FrameSolver:
-    """Head pose + weights for one frame's landmarks, warm-started from the previous frame."""
+    """Head pose + weights for a run of frames: the pose and the QPs' matrices of all frames
+    are computed together (array operations over the take), then the QPs are solved in
+    order, each warm-started from the frame before."""
 
     def __init__(self, rig: AvatarRig, settings: "SolveSettings"):
         self.rig = rig
-        self.pose_passes = settings.pose_passes
-        prior_scale = settings.prior_scale
         self.expression = ExpressionSolver(rig.neutral, rig.deltas,
                                            _landmark_weights(rig, settings.eye_weight, settings.iris_weight),
-                                           _prior(rig, prior_scale))
+                                           _prior(rig, settings.prior_scale))
         self.stable = rig.stable_landmarks(settings.stable_count)
         self._stable_basis = rig.deltas[:, self.stable].transpose(1, 2, 0)   # (S, 3, 52)
         self.neutral_offset = None
 
-    def solve(self, points: np.ndarray, image_height: float, start: np.ndarray):
-        """points (478, 3) MediaPipe pixels -> (weights (52,), scale, R (3, 3), offset (3,))."""
-        observed = points[self.rig.landmark_ids]
-        # Image frame with y up and z toward the camera (right-handed, like the avatar's).
-        observed = np.stack([observed[:, 0], image_height - observed[:, 1], -observed[:, 2]], 1)
-        weights = start
-        for _ in range(self.pose_passes):
-            model = self.rig.neutral[self.stable] + self._stable_basis @ weights
-            if self.neutral_offset is not None:
-                model = model + self.neutral_offset[self.stable]
-            scale, rotation, offset = similarity_fit(model, observed[self.stable])
-            scale, rotation, offset_xy = refine_weak_perspective(model, observed[self.stable, :2], scale, rotation,
-                                                                 offset[:2])
-            offset = np.array([offset_xy[0], offset_xy[1], offset[2]])
-            weights = self.expression.solve(observed[:, :2], scale, rotation, offset[:2], weights, self.neutral_offset)
-        return weights, scale, rotation, offset, observed
+    def observed(self, points: np.ndarray, image_height: float) -> np.ndarray:
+        """(T, 478, 3) MediaPipe pixels -> (T, K, 3) solver landmarks in an image frame with y up
+        and z toward the camera (right-handed, like the avatar's)."""
+        picked = np.asarray(points, np.float64)[:, self.rig.landmark_ids]
+        return np.stack([picked[..., 0], image_height - picked[..., 1], -picked[..., 2]], axis=-1)
+
+    def pose(self, observed: np.ndarray, reference_weights: np.ndarray | None = None):
+        """(scale (T,), R (T, 3, 3), offset (T, 3)) from the stable landmarks, the avatar posed
+        with ``reference_weights`` (T, 52) (e.g. a previous pass) or at rest."""
+        model = self.rig.neutral[self.stable][None]
+        if reference_weights is not None:
+            model = model + np.einsum("sam,tm->tsa", self._stable_basis, reference_weights)
+        if self.neutral_offset is not None:
+            model = model + self.neutral_offset[self.stable]
+        model = np.broadcast_to(model, (len(observed),) + model.shape[1:])
+        stable = observed[:, self.stable]
+        scale, rotation, offset = similarity_fit(model, stable)
+        scale, rotation, offset_xy = refine_weak_perspective(model, stable[..., :2], scale, rotation, offset[:, :2])
+        offset = np.concatenate([offset_xy, offset[:, 2:]], axis=1)
+        return scale, rotation, offset
+
+    def solve(self, observed: np.ndarray, reference_weights: np.ndarray | None = None,
+              start: np.ndarray | None = None):
+        """observed (T, K, 3) -> (weights (T, 52), scale (T,), R (T, 3, 3), offset (T, 3))."""
+        scale, rotation, offset = self.pose(observed, reference_weights)
+        start = np.zeros(len(SHAPE_NAMES)) if start is None else start
+        weights = self.expression.solve(observed[..., :2], scale, rotation, offset[:, :2], start,
+                                        self.neutral_offset)
+        return weights, scale, rotation, offset
 
 
 def solve_take(landmarks: np.ndarray, fps: float, image_size: tuple, rig: AvatarRig,
@@ -243,13 +255,16 @@ def solve_take(landmarks: np.ndarray, fps: float, image_size: tuple, rig: Avatar
     width, height = image_size
     solver = FrameSolver(rig, settings)
     started = time.perf_counter()
-    raw = _solve_pass(solver, landmarks, found, height)
+    observed = solver.observed(np.where(found[:, None, None], landmarks, 0.0), height)
+    raw = _solve_pass(solver, observed, found)
+    passes = 1
     if settings.calibrate and found.sum() >= 3:
-        solver.neutral_offset = _neutral_offset(solver, raw, found)
-        raw = _solve_pass(solver, landmarks, found, height)
+        solver.neutral_offset = _neutral_offset(solver, observed, raw, found)
+        raw = _solve_pass(solver, observed, found, reference=raw[0])
+        passes = 2
     solve_s = time.perf_counter() - started
 
-    weights, angles, scale, offset = raw
+    weights, angles, scale, offset, _ = raw
     # Head translation: image position / scale in metres; depth from the scale change
     # under a pinhole whose focal length is the image's longer side (a ~53 degree lens).
     focal = float(max(width, height))
@@ -268,38 +283,40 @@ def solve_take(landmarks: np.ndarray, fps: float, image_size: tuple, rig: Avatar
         weights, head, gaze = _smooth(weights, head, gaze, fps, settings)
     weights = np.clip(weights, 0.0, 1.0)
     report = {"frames": frames, "frames_without_face": int(missing), "fps": fps,
-              "solve_s": solve_s, "solve_fps": (2 if solver.neutral_offset is not None else 1) * int(found.sum()) / max(solve_s, 1e-9),
+              "solve_s": solve_s, "solve_fps": passes * int(found.sum()) / max(solve_s, 1e-9),
               "calibrated": solver.neutral_offset is not None,
               "neutral_offset_mm": float(np.abs(solver.neutral_offset).max() * 1000) if solver.neutral_offset is not None else 0.0}
     return Take(weights, head, gaze, fps, report)
 
 
-def _solve_pass(solver: FrameSolver, landmarks, found, height):
-    frames = len(landmarks)
+def _solve_pass(solver: FrameSolver, observed, found, reference=None):
+    """One pass over the tracked frames: arrays over all T frames (zeros/NaN where no face)."""
+    frames = len(found)
     weights = np.zeros((frames, len(SHAPE_NAMES)))
     angles = np.zeros((frames, 3))
     scale = np.full(frames, np.nan)
     offset = np.full((frames, 3), np.nan)
-    solver.last_observed = {}
-    previous = np.zeros(len(SHAPE_NAMES))
-    for k in np.flatnonzero(found):
-        w, s, r, t, observed = solver.solve(landmarks[k], height, previous)
-        weights[k], angles[k], scale[k], offset[k] = w, rotation_to_angles(r), s, t
-        solver.last_observed[k] = (observed[:, :2], s, r, t[:2])
-        previous = w
-    return weights, angles, scale, offset
+    rotation = np.tile(np.eye(3), (frames, 1, 1))
+    tracked = np.flatnonzero(found)
+    w, s, r, t = solver.solve(observed[tracked], None if reference is None else reference[tracked])
+    weights[tracked], scale[tracked], rotation[tracked], offset[tracked] = w, s, r, t
+    angles[tracked] = np.array([rotation_to_angles(m) for m in r])
+    return weights, angles, scale, offset, rotation
 
 
-def _neutral_offset(solver: FrameSolver, raw, found) -> np.ndarray:
+def _neutral_offset(solver: FrameSolver, observed, raw, found) -> np.ndarray:
     """(K, 3) per-landmark neutral correction in avatar metres: the median over the take of
     what the NEUTRAL avatar, posed, misses.  Each expression is on for a minority of the
     frames, so the median sees the performer's rest face (eyes open, looking ahead, mouth
     at rest); the difference from the avatar's -- another face, or the detector's bias on
     this one -- is then not read as expression."""
-    zero = np.zeros(len(SHAPE_NAMES))
-    residuals = [solver.expression.residual_in_avatar_axes(xy, s, r, t, zero)
-                 for k, (xy, s, r, t) in solver.last_observed.items()]
-    return np.median(np.stack(residuals), axis=0)
+    _, _, scale, offset, rotation = raw
+    tracked = np.flatnonzero(found)
+    r2 = rotation[tracked, :2]
+    predicted = scale[tracked, None, None] * np.einsum("kj,tij->tki", solver.rig.neutral, r2) + offset[tracked, None, :2]
+    residual = observed[tracked, :, :2] - predicted
+    lifted = np.einsum("tki,tij->tkj", residual, r2) / scale[tracked, None, None]
+    return np.median(lifted, axis=0)
 
 
 def _fill_gaps(found, fps, settings: SolveSettings, *channels) -> int:
