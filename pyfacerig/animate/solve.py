@@ -185,12 +185,18 @@ class ExpressionSolver:
     landmark_weights: (K,) ω_k, how much each landmark counts.
     prior: (52,) λ_j, L2 pull toward 0 relative to the mean diagonal of G (shapes the
         landmarks cannot see get a large λ so they stay at 0).
+    couplings: (i, j, μ) pairs: a prior μ (w_i - w_j)² (relative like λ) that ties two
+        shapes that move together (the two eyes' gaze shapes).
+    groups: (G, K) bool, landmark groups whose weight can be scaled per frame in
+        :meth:`systems` (e.g. an iris centre while its lids are closing).
     """
 
     neutral: np.ndarray
     deltas: np.ndarray
     landmark_weights: np.ndarray
     prior: np.ndarray
+    couplings: tuple = ()
+    groups: np.ndarray | None = None
 
     def __post_init__(self):
         self.neutral = np.asarray(self.neutral, np.float64)
@@ -204,40 +210,65 @@ class ExpressionSolver:
         self._weighted_flat = np.ascontiguousarray(weighted.reshape(-1, self.count))   # (3K, M)
         self._h9 = np.ascontiguousarray(self._h.reshape(9, -1))                        # (9, M*M)
         # Every frame's G and b are then one matrix product each over the whole take.
+        groups = np.zeros((0, len(omega)), bool) if self.groups is None else np.asarray(self.groups, bool)
+        self._groups = groups
+        self._group_h9 = np.stack([np.einsum("kam,kbn->abmn", weighted[g], self._basis[g]).reshape(9, -1)
+                                   for g in groups]) if len(groups) else np.zeros((0, 9, self.count ** 2))
         self._omega = omega
         # λ is relative to the typical curvature of the data term (an absolute L2 prior on
         # the weights, as in MAP with landmark noise): a shape whose landmark motion is small
         # next to the detector's noise is shrunk more than one that moves many points far.
         typical = np.trace(self._h[0, 0] + self._h[1, 1]) / self.count
-        self._ridge = np.asarray(self.prior, np.float64) * typical
+        self._typical = typical
+        ridge = np.diag(np.asarray(self.prior, np.float64) * typical)
+        for i, j, mu in self.couplings:
+            ridge[i, i] += mu * typical
+            ridge[j, j] += mu * typical
+            ridge[i, j] -= mu * typical
+            ridge[j, i] -= mu * typical
+        self._ridge = ridge
 
     def systems(self, observed_xy: np.ndarray, scale: np.ndarray, rotation: np.ndarray, offset_xy: np.ndarray,
-                neutral_offset: np.ndarray | None = None):
+                neutral_offset: np.ndarray | None = None, group_scale: np.ndarray | None = None,
+                extra_prior: np.ndarray | None = None):
         """The QP of every frame: (g (T, M, M), b (T, M)).
 
         observed_xy (T, K, 2) image points (y up); scale (T,) pixels per metre; rotation
         (T, 3, 3); offset_xy (T, 2); neutral_offset (K, 3) optional per-landmark correction
-        of the neutral (avatar metres).
+        of the neutral (avatar metres); group_scale (T, G) optional factor on each landmark
+        group's weight in each frame; extra_prior (T, M) optional per-frame addition to λ.
         """
         r2 = np.asarray(rotation, np.float64)[:, :2]                      # Π R (T, 2, 3)
         s = np.asarray(scale, np.float64)
+        frames = len(s)
         neutral = self.neutral if neutral_offset is None else self.neutral + neutral_offset
         predicted = s[:, None, None] * np.einsum("kj,tij->tki", neutral, r2) + np.asarray(offset_xy)[:, None]
         residual = np.asarray(observed_xy, np.float64) - predicted          # (T, K, 2)
         # Back to avatar axes: u_k = Rᵀ Πᵀ e_k, then b = s Σ_k ω_k B_kᵀ u_k.
-        lifted = np.einsum("tki,tij->tkj", residual, r2).reshape(len(s), -1)
-        b = s[:, None] * (lifted @ self._weighted_flat)
-        p = np.einsum("tia,tib->tab", r2, r2).reshape(len(s), 9)           # Rᵀ Πᵀ Π R
-        g = (s * s)[:, None] * (p @ self._h9)
-        g = g.reshape(len(s), self.count, self.count)
-        g[:, np.arange(self.count), np.arange(self.count)] += (s * s)[:, None] * self._ridge
+        lifted = np.einsum("tki,tij->tkj", residual, r2)
+        p = np.einsum("tia,tib->tab", r2, r2).reshape(frames, 9)           # Rᵀ Πᵀ Π R
+        g = p @ self._h9
+        if group_scale is not None and len(self._groups):
+            factor = np.ones((frames, len(self._omega)))
+            for k, members in enumerate(self._groups):
+                factor[:, members] = group_scale[:, k:k + 1]
+                # Remove the part of the group's curvature the frame does not trust.
+                g -= (1.0 - group_scale[:, k:k + 1]) * (p @ self._group_h9[k])
+            lifted = lifted * factor[:, :, None]
+        b = s[:, None] * (lifted.reshape(frames, -1) @ self._weighted_flat)
+        g = (s * s)[:, None, None] * g.reshape(frames, self.count, self.count)
+        g += (s * s)[:, None, None] * self._ridge
+        if extra_prior is not None:
+            diagonal = np.arange(self.count)
+            g[:, diagonal, diagonal] += (s * s)[:, None] * extra_prior * self._typical
         return g, b
 
     def solve(self, observed_xy, scale, rotation, offset_xy, start: np.ndarray,
-              neutral_offset: np.ndarray | None = None) -> np.ndarray:
+              neutral_offset: np.ndarray | None = None, group_scale: np.ndarray | None = None,
+              extra_prior: np.ndarray | None = None) -> np.ndarray:
         """(T, M) weights in [0, 1], frame by frame, each QP warm-started from the frame before
         (``start`` (M,) for the first).  Arguments as :meth:`systems`."""
-        g, b = self.systems(observed_xy, scale, rotation, offset_xy, neutral_offset)
+        g, b = self.systems(observed_xy, scale, rotation, offset_xy, neutral_offset, group_scale, extra_prior)
         weights = np.empty((len(b), self.count))
         previous = np.asarray(start, np.float64)
         for k in range(len(b)):

@@ -50,6 +50,15 @@ _SHAPE_PRIOR = {"tongueOut": 10.0, "cheekPuff": 1.0, "mouthRollLower": 0.3, "mou
                 **{f"eyeLook{d}{s}": 0.01 for d in ("Down", "In", "Out", "Up") for s in ("Left", "Right")}}
 
 
+#: Per eye: iris-centre landmark, then upper lid, lower lid, outer and inner corner.
+_EYE_OPENNESS = ((468, (159, 145, 33, 133)), (473, (386, 374, 263, 362)))
+_UNTRUSTED_GAZE_PRIOR = 1.0
+#: Gaze shapes of the two eyes that move together (looking to one side turns one eye out and
+#: the other in), tied by a coupling prior so both eyes' evidence counts for each.
+_GAZE_PAIRS = (("eyeLookOutLeft", "eyeLookInRight"), ("eyeLookInLeft", "eyeLookOutRight"),
+               ("eyeLookUpLeft", "eyeLookUpRight"), ("eyeLookDownLeft", "eyeLookDownRight"))
+
+
 class SolveSettings:
     """Tuning of :func:`solve_take`; the defaults are what the tests and docs measure.
 
@@ -61,7 +70,7 @@ class SolveSettings:
     def __init__(self, hold_s: float = 0.25, ease_s: float = 0.5, calibrate: bool = True, smoothing: bool = True,
                  weight_min_cutoff: float = 2.0, weight_beta: float = 2.0, pose_min_cutoff: float = 1.0,
                  pose_beta: float = 10.0, prior_scale: float = 1.0, eye_weight: float = 5.0,
-                 iris_weight: float = 20.0, stable_count: int = 60):
+                 iris_weight: float = 20.0, stable_count: int = 60, gaze_coupling: float = 0.05):
         self.hold_s, self.ease_s = float(hold_s), float(ease_s)
         self.calibrate, self.smoothing = bool(calibrate), bool(smoothing)
         self.weight_min_cutoff, self.weight_beta = float(weight_min_cutoff), float(weight_beta)
@@ -70,6 +79,7 @@ class SolveSettings:
         self.eye_weight = float(eye_weight)
         self.iris_weight = float(iris_weight)
         self.stable_count = int(stable_count)
+        self.gaze_coupling = float(gaze_coupling)
 
 
 # ----------------------------------------------------------------------------- input
@@ -203,9 +213,16 @@ class FrameSolver:
 
     def __init__(self, rig: AvatarRig, settings: "SolveSettings"):
         self.rig = rig
+        ids = list(rig.landmark_ids)
+        # Per eye: the iris-centre row, and the lid/corner rows that measure how open the eye is.
+        self._eyes = [(ids.index(iris), [ids.index(i) for i in lids]) for iris, lids in _EYE_OPENNESS]
+        groups = np.zeros((len(self._eyes), len(ids)), bool)
+        for k, (iris_row, _) in enumerate(self._eyes):
+            groups[k, iris_row] = True
+        couplings = [(SHAPE_NAMES.index(a), SHAPE_NAMES.index(b), settings.gaze_coupling) for a, b in _GAZE_PAIRS]
         self.expression = ExpressionSolver(rig.neutral, rig.deltas,
                                            _landmark_weights(rig, settings.eye_weight, settings.iris_weight),
-                                           _prior(rig, settings.prior_scale))
+                                           _prior(rig, settings.prior_scale), couplings, groups)
         self.stable = rig.stable_landmarks(settings.stable_count)
         self._stable_basis = rig.deltas[:, self.stable].transpose(1, 2, 0)   # (S, 3, 52)
         self.neutral_offset = None
@@ -236,9 +253,29 @@ class FrameSolver:
         """observed (T, K, 3) -> (weights (T, 52), scale (T,), R (T, 3, 3), offset (T, 3))."""
         scale, rotation, offset = self.pose(observed, reference_weights)
         start = np.zeros(len(SHAPE_NAMES)) if start is None else start
+        trust = self.iris_trust(observed)
+        # Without a trusted iris the gaze shapes of that eye have no evidence of their own (their
+        # lid motion would otherwise soak up a blink): hold them near 0 instead.
+        extra = np.zeros((len(observed), len(SHAPE_NAMES)))
+        for k, side in enumerate(("Right", "Left")):          # _EYE_OPENNESS order: 468 right, 473 left
+            for direction in ("Down", "In", "Out", "Up"):
+                extra[:, SHAPE_NAMES.index(f"eyeLook{direction}{side}")] = (1.0 - trust[:, k]) * _UNTRUSTED_GAZE_PRIOR
         weights = self.expression.solve(observed[..., :2], scale, rotation, offset[:, :2], start,
-                                        self.neutral_offset)
+                                        self.neutral_offset, trust, extra)
         return weights, scale, rotation, offset
+
+    def iris_trust(self, observed: np.ndarray) -> np.ndarray:
+        """(T, 2) weight factor of each iris centre: 1 while its eye is open, falling to 0 as
+        the lids close (relative to the take's median opening).  Under a closing lid the face
+        mesh's iris slides down with it, which the solver would otherwise read as a look down."""
+        trust = np.ones((len(observed), len(self._eyes)))
+        for k, (_, (upper, lower, outer, inner)) in enumerate(self._eyes):
+            xy = observed[..., :2]
+            opening = np.linalg.norm(xy[:, upper] - xy[:, lower], axis=1) / \
+                np.maximum(np.linalg.norm(xy[:, outer] - xy[:, inner], axis=1), 1e-9)
+            relative = opening / max(float(np.median(opening)), 1e-9)
+            trust[:, k] = np.clip((relative - 0.4) / 0.4, 0.0, 1.0)
+        return trust
 
 
 def solve_take(landmarks: np.ndarray, fps: float, image_size: tuple, rig: AvatarRig,
