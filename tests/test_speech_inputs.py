@@ -182,7 +182,7 @@ def test_bad_fps_and_avatars_are_typed_errors(tmp_path):
     with pytest.raises(InvalidInputError, match="no such avatar"):
         speak(np.zeros(16000, np.int16), tmp_path / "none.glb", sample_rate=16000)
     (tmp_path / "bad.glb").write_bytes(b"glTF" + bytes(40))
-    with pytest.raises(InvalidInputError, match="not a pyfacerig avatar"):
+    with pytest.raises(InvalidInputError, match="bad.glb"):
         speak(np.zeros(16000, np.int16), tmp_path / "bad.glb", sample_rate=16000)
     with pytest.raises(InvalidInputError):
         speak(np.zeros(16000, np.int16), object(), sample_rate=16000)

@@ -8,16 +8,60 @@ without a sidecar the primitives get the template's part names in order (skin fi
 from __future__ import annotations
 
 import json
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pygltflib
 
 from ..errors import ExportError, InvalidInputError
 from ..templates import PART_NAMES
 
-__all__ = ["AvatarFile", "AvatarPrimitive", "load_avatar_glb"]
+__all__ = ["AvatarFile", "AvatarPrimitive", "load_avatar_glb", "read_glb", "pack_glb", "read_accessor"]
+
+_GLB_MAGIC, _JSON_CHUNK, _BIN_CHUNK = 0x46546C67, 0x4E4F534A, 0x004E4942
+
+
+def read_glb(data: bytes, where: str = "glb") -> tuple[dict, bytes]:
+    """(JSON document as a dict, binary chunk) of a GLB file's bytes.
+
+    The JSON is parsed with the standard library: pygltflib's dataclass decoding takes
+    seconds on an avatar's ~2,000 accessors, the json module milliseconds.
+    """
+    if len(data) < 20:
+        raise InvalidInputError(f"{where}: not a readable .glb (only {len(data)} bytes)")
+    magic, version, length = struct.unpack_from("<III", data, 0)
+    if magic != _GLB_MAGIC or version != 2 or length > len(data):
+        raise InvalidInputError(f"{where}: not a readable .glb (bad header)")
+    offset, document, blob = 12, None, b""
+    while offset + 8 <= length:
+        chunk_length, chunk_type = struct.unpack_from("<II", data, offset)
+        chunk = data[offset + 8:offset + 8 + chunk_length]
+        if len(chunk) != chunk_length:
+            raise InvalidInputError(f"{where}: not a readable .glb (truncated chunk)")
+        if chunk_type == _JSON_CHUNK and document is None:
+            try:
+                document = json.loads(chunk.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError):
+                raise InvalidInputError(f"{where}: not a readable .glb (bad JSON chunk)") from None
+        elif chunk_type == _BIN_CHUNK and not blob:
+            blob = bytes(chunk)
+        offset += 8 + chunk_length
+    if not isinstance(document, dict):
+        raise InvalidInputError(f"{where}: not a readable .glb (no JSON chunk)")
+    return document, blob
+
+
+def pack_glb(document: dict, blob: bytes) -> bytes:
+    """GLB bytes of a JSON document and binary chunk (JSON padded with spaces, binary with zeros)."""
+    text = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text += b" " * (-len(text) % 4)
+    blob = bytes(blob) + b"\0" * (-len(blob) % 4)
+    length = 12 + 8 + len(text) + (8 + len(blob) if blob else 0)
+    out = [struct.pack("<III", _GLB_MAGIC, 2, length), struct.pack("<II", len(text), _JSON_CHUNK), text]
+    if blob:
+        out += [struct.pack("<II", len(blob), _BIN_CHUNK), blob]
+    return b"".join(out)
 
 _COMPONENTS = {5120: np.int8, 5121: np.uint8, 5122: np.int16, 5123: np.uint16, 5125: np.uint32, 5126: np.float32}
 _WIDTH = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT4": 16}
@@ -44,16 +88,16 @@ class AvatarPrimitive:
 
 @dataclass
 class AvatarFile:
-    """An avatar glb in memory: the pygltflib document, its binary chunk and the face mesh.
+    """An avatar glb in memory: its JSON document (dict), binary chunk and the face mesh.
 
     mesh_index / node_index: the mesh with the ARKit morph targets and the node that shows it.
     target_names: that mesh's morph-target names (file order).
     primitives: its parts, in file order (``part("skin")`` finds one by name).
-    joints: joint-like node names -> node index (every node that is not a mesh node).
+    joints: joint-like node names -> node index (every named node without a mesh).
     """
 
     path: Path
-    gltf: pygltflib.GLTF2
+    document: dict
     blob: bytes
     mesh_index: int
     node_index: int
@@ -69,41 +113,42 @@ class AvatarFile:
                                 f"(parts: {[p.name for p in self.primitives]})")
 
     def accessor(self, index: int) -> np.ndarray:
-        return read_accessor(self.gltf, self.blob, index)
+        return read_accessor(self.document, self.blob, index)
 
     def image_bytes(self, image_index: int) -> tuple[bytes, str]:
-        image = self.gltf.images[image_index]
-        view = self.gltf.bufferViews[image.bufferView]
-        start = view.byteOffset or 0
-        return bytes(self.blob[start:start + view.byteLength]), image.mimeType or "image/png"
+        image = self.document["images"][image_index]
+        view = self.document["bufferViews"][image["bufferView"]]
+        start = view.get("byteOffset", 0)
+        return bytes(self.blob[start:start + view["byteLength"]]), image.get("mimeType", "image/png")
 
 
-def read_accessor(gltf: pygltflib.GLTF2, blob: bytes, index: int) -> np.ndarray:
+def read_accessor(document: dict, blob: bytes, index: int) -> np.ndarray:
     """The accessor's data as (count, width) (or (count,) for SCALAR), sparse entries applied."""
-    acc = gltf.accessors[index]
-    dtype = np.dtype(_COMPONENTS[acc.componentType])
-    width = _WIDTH[acc.type]
-    if acc.bufferView is None:
-        data = np.zeros((acc.count, width), dtype)
+    acc = document["accessors"][index]
+    dtype = np.dtype(_COMPONENTS[acc["componentType"]])
+    width = _WIDTH[acc["type"]]
+    count = acc["count"]
+    if acc.get("bufferView") is None:
+        data = np.zeros((count, width), dtype)
     else:
-        data = _view_array(gltf, blob, acc.bufferView, acc.byteOffset or 0, dtype, acc.count, width)
-    if acc.sparse is not None and acc.sparse.count:
-        sp = acc.sparse
-        ids = _view_array(gltf, blob, sp.indices.bufferView, sp.indices.byteOffset or 0,
-                          np.dtype(_COMPONENTS[sp.indices.componentType]), sp.count, 1)[:, 0]
-        values = _view_array(gltf, blob, sp.values.bufferView, sp.values.byteOffset or 0, dtype, sp.count, width)
+        data = _view_array(document, blob, acc["bufferView"], acc.get("byteOffset", 0), dtype, count, width)
+    sparse = acc.get("sparse")
+    if sparse and sparse.get("count"):
+        indices, values = sparse["indices"], sparse["values"]
+        ids = _view_array(document, blob, indices["bufferView"], indices.get("byteOffset", 0),
+                          np.dtype(_COMPONENTS[indices["componentType"]]), sparse["count"], 1)[:, 0]
         data = data.copy()
-        data[ids.astype(np.int64)] = values
+        data[ids.astype(np.int64)] = _view_array(document, blob, values["bufferView"], values.get("byteOffset", 0),
+                                                 dtype, sparse["count"], width)
     return data[:, 0] if width == 1 else data
 
 
-def _view_array(gltf, blob, view_index, offset, dtype, count, width) -> np.ndarray:
-    view = gltf.bufferViews[view_index]
-    start = (view.byteOffset or 0) + offset
-    stride = view.byteStride or dtype.itemsize * width
+def _view_array(document, blob, view_index, offset, dtype, count, width) -> np.ndarray:
+    view = document["bufferViews"][view_index]
+    start = view.get("byteOffset", 0) + offset
+    stride = view.get("byteStride") or dtype.itemsize * width
     if stride == dtype.itemsize * width:
-        flat = np.frombuffer(blob, dtype=dtype, count=count * width, offset=start)
-        return flat.reshape(count, width)
+        return np.frombuffer(blob, dtype=dtype, count=count * width, offset=start).reshape(count, width)
     rows = [np.frombuffer(blob, dtype=dtype, count=width, offset=start + k * stride) for k in range(count)]
     return np.stack(rows) if rows else np.zeros((0, width), dtype)
 
@@ -116,54 +161,52 @@ def load_avatar_glb(path) -> AvatarFile:
     if not path.is_file():
         raise InvalidInputError(f"{str(path)!r}: no such avatar file")
     try:
-        gltf = pygltflib.GLTF2.load_binary(str(path))
-        blob = gltf.binary_blob()
-    except Exception as exc:  # pygltflib raises many kinds on corrupt input
-        raise InvalidInputError(f"{str(path)!r}: not a readable .glb ({type(exc).__name__}: {exc})") from None
-    if blob is None:
-        raise InvalidInputError(f"{str(path)!r}: the .glb has no binary chunk")
-    blob = bytes(blob)
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidInputError(f"{str(path)!r}: cannot read ({exc.strerror or exc})") from None
+    document, blob = read_glb(data, repr(str(path)))
+    try:
+        return _avatar_from_document(path, document, blob)
+    except InvalidInputError:
+        raise
+    except (IndexError, KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise InvalidInputError(f"{str(path)!r}: damaged .glb ({type(exc).__name__}: {exc})") from None
 
+
+def _avatar_from_document(path: Path, document: dict, blob: bytes) -> AvatarFile:
+    meshes = document.get("meshes", [])
     mesh_index = None
-    for k, mesh in enumerate(gltf.meshes):
-        names = (mesh.extras or {}).get("targetNames") if isinstance(mesh.extras, dict) else None
-        if names and all(p.targets for p in mesh.primitives):
+    for k, mesh in enumerate(meshes):
+        names = (mesh.get("extras") or {}).get("targetNames")
+        if names and all(p.get("targets") for p in mesh["primitives"]):
             mesh_index = k
             break
     if mesh_index is None:
         raise InvalidInputError(f"{str(path)!r}: no mesh with named morph targets (extras.targetNames)")
-    nodes = [k for k, node in enumerate(gltf.nodes) if node.mesh == mesh_index]
-    if not nodes:
+    nodes = document.get("nodes", [])
+    placed = [k for k, node in enumerate(nodes) if node.get("mesh") == mesh_index]
+    if not placed:
         raise InvalidInputError(f"{str(path)!r}: the face mesh is not placed in the scene by any node")
-    mesh = gltf.meshes[mesh_index]
-    target_names = tuple(mesh.extras["targetNames"])
-    part_names = _part_names(path, len(mesh.primitives))
-    avatar = AvatarFile(path=path, gltf=gltf, blob=blob, mesh_index=mesh_index, node_index=nodes[0],
+    mesh = meshes[mesh_index]
+    target_names = tuple(mesh["extras"]["targetNames"])
+    avatar = AvatarFile(path=path, document=document, blob=blob, mesh_index=mesh_index, node_index=placed[0],
                         target_names=target_names)
-    try:
-        for name, prim in zip(part_names, mesh.primitives):
-            attributes = prim.attributes
-            positions = avatar.accessor(attributes.POSITION).astype(np.float32)
-            normals = avatar.accessor(attributes.NORMAL).astype(np.float32)
-            uvs = avatar.accessor(attributes.TEXCOORD_0).astype(np.float32) if attributes.TEXCOORD_0 is not None else None
-            indices = avatar.accessor(prim.indices).astype(np.int64).reshape(-1, 3)
-            if len(prim.targets) != len(target_names):
-                raise InvalidInputError(f"{str(path)!r}: part {name!r} has {len(prim.targets)} targets, "
-                                        f"the mesh names {len(target_names)}")
-            deltas = np.stack([avatar.accessor(t["POSITION"] if isinstance(t, dict) else t.POSITION)
-                               for t in prim.targets]).astype(np.float32)
-            normal_ids = [t.get("NORMAL") if isinstance(t, dict) else t.NORMAL for t in prim.targets]
-            normal_deltas = None
-            if all(i is not None for i in normal_ids):
-                normal_deltas = np.stack([avatar.accessor(i) for i in normal_ids]).astype(np.float32)
-            avatar.primitives.append(AvatarPrimitive(name, positions, normals, indices, uvs, deltas,
-                                                     normal_deltas, prim.material))
-    except (IndexError, KeyError, ValueError, TypeError, AttributeError) as exc:
-        if isinstance(exc, InvalidInputError):
-            raise
-        raise InvalidInputError(f"{str(path)!r}: damaged .glb ({type(exc).__name__}: {exc})") from None
-    avatar.joints = {node.name: k for k, node in enumerate(gltf.nodes)
-                     if node.mesh is None and node.name}
+    for name, prim in zip(_part_names(path, len(mesh["primitives"])), mesh["primitives"]):
+        attributes = prim["attributes"]
+        positions = avatar.accessor(attributes["POSITION"]).astype(np.float32)
+        normals = avatar.accessor(attributes["NORMAL"]).astype(np.float32)
+        uvs = avatar.accessor(attributes["TEXCOORD_0"]).astype(np.float32) if "TEXCOORD_0" in attributes else None
+        indices = avatar.accessor(prim["indices"]).astype(np.int64).reshape(-1, 3)
+        if len(prim["targets"]) != len(target_names):
+            raise InvalidInputError(f"{str(path)!r}: part {name!r} has {len(prim['targets'])} targets, "
+                                    f"the mesh names {len(target_names)}")
+        deltas = np.stack([avatar.accessor(t["POSITION"]) for t in prim["targets"]]).astype(np.float32)
+        normal_deltas = None
+        if all("NORMAL" in t for t in prim["targets"]):
+            normal_deltas = np.stack([avatar.accessor(t["NORMAL"]) for t in prim["targets"]]).astype(np.float32)
+        avatar.primitives.append(AvatarPrimitive(name, positions, normals, indices, uvs, deltas, normal_deltas,
+                                                 prim.get("material")))
+    avatar.joints = {node["name"]: k for k, node in enumerate(nodes) if node.get("mesh") is None and node.get("name")}
     return avatar
 
 

@@ -20,13 +20,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pygltflib
 
 import engine_export
 
 from ..errors import ExportError, InvalidInputError
 from ._files import write_bytes_atomically
-from .avatar_file import AvatarFile, load_avatar_glb
+from .avatar_file import AvatarFile, load_avatar_glb, pack_glb
 from .take import SHAPE_NAMES, Take
 
 __all__ = ["write_take", "retarget_weights", "JOINT_NAMES", "head_rotation_matrices"]
@@ -103,24 +102,25 @@ def _matrix_to_quat(m: np.ndarray) -> np.ndarray:
     return q / np.linalg.norm(q, axis=1, keepdims=True)
 
 
-def _node_rotation(node) -> np.ndarray:
-    if node.matrix is not None:
-        m = np.asarray(node.matrix, np.float64).reshape(4, 4).T[:3, :3]
+def _node_rotation(node: dict) -> np.ndarray:
+    if node.get("matrix") is not None:
+        m = np.asarray(node["matrix"], np.float64).reshape(4, 4).T[:3, :3]
         return m / np.linalg.norm(m, axis=0, keepdims=True)
-    return _quat_to_matrix(node.rotation) if node.rotation is not None else np.eye(3)
+    return _quat_to_matrix(node["rotation"]) if node.get("rotation") is not None else np.eye(3)
 
 
-def _world_rotations(gltf) -> dict:
-    parents = {c: p for p, node in enumerate(gltf.nodes) for c in (node.children or [])}
+def _world_rotations(document: dict):
+    nodes = document.get("nodes", [])
+    parents = {c: p for p, node in enumerate(nodes) for c in (node.get("children") or [])}
     cache = {}
 
     def world(k):
         if k not in cache:
-            local = _node_rotation(gltf.nodes[k])
+            local = _node_rotation(nodes[k])
             cache[k] = local if k not in parents else world(parents[k]) @ local
         return cache[k]
 
-    return {k: world(k) for k in range(len(gltf.nodes))}, parents
+    return {k: world(k) for k in range(len(nodes))}, parents
 
 
 def find_joints(avatar: AvatarFile) -> dict:
@@ -140,7 +140,7 @@ def joint_rotation_curves(avatar: AvatarFile, take: Take) -> dict:
     joints = find_joints(avatar)
     if not joints:
         return {}
-    worlds, parents = _world_rotations(avatar.gltf)
+    worlds, parents = _world_rotations(avatar.document)
     turns = {"head": head_rotation_matrices(*take.head_pose[:, :3].T),
              "eye_left": head_rotation_matrices(take.gaze[:, 0], take.gaze[:, 1]),
              "eye_right": head_rotation_matrices(take.gaze[:, 2], take.gaze[:, 3])}
@@ -156,94 +156,90 @@ def joint_rotation_curves(avatar: AvatarFile, take: Take) -> dict:
 
 
 class _Appender:
-    """Appends accessors to the glb's one buffer."""
+    """Appends float accessors (one bufferView each, 4-byte aligned) to the glb's one buffer."""
 
     def __init__(self, avatar: AvatarFile):
-        self.gltf = avatar.gltf
+        self.document = avatar.document
         self.blob = bytearray(avatar.blob)
 
     def accessor(self, array: np.ndarray, kind: str, bounds: bool = False) -> int:
         array = np.ascontiguousarray(array, dtype=np.float32)
         self.blob += b"\0" * (-len(self.blob) % 4)
         data = array.tobytes()
-        self.gltf.bufferViews.append(pygltflib.BufferView(buffer=0, byteOffset=len(self.blob), byteLength=len(data)))
+        views = self.document.setdefault("bufferViews", [])
+        views.append({"buffer": 0, "byteOffset": len(self.blob), "byteLength": len(data)})
         self.blob += data
-        acc = pygltflib.Accessor(bufferView=len(self.gltf.bufferViews) - 1, componentType=_FLOAT,
-                                 count=len(array), type=kind)
+        accessor = {"bufferView": len(views) - 1, "componentType": _FLOAT, "count": len(array), "type": kind}
         if bounds:
             flat = array.reshape(len(array), -1)
-            acc.min = [float(v) for v in flat.min(0)]
-            acc.max = [float(v) for v in flat.max(0)]
-        self.gltf.accessors.append(acc)
-        return len(self.gltf.accessors) - 1
+            accessor["min"] = [float(v) for v in flat.min(0)]
+            accessor["max"] = [float(v) for v in flat.max(0)]
+        accessors = self.document.setdefault("accessors", [])
+        accessors.append(accessor)
+        return len(accessors) - 1
 
     def finish(self) -> bytes:
         self.blob += b"\0" * (-len(self.blob) % 4)
-        self.gltf.buffers[0].byteLength = len(self.blob)
+        self.document["buffers"][0]["byteLength"] = len(self.blob)
         return bytes(self.blob)
 
 
 def _glb_bytes(avatar: AvatarFile, take: Take, clip_name: str) -> tuple[bytes, dict]:
-    gltf = avatar.gltf
-    if any(a.name == clip_name for a in gltf.animations):
+    document = avatar.document
+    animations = document.setdefault("animations", [])
+    if any(a.get("name") == clip_name for a in animations):
         raise ExportError(f"{avatar.path.name}: already has an animation named {clip_name!r}; "
                           f"choose another clip name")
+    if not document.get("buffers"):
+        raise ExportError(f"{avatar.path.name}: has no binary buffer to add the clip to")
     weights, missing = retarget_weights(take, avatar.target_names)
     appender = _Appender(avatar)
     times = appender.accessor(take.times.astype(np.float32), "SCALAR", bounds=True)
-    samplers = [pygltflib.AnimationSampler(input=times, output=appender.accessor(weights.reshape(-1), "SCALAR"),
-                                           interpolation="LINEAR")]
-    channels = [pygltflib.AnimationChannel(sampler=0, target=pygltflib.AnimationChannelTarget(
-        node=avatar.node_index, path="weights"))]
+    samplers = [{"input": times, "output": appender.accessor(weights.reshape(-1), "SCALAR"), "interpolation": "LINEAR"}]
+    channels = [{"sampler": 0, "target": {"node": avatar.node_index, "path": "weights"}}]
     curves = joint_rotation_curves(avatar, take)
     for node, quats in sorted(curves.items()):
-        samplers.append(pygltflib.AnimationSampler(input=times, output=appender.accessor(quats, "VEC4"),
-                                                   interpolation="LINEAR"))
-        channels.append(pygltflib.AnimationChannel(sampler=len(samplers) - 1, target=pygltflib.AnimationChannelTarget(
-            node=node, path="rotation")))
-    gltf.animations.append(pygltflib.Animation(name=clip_name, samplers=samplers, channels=channels))
-    for accessor in gltf.accessors:
-        # pygltflib fills byteOffset=0 on load; glTF allows it only with a bufferView (sparse
-        # accessors without one must not carry it).
-        if accessor.bufferView is None:
-            accessor.byteOffset = None
-    gltf.set_binary_blob(appender.finish())
+        samplers.append({"input": times, "output": appender.accessor(quats, "VEC4"), "interpolation": "LINEAR"})
+        channels.append({"sampler": len(samplers) - 1, "target": {"node": node, "path": "rotation"}})
+    animations.append({"name": clip_name, "samplers": samplers, "channels": channels})
+    blob = appender.finish()
+    nodes = document.get("nodes", [])
     report = {"clip": clip_name, "frames": take.frame_count, "fps": take.fps,
               "morph_targets": len(avatar.target_names), "shapes_not_on_avatar": missing,
-              "animated_joints": [gltf.nodes[n].name for n in sorted(curves)]}
-    return b"".join(gltf.save_to_bytes()), report
+              "animated_joints": [nodes[n].get("name") for n in sorted(curves)]}
+    return pack_glb(document, blob), report
 
 
 def avatar_asset(avatar: AvatarFile) -> "engine_export.Asset":
     """The avatar glb rebuilt as an engine_export Asset (meshes, materials, textures)."""
     ee = engine_export
-    gltf = avatar.gltf
+    document = avatar.document
     materials = []
-    for k, mat in enumerate(gltf.materials):
-        pbr = mat.pbrMetallicRoughness
+    for k, mat in enumerate(document.get("materials", [])):
+        pbr = mat.get("pbrMetallicRoughness") or {}
         texture = None
-        if pbr is not None and pbr.baseColorTexture is not None:
-            source = gltf.textures[pbr.baseColorTexture.index].source
+        if pbr.get("baseColorTexture") is not None:
+            source = document["textures"][pbr["baseColorTexture"]["index"]]["source"]
             data, mime = avatar.image_bytes(source)
-            texture = ee.Texture(name=gltf.images[source].name or mat.name or f"texture{k}", data=data,
-                                 mime_type=mime)
+            texture = ee.Texture(name=document["images"][source].get("name") or mat.get("name") or f"texture{k}",
+                                 data=data, mime_type=mime)
         materials.append(ee.Material(
-            name=mat.name or f"material{k}", base_color_texture=texture,
-            base_color_factor=tuple(pbr.baseColorFactor) if pbr and pbr.baseColorFactor else (1, 1, 1, 1),
-            metallic=pbr.metallicFactor if pbr and pbr.metallicFactor is not None else 1.0,
-            roughness=pbr.roughnessFactor if pbr and pbr.roughnessFactor is not None else 1.0,
-            double_sided=bool(mat.doubleSided)))
+            name=mat.get("name") or f"material{k}", base_color_texture=texture,
+            base_color_factor=tuple(pbr.get("baseColorFactor", (1.0, 1.0, 1.0, 1.0))),
+            metallic=pbr.get("metallicFactor", 1.0), roughness=pbr.get("roughnessFactor", 1.0),
+            double_sided=bool(mat.get("doubleSided", False))))
     primitives = [ee.Primitive(positions=p.positions, normals=p.normals, indices=p.indices, uvs=p.uvs,
                                material=p.material, target_positions=p.target_positions,
                                target_normals=p.target_normals)
                   for p in avatar.primitives]
-    mesh = ee.Mesh(name=gltf.meshes[avatar.mesh_index].name or "face", primitives=primitives,
+    mesh = ee.Mesh(name=document["meshes"][avatar.mesh_index].get("name") or "face", primitives=primitives,
                    target_names=list(avatar.target_names))
-    return ee.Asset(meshes=[mesh], materials=materials, name=gltf.scenes[0].name if gltf.scenes else "asset")
+    scenes = document.get("scenes") or [{}]
+    return ee.Asset(meshes=[mesh], materials=materials, name=scenes[0].get("name") or "asset")
 
 
 def _fbx_bytes(avatar: AvatarFile, take: Take, clip_name: str, preset: str) -> tuple[bytes, dict]:
-    if avatar.gltf.skins:
+    if avatar.document.get("skins"):
         raise ExportError(f"{avatar.path.name}: FBX export of a skinned avatar's take is not supported yet; "
                           f"write a .glb")
     asset = avatar_asset(avatar)
@@ -258,7 +254,7 @@ def _fbx_bytes(avatar: AvatarFile, take: Take, clip_name: str, preset: str) -> t
     joints = find_joints(avatar)
     report = {"clip": clip_name, "frames": take.frame_count, "fps": take.fps,
               "morph_targets": len(avatar.target_names), "shapes_not_on_avatar": missing,
-              "animated_joints": [], "joints_not_animated": sorted(avatar.gltf.nodes[n].name for n in joints.values())}
+              "animated_joints": [], "joints_not_animated": sorted(avatar.document["nodes"][n].get("name") for n in joints.values())}
     return data, report
 
 

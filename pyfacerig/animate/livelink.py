@@ -63,8 +63,7 @@ BLENDSHAPE_COUNT = len(LIVELINK_SHAPE_COLUMNS) + len(LIVELINK_ANGLE_COLUMNS)  # 
 # Column k of the CSV's weights holds Take.weights[:, _TAKE_INDEX[k]].
 _TAKE_INDEX = np.array([[_pascal(n) for n in SHAPE_NAMES].index(c) for c in LIVELINK_SHAPE_COLUMNS])
 _TIMECODE = re.compile(r"^(\d{1,3}):(\d{2}):(\d{2})[:;](\d{1,3})(?:\.(\d{1,6}))?$")
-#: Live Link Face records at 60 or 30 frames per second; used when a CSV shorter than one
-#: second does not show its timecode rate.
+#: Timecode rates recognised when reading (Live Link Face records at 60 or 30).
 _STANDARD_RATES = (24, 25, 30, 48, 50, 60, 90, 100, 120, 240)
 
 
@@ -124,9 +123,9 @@ def read_livelink_csv(path, fps: float | None = None) -> Take:
 
     Columns are matched by name (case-insensitively, so ``BlendshapeCount`` and camelCase
     names are accepted); any other set of columns raises LiveLinkFormatError naming the
-    missing or unknown ones.  fps: the take's frame rate; by default the timecode rate,
-    read from the FF values (the largest FF + 1 rounded up to a standard rate), or 60 (Live
-    Link Face's default) for a CSV shorter than a second whose rate cannot be seen.
+    missing or unknown ones.  fps: the take's frame rate; by default the timecode rate, read
+    from the FF values (the smallest standard rate above the largest FF; a take shorter than
+    a second may not show its rate: pass fps then).
     Weights are clipped to [0, 1] (ARKit may report -1e-8); how many were clipped is in
     ``take.report["clipped_weights"]``.
     """
@@ -217,10 +216,9 @@ def _column_indices(header: list, path: Path) -> dict:
 
 
 def _timecode_rate(stamps: list) -> int:
-    """The timecode's frames-per-second, from the largest frame field seen."""
+    """The timecode's frames-per-second: the smallest standard rate above the largest frame
+    field seen.  Exact for a take that crosses a second boundary (its FF values wrap at the
+    rate); for a shorter take it is the smallest rate the frame numbers allow (pass ``fps``
+    to read_livelink_csv when you know better)."""
     largest = max(int(f) for _, f in stamps)
-    seconds = {s for s, _ in stamps}
-    if len(seconds) < 2:
-        # Within one second the largest FF only bounds the rate from below.
-        return 60 if largest < 60 else next(r for r in _STANDARD_RATES if r > largest)
     return next((r for r in _STANDARD_RATES if r > largest), largest + 1)

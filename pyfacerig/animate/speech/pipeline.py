@@ -45,101 +45,28 @@ def avatar_lips(avatar) -> LipGap | None:
     raise InvalidInputError(f"avatar must be a .glb path or a pyfacerig Avatar, not {type(avatar).__name__}")
 
 
-_GLB_MAGIC, _JSON_CHUNK, _BIN_CHUNK = 0x46546C67, 0x4E4F534A, 0x004E4942
-_FLOAT32 = 5126
-
-
 _SKIN_CACHE: dict = {}
 
 
-def _skin_from_glb_cached(path: Path):
-    """:func:`_skin_from_glb`, remembered per (path, size, modification time): a batch of lines
-    for one avatar reads its mesh once."""
+def _skin_from_glb_cached(path: Path) -> tuple[np.ndarray, np.ndarray, list]:
+    """(positions (N, 3), target deltas (M, N, 3), target names) of a pyfacerig .glb's skin,
+    remembered per (path, size, modification time): a batch of lines for one avatar reads
+    its file once."""
+    from ..avatar_file import load_avatar_glb
     try:
         stat = path.stat()
         key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     except OSError:
-        return _skin_from_glb(path)        # raises the typed "no such avatar file"
-    if key not in _SKIN_CACHE:
+        key = None
+    if key is None or key not in _SKIN_CACHE:
+        loaded = load_avatar_glb(path)       # typed InvalidInputError for anything but an avatar glb
+        skin = loaded.part("skin")
+        value = (skin.positions, skin.target_positions, list(loaded.target_names))
+        if key is None:
+            return value
         _SKIN_CACHE.clear()
-        _SKIN_CACHE[key] = _skin_from_glb(path)
+        _SKIN_CACHE[key] = value
     return _SKIN_CACHE[key]
-
-
-def _skin_from_glb(path: Path) -> tuple[np.ndarray, np.ndarray, list]:
-    """(positions (N, 3), target deltas (M, N, 3) float32, target names) of a pyfacerig .glb's skin.
-
-    Reads only the skin's float accessors straight from the GLB chunks: a full glTF document
-    model (pygltflib) takes seconds to build for an avatar, ~100x the whole lip sync.
-    The skin is the face mesh's primitive named "skin" in the sidecar's "parts", else the first.
-    """
-    import struct
-    label = str(path)
-    if path.suffix.lower() != ".glb":
-        raise InvalidInputError(f"{label!r}: the avatar must be a pyfacerig .glb")
-    if not path.is_file():
-        raise InvalidInputError(f"{label!r}: no such avatar file")
-    data = path.read_bytes()
-    try:
-        magic, _, length = struct.unpack_from("<III", data, 0)
-        json_length, json_type = struct.unpack_from("<II", data, 12)
-        if magic != _GLB_MAGIC or json_type != _JSON_CHUNK or length > len(data):
-            raise ValueError("not a GLB container")
-        document = json.loads(data[20:20 + json_length])
-        bin_offset = 20 + json_length
-        bin_length, bin_type = struct.unpack_from("<II", data, bin_offset)
-        if bin_type != _BIN_CHUNK:
-            raise ValueError("no binary chunk")
-        blob = memoryview(data)[bin_offset + 8: bin_offset + 8 + bin_length]
-        mesh = next(m for m in document["meshes"] if (m.get("extras") or {}).get("targetNames"))
-        names = list(mesh["extras"]["targetNames"])
-        skin_index = 0
-        sidecar_path = path.with_suffix(".json")
-        if sidecar_path.is_file():
-            parts = [p.get("name") for p in json.loads(sidecar_path.read_text("utf-8")).get("parts", [])]
-            if "skin" in parts and len(parts) == len(mesh["primitives"]):
-                skin_index = parts.index("skin")
-        primitive = mesh["primitives"][skin_index]
-
-        def view_bytes(view_index, offset, nbytes):
-            view = document["bufferViews"][view_index]
-            start = view.get("byteOffset", 0) + offset
-            if start + nbytes > view.get("byteOffset", 0) + view["byteLength"]:
-                raise ValueError(f"buffer view {view_index} is too short")
-            return blob[start:start + nbytes]
-
-        def vec3(index):
-            accessor = document["accessors"][index]
-            count = accessor["count"]
-            if accessor["componentType"] != _FLOAT32 or accessor["type"] != "VEC3":
-                raise ValueError(f"accessor {index} is not float VEC3")
-            if "bufferView" in accessor:
-                if document["bufferViews"][accessor["bufferView"]].get("byteStride", 12) != 12:
-                    raise ValueError(f"accessor {index} is interleaved")
-                raw = view_bytes(accessor["bufferView"], accessor.get("byteOffset", 0), count * 12)
-                values = np.frombuffer(raw, np.float32).reshape(-1, 3).copy()
-            else:
-                values = np.zeros((count, 3), np.float32)
-            sparse = accessor.get("sparse")
-            if sparse:  # glTF sparse accessor: only the moved vertices are stored
-                n = sparse["count"]
-                kind = {5121: np.uint8, 5123: np.uint16, 5125: np.uint32}[sparse["indices"]["componentType"]]
-                ids = np.frombuffer(view_bytes(sparse["indices"]["bufferView"], sparse["indices"].get("byteOffset", 0),
-                                               n * np.dtype(kind).itemsize), kind)
-                moved = np.frombuffer(view_bytes(sparse["values"]["bufferView"], sparse["values"].get("byteOffset", 0),
-                                                 n * 12), np.float32).reshape(-1, 3)
-                if n and ids.max() >= count:
-                    raise ValueError(f"accessor {index} has sparse indices out of range")
-                values[ids.astype(np.int64)] = moved
-            return values
-
-        positions = vec3(primitive["attributes"]["POSITION"])
-        deltas = np.stack([vec3(t["POSITION"]) for t in primitive["targets"]])
-        if len(deltas) != len(names) or deltas.shape[1] != len(positions):
-            raise ValueError("morph targets do not match the mesh")
-    except (ValueError, KeyError, IndexError, TypeError, StopIteration, struct.error) as exc:
-        raise InvalidInputError(f"{label!r}: not a pyfacerig avatar .glb ({type(exc).__name__}: {exc})") from None
-    return positions, deltas, names
 
 
 def speak(audio, avatar=None, text: str | None = None, fps: float = DEFAULT_FPS,
