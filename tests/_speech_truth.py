@@ -73,7 +73,6 @@ def synthesize(text: str, voice: str = "en-us", words_per_minute: int = 165) -> 
     chunks, events = [], []
 
     def on_audio(wav, count, event_list):
-        written = sum(len(c) for c in chunks)
         if count > 0:
             chunks.append(np.ctypeslib.as_array(wav, (count,)).copy())
         index = 0
@@ -82,7 +81,6 @@ def synthesize(text: str, voice: str = "en-us", words_per_minute: int = 165) -> 
             if event.type == _EVENT_PHONEME:
                 events.append((event.id.string.decode("ascii", "replace"), event.sample))
             index += 1
-        del written
         return 0
 
     callback = _CALLBACK(on_audio)

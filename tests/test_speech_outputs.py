@@ -121,3 +121,13 @@ def test_blender_plays_the_speech_clip_with_closed_lips_and_open_vowels(said, tm
     assert min(played["values"][str(f)]["mouthClose"] for f in closures) > 0.2
     assert max(played["values"][str(f)]["jawOpen"] for f in closures) <= 0.08
     assert max(played["values"][str(f)]["jawOpen"] for f in vowels) >= 0.3
+
+
+def test_the_same_line_gives_byte_identical_files(said, avatar_glb, tmp_path):
+    _, folder = said
+    contents = []
+    for _ in range(2):
+        take = speak(folder / "line.wav", avatar_glb, text=LINE)
+        paths = write_speech(take, avatar_glb, tmp_path / "o.glb", csv_path=tmp_path / "o.csv")
+        contents.append([paths[k].read_bytes() for k in ("asset", "sidecar", "csv")])
+    assert contents[0] == contents[1]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import AudioReadError, ExportError, InvalidInputError
+from ...errors import ExportError, InvalidInputError
 from ..take import Take
 from .align import align
 from .arkit import LipGap, close_lips, loudness_gain, visemes_to_weights
@@ -214,4 +214,4 @@ def write_speech(take: Take, avatar_path, out_path, csv_path=None, clip_name: st
     return {"asset": out_path, "sidecar": json_path, "csv": Path(csv_path) if csv_path is not None else None}
 
 
-__all__ = ["speak", "write_speech", "sidecar", "avatar_lips", "DEFAULT_FPS", "AudioReadError"]
+__all__ = ["speak", "write_speech", "sidecar", "avatar_lips", "DEFAULT_FPS"]
