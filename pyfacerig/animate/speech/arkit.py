@@ -52,8 +52,8 @@ VISEME_POSES: dict = {
     "aa": _pose(jawOpen=0.45, mouthLowerDown_=0.15, mouthUpperUp_=0.05),
     "E": _pose(jawOpen=0.3, mouthStretch_=0.2, mouthSmile_=0.1, mouthLowerDown_=0.15),
     "ih": _pose(jawOpen=0.16, mouthStretch_=0.2, mouthSmile_=0.2, mouthLowerDown_=0.05),
-    "oh": _pose(jawOpen=0.38, mouthFunnel=0.55, mouthPucker=0.15),
-    "ou": _pose(jawOpen=0.12, mouthPucker=0.6, mouthFunnel=0.35),
+    "oh": _pose(jawOpen=0.38, mouthFunnel=0.55, mouthPucker=0.3),
+    "ou": _pose(jawOpen=0.12, mouthPucker=0.75, mouthFunnel=0.4),
 }
 
 #: (15, 52) float32 pose matrix in VISEME_NAMES x ARKIT_SHAPE_NAMES order.
