@@ -131,3 +131,12 @@ def test_the_same_line_gives_byte_identical_files(said, avatar_glb, tmp_path):
         paths = write_speech(take, avatar_glb, tmp_path / "o.glb", csv_path=tmp_path / "o.csv")
         contents.append([paths[k].read_bytes() for k in ("asset", "sidecar", "csv")])
     assert contents[0] == contents[1]
+
+
+def test_say_with_a_bad_avatar_or_destination_writes_nothing(avatar_glb, tmp_path, capfd):
+    (tmp_path / "fake.glb").write_bytes(b"not a glb")
+    assert main(["say", "Hello there.", "--avatar", str(tmp_path / "fake.glb"), "-o", str(tmp_path / "o.glb")]) == 1
+    assert main(["say", "Hello there.", "--avatar", str(avatar_glb), "-o", str(tmp_path / "o.glb"),
+                 "--csv", str(tmp_path / "nowhere" / "o.csv")]) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fake.glb"]
+    assert "pyfacerig: error: say:" in capfd.readouterr().err

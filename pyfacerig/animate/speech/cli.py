@@ -35,25 +35,31 @@ def add_commands(commands) -> None:
 def run(args, console, errors) -> int:
     """Run ``speak`` or ``say``; every PyFaceRigError becomes one line on stderr and exit 1."""
     from .espeak import synthesize_wav
-    from .pipeline import speak, write_speech
+    from .pipeline import avatar_lips, speak, write_speech
 
     out = Path(args.out)
     label = args.audio if args.command == "speak" else "say"
+    new_wav = None
     try:
         if args.command == "say":
             audio = out.with_suffix(".wav")
             if not out.parent.is_dir():
                 raise ExportError(f"{str(out)!r}: folder {str(out.parent)!r} does not exist")
+            avatar_lips(args.avatar)   # a bad avatar fails before anything is written
+            new_wav = None if audio.exists() else audio
             synthesize_wav(args.line, audio, voice=args.voice)
-            console.print(f"wrote {audio}", markup=False, highlight=False)
             text = args.line
         else:
             audio, text = args.audio, args.text
         take = speak(audio, args.avatar, text=text, fps=args.fps)
         paths = write_speech(take, args.avatar, out, csv_path=args.csv)
     except PyFaceRigError as exc:
+        if new_wav is not None:
+            new_wav.unlink(missing_ok=True)   # all outputs or none
         errors.print(f"pyfacerig: error: {label}: {exc}", markup=False, highlight=False)
         return EXIT_FAILED
+    if args.command == "say":
+        console.print(f"wrote {audio}", markup=False, highlight=False)
     for note in take.report["notes"]:
         errors.print(f"pyfacerig: note: {note}", markup=False, highlight=False)
     for key in ("asset", "sidecar", "csv"):
