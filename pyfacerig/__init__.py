@@ -11,7 +11,11 @@ about 0.4 s here); MediaPipe itself is still loaded only when a face is first de
 from .errors import (  # noqa: F401
     PyFaceRigError, InvalidInputError, ImageReadError, FaceDetectionError, NoFaceError,
     MultipleFacesError, FaceTooSmallError, FaceCutOffError, ModelError, RigFileError, ExportError,
+    TakeError, LiveLinkFormatError, VideoReadError,
 )
 from .build import Avatar, build  # noqa: F401  (binds the function over the submodule; see above)
+from . import animate  # noqa: F401  (a callable package: pyfacerig.animate(video, avatar) -> Take)
+from .animate import Take  # noqa: F401
+from .animate.speech import speak  # noqa: F401  (lip sync: audio (+ transcript) -> Take)
 
 __version__ = "0.1.0"

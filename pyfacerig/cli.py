@@ -1,4 +1,4 @@
-"""Command line: ``pyfacerig build`` and ``pyfacerig batch``.
+"""Command line: ``pyfacerig build``, ``pyfacerig batch`` and ``pyfacerig animate``.
 
 Only parses arguments, calls :func:`pyfacerig.build.build` and reports progress.  Every
 :class:`pyfacerig.errors.PyFaceRigError` becomes a one-line message on stderr and a non-zero
@@ -50,10 +50,53 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_argument("folder", help="folder of portraits")
     batch.add_argument("-o", "--out", required=True, help="output folder")
     add_build_options(batch)
-    for sub in (build, batch):
+    animate = _add_animate_parser(commands)
+    for sub in (build, batch, animate):
         sub.add_argument("--native-logs", action="store_true",
                          help="keep the log lines MediaPipe's C++ code writes to stderr (hidden by default)")
+    from .animate.speech import cli as speech_cli  # speak, say
+    speech_cli.add_commands(commands)
     return parser
+
+
+def _add_animate_parser(commands):
+    animate = commands.add_parser("animate", help="drive an avatar from a video or a Live Link Face CSV")
+    source = animate.add_mutually_exclusive_group(required=True)
+    source.add_argument("video", nargs="?", help="video file (webcam or phone recording)")
+    source.add_argument("--livelink", metavar="TAKE.csv", help="a Live Link Face CSV take instead of a video")
+    animate.add_argument("--avatar", required=True, help="avatar .glb written by 'pyfacerig build'")
+    animate.add_argument("-o", "--out", required=True, help="animated avatar: OUT.glb or OUT.fbx")
+    animate.add_argument("--csv", help="also write the take as Live Link Face CSV")
+    animate.add_argument("--fps", type=float, default=None, help="frame rate (default: the video's / the CSV's)")
+    animate.add_argument("--clip-name", default="take", help="name of the animation clip (default: take)")
+    animate.add_argument("--preset", choices=("unity", "unreal"), default="unity", help="FBX conventions")
+    return animate
+
+
+def _run_animate(args, console, errors) -> int:
+    from .animate import read_livelink_csv, write_livelink_csv, write_take
+    from .animate.video import animate
+
+    label = Path(args.livelink or args.video).name
+    try:
+        if args.livelink:
+            take = read_livelink_csv(args.livelink, fps=args.fps)
+            if args.csv:
+                write_livelink_csv(take, args.csv)
+            write_take(args.avatar, take, args.out, clip_name=args.clip_name, preset=args.preset)
+        else:
+            take = animate(args.video, args.avatar, fps=args.fps, out=args.out, csv=args.csv,
+                           clip_name=args.clip_name, preset=args.preset)
+    except PyFaceRigError as exc:
+        errors.print(f"pyfacerig: error: {label}: {exc}", markup=False, highlight=False)
+        return EXIT_FAILED
+    for path in (args.out, args.csv):
+        if path:
+            console.print(f"wrote {path}", markup=False, highlight=False)
+    missing = take.report.get("frames_without_face", 0)
+    console.print(f"animated {take.frame_count} frames at {take.fps:g} fps from {label}"
+                  + (f" ({missing} without a face)" if missing else ""), markup=False, highlight=False)
+    return EXIT_OK
 
 
 @contextlib.contextmanager
@@ -178,6 +221,11 @@ def main(argv=None) -> int:
         try:
             if args.command == "build":
                 return _run_build(args, console, errors)
+            if args.command == "animate":
+                return _run_animate(args, console, errors)
+            if args.command in ("speak", "say"):
+                from .animate.speech import cli as speech_cli
+                return speech_cli.run(args, console, errors)
             return _run_batch(args, console, errors)
         except KeyboardInterrupt:
             errors.print("pyfacerig: interrupted", markup=False, highlight=False)

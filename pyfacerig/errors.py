@@ -57,3 +57,31 @@ class InvalidImageError(ImageReadError, InvalidInputError):
     Both an ImageReadError (it is the image that failed) and an InvalidInputError
     (it is an array problem), so either ``except`` catches it.
     """
+
+
+class TakeError(InvalidInputError):
+    """An animation take (weights, head pose, gaze, frame rate) with wrong shapes, NaN or bad values."""
+
+
+class LiveLinkFormatError(TakeError):
+    """A Live Link Face CSV that does not have Live Link Face's columns, or has unreadable rows."""
+
+
+class VideoReadError(ImageReadError):
+    """A video (or frame sequence) that cannot be opened or decoded."""
+
+
+class AudioReadError(PyFaceRigError, ValueError):
+    """Audio that cannot be used: missing or corrupt file, unsupported sample format, no samples, NaN."""
+
+
+class TranscriptError(InvalidInputError):
+    """A transcript that cannot be spoken: empty after normalisation, or not text."""
+
+
+class SpeechSynthesisError(PyFaceRigError, RuntimeError):
+    """Text could not be turned into speech (espeak-ng is not installed, or it failed)."""
+
+
+class MissingDependencyError(PyFaceRigError, ImportError):
+    """An optional dependency a feature needs is not installed (the message says how to install it)."""
