@@ -168,3 +168,13 @@ def test_cli_reports_bad_input_with_exit_status_1_and_writes_nothing(avatar_glb,
     run = _cli("animate", "--livelink", tmp_path / "bad.csv", "--avatar", avatar_glb, "-o", tmp_path / "out.glb")
     assert run.returncode == 1 and "not a Live Link Face CSV" in " ".join(run.stderr.split())
     assert not (tmp_path / "out.glb").exists()
+
+
+def test_an_avatar_object_solves_like_its_glb(known_motion, built, avatar_glb):
+    _, frames, _ = known_motion
+    avatar, _ = built["astronaut"]
+    from_object = pyfacerig.animate(frames[:16], avatar, fps=FPS)
+    from_file = pyfacerig.animate(frames[:16], avatar_glb, fps=FPS)
+    np.testing.assert_allclose(from_object.weights, from_file.weights, atol=1e-4)
+    with pytest.raises(InvalidInputError, match="out= needs the avatar as a .glb path"):
+        pyfacerig.animate(frames[:2], avatar, out="x.glb")

@@ -32,7 +32,8 @@ import numpy as np
 
 from ..errors import InvalidInputError, NoFaceError, VideoReadError
 from .rig import EYE_AND_BROW, FACE_OVAL, LIPS, AvatarRig
-from .solve import ExpressionSolver, OneEuroFilter, refine_weak_perspective, rotation_to_angles, similarity_fit
+from .solve import (ExpressionSolver, OneEuroFilter, refine_weak_perspective, rotation_to_angles, similarity_fit,
+                    solve_box_qp)
 from .take import SHAPE_NAMES, Take
 
 __all__ = ["animate", "track_landmarks", "solve_take", "read_video_frames", "SolveSettings"]
@@ -266,7 +267,15 @@ class FrameSolver:
               start: np.ndarray | None = None):
         """observed (T, K, 3) -> (weights (T, 52), scale (T,), R (T, 3, 3), offset (T, 3))."""
         scale, rotation, offset = self.pose(observed, reference_weights)
-        start = np.zeros(len(SHAPE_NAMES)) if start is None else start
+        g, b = self.systems(observed, scale, rotation, offset)
+        weights = np.empty((len(b), len(SHAPE_NAMES)))
+        previous = np.zeros(len(SHAPE_NAMES)) if start is None else np.asarray(start, np.float64)
+        for k in range(len(b)):
+            previous = weights[k] = solve_box_qp(g[k], b[k], previous)
+        return weights, scale, rotation, offset
+
+    def systems(self, observed, scale, rotation, offset):
+        """Every frame's QP (g (T, 52, 52), b (T, 52)) for the posed avatar."""
         trust = self.iris_trust(observed)
         # Without a trusted iris the gaze shapes of that eye have no evidence of their own (their
         # lid motion would otherwise soak up a blink): hold them near 0 instead.
@@ -274,9 +283,8 @@ class FrameSolver:
         for k, side in enumerate(("Right", "Left")):          # _EYE_OPENNESS order: 468 right, 473 left
             for direction in ("Down", "In", "Out", "Up"):
                 extra[:, SHAPE_NAMES.index(f"eyeLook{direction}{side}")] = (1.0 - trust[:, k]) * _UNTRUSTED_GAZE_PRIOR
-        weights = self.expression.solve(observed[..., :2], scale, rotation, offset[:, :2], start,
-                                        self.neutral_offset, trust, extra)
-        return weights, scale, rotation, offset
+        return self.expression.systems(observed[..., :2], scale, rotation, offset[:, :2], self.neutral_offset,
+                                       trust, extra)
 
     def iris_trust(self, observed: np.ndarray) -> np.ndarray:
         """(T, 2) weight factor of each iris centre: 1 while its eye is open, falling to 0 as
