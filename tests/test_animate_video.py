@@ -14,7 +14,7 @@ from pyfacerig.animate.preview import AvatarRenderer, demo_take
 from pyfacerig.animate.rig import AvatarRig
 from pyfacerig.animate.take import SHAPE_NAMES
 from pyfacerig.animate.video import track_landmarks
-from pyfacerig.errors import InvalidInputError, NoFaceError, VideoReadError
+from pyfacerig.errors import ExportError, InvalidInputError, NoFaceError, VideoReadError
 
 SIZE = 320
 FPS = 24.0
@@ -130,6 +130,14 @@ def test_unreadable_videos_raise_typed_errors(avatar_glb, tmp_path):
         pyfacerig.animate(np.zeros((3, 8, 8), np.float32), avatar_glb)
     with pytest.raises(InvalidInputError, match="avatar must be"):
         pyfacerig.animate(np.zeros((1, 8, 8, 3), np.uint8), 42)
+
+
+def test_unwritable_destinations_are_refused_before_tracking(avatar_glb, tmp_path):
+    frames = np.zeros((1, 8, 8, 3), np.uint8)       # no face: tracking would raise NoFaceError
+    with pytest.raises(ExportError, match="does not exist"):
+        pyfacerig.animate(frames, avatar_glb, out=tmp_path / "missing" / "out.glb")
+    with pytest.raises(ExportError, match="must end in .csv"):
+        pyfacerig.animate(frames, avatar_glb, csv=tmp_path / "take.txt")
 
 
 # ----------------------------------------------------------------------------- CLI

@@ -30,7 +30,7 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from ..errors import InvalidInputError, NoFaceError, VideoReadError
+from ..errors import ExportError, InvalidInputError, NoFaceError, VideoReadError
 from .rig import EYE_AND_BROW, FACE_OVAL, LIPS, AvatarRig
 from .solve import (ExpressionSolver, OneEuroFilter, refine_weak_perspective, rotation_to_angles, similarity_fit,
                     solve_box_qp)
@@ -75,7 +75,7 @@ class SolveSettings:
 
     def __init__(self, hold_s: float = 0.25, ease_s: float = 0.5, calibrate: bool = True, smoothing: bool = True,
                  weight_min_cutoff: float = 2.0, weight_beta: float = 2.0, pose_min_cutoff: float = 1.0,
-                 pose_beta: float = 10.0, prior_scale: float = 1.0, eye_weight: float = 5.0,
+                 pose_beta: float = 30.0, prior_scale: float = 1.0, eye_weight: float = 5.0,
                  iris_weight: float = 20.0, stable_count: int = 60, gaze_coupling: float = 0.05,
                  lip_weight: float = 3.0, other_weight: float = 0.5):
         self.hold_s, self.ease_s = float(hold_s), float(ease_s)
@@ -406,6 +406,18 @@ def _smooth(weights, head, gaze, fps, settings: SolveSettings):
 
 
 # ----------------------------------------------------------------------------- API
+def _check_destination(path, suffixes) -> None:
+    if path is None:
+        return
+    path = Path(path)
+    if path.suffix.lower() not in suffixes:
+        raise ExportError(f"{str(path)!r}: must end in {' or '.join(suffixes)}")
+    if not path.parent.is_dir():
+        raise ExportError(f"{str(path)!r}: folder {str(path.parent)!r} does not exist")
+    if path.is_dir():
+        raise ExportError(f"{str(path)!r}: is a folder")
+
+
 def animate(video_or_frames, avatar, *, fps: float | None = None, out=None, csv=None, clip_name: str = "take",
             preset: str = "unity", settings: SolveSettings | None = None, tracker=None, progress=None) -> Take:
     """Solve a take of ``avatar`` from a video and optionally write it.
@@ -430,6 +442,9 @@ def animate(video_or_frames, avatar, *, fps: float | None = None, out=None, csv=
         raise InvalidInputError(f"animate: avatar must be a .glb path or an Avatar, got {type(avatar).__name__}")
     if fps is not None and (not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0):
         raise InvalidInputError(f"animate: fps must be a positive number, got {fps!r}")
+    # Refuse unwritable destinations before the (long) tracking, not after it.
+    _check_destination(out, (".glb", ".fbx"))
+    _check_destination(csv, (".csv",))
     started = time.perf_counter()
     landmarks, video_fps, size, timings = track_landmarks(video_or_frames, tracker, progress)
     fps = float(fps or video_fps or 30.0)
