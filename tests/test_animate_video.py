@@ -14,7 +14,7 @@ from pyfacerig.animate.preview import AvatarRenderer, demo_take
 from pyfacerig.animate.rig import AvatarRig
 from pyfacerig.animate.take import SHAPE_NAMES
 from pyfacerig.animate.video import track_landmarks
-from pyfacerig.errors import InvalidInputError, NoFaceError, VideoReadError
+from pyfacerig.errors import ExportError, InvalidInputError, NoFaceError, VideoReadError
 
 SIZE = 320
 FPS = 24.0
@@ -132,6 +132,14 @@ def test_unreadable_videos_raise_typed_errors(avatar_glb, tmp_path):
         pyfacerig.animate(np.zeros((1, 8, 8, 3), np.uint8), 42)
 
 
+def test_unwritable_destinations_are_refused_before_tracking(avatar_glb, tmp_path):
+    frames = np.zeros((1, 8, 8, 3), np.uint8)       # no face: tracking would raise NoFaceError
+    with pytest.raises(ExportError, match="does not exist"):
+        pyfacerig.animate(frames, avatar_glb, out=tmp_path / "missing" / "out.glb")
+    with pytest.raises(ExportError, match="must end in .csv"):
+        pyfacerig.animate(frames, avatar_glb, csv=tmp_path / "take.txt")
+
+
 # ----------------------------------------------------------------------------- CLI
 def _write_video(frames, path, fps):
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (frames.shape[2], frames.shape[1]))
@@ -168,3 +176,13 @@ def test_cli_reports_bad_input_with_exit_status_1_and_writes_nothing(avatar_glb,
     run = _cli("animate", "--livelink", tmp_path / "bad.csv", "--avatar", avatar_glb, "-o", tmp_path / "out.glb")
     assert run.returncode == 1 and "not a Live Link Face CSV" in " ".join(run.stderr.split())
     assert not (tmp_path / "out.glb").exists()
+
+
+def test_an_avatar_object_solves_like_its_glb(known_motion, built, avatar_glb):
+    _, frames, _ = known_motion
+    avatar, _ = built["astronaut"]
+    from_object = pyfacerig.animate(frames[:16], avatar, fps=FPS)
+    from_file = pyfacerig.animate(frames[:16], avatar_glb, fps=FPS)
+    np.testing.assert_allclose(from_object.weights, from_file.weights, atol=1e-4)
+    with pytest.raises(InvalidInputError, match="out= needs the avatar as a .glb path"):
+        pyfacerig.animate(frames[:2], avatar, out="x.glb")

@@ -32,6 +32,10 @@ FACE_OVAL = (10, 21, 54, 58, 67, 93, 103, 109, 127, 132, 136, 148, 149, 150, 152
 EYE_AND_BROW = tuple(sorted(set(RIGHT_EYE_CONTOUR) | set(LEFT_EYE_CONTOUR) | {
     46, 52, 53, 55, 63, 65, 66, 70, 105, 107, 276, 282, 283, 285, 293, 295, 296, 300, 334, 336}))
 
+#: MediaPipe's lip contours (FACEMESH_LIPS): refined by the attention model like the eyes.
+LIPS = (0, 13, 14, 17, 37, 39, 40, 61, 78, 80, 81, 82, 84, 87, 88, 91, 95, 146, 178, 181, 185, 191, 267, 269,
+        270, 291, 308, 310, 311, 312, 314, 317, 318, 321, 324, 375, 402, 405, 409, 415)
+
 
 @dataclass
 class AvatarRig:

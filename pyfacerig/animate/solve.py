@@ -1,5 +1,6 @@
-"""Per-frame solvers: head pose by similarity Procrustes, ARKit weights by box-constrained
-least squares on the avatar's own landmark deltas.
+"""Solvers for a take: head pose by similarity Procrustes and weak-perspective Gauss-Newton,
+ARKit weights by box-constrained least squares on the avatar's own landmark deltas, and the
+One-Euro filter.  Pose and QP matrices are computed for all frames at once.
 
 Frames are in the avatar's axes (metres, +X the subject's left, +Y up, +Z out of the face).
 Detected landmarks are brought to a matching image frame: x right, y UP, z toward the camera,
@@ -12,13 +13,13 @@ known from the pose step): landmark k of the avatar with weights w lands at
 
 with a_k (3,) the neutral landmark and B_k (3, 52) its shape deltas.  The weights minimise
 
-    Σ_k ω_k |p_k(w) - q_k|² + Σ_j λ_j w_j²     subject to 0 <= w_j <= 1,
+    Σ_k ω_k |p_k(w) - q_k|² + s² (Σ_j λ_j w_j² + Σ μ (w_i - w_j)²)     subject to 0 <= w_j <= 1,
 
 a box-constrained quadratic program 1/2 wᵀ G w - bᵀ w with
-G = s² Σ_ab P_ab H_ab + diag(λ), P = Rᵀ Πᵀ Π R, H_ab = Σ_k ω_k B_k[a]ᵀ B_k[b].
-The nine 52×52 matrices H_ab are precomputed once per avatar, so forming G costs six
-weighted sums whatever the landmark count, and the QP is solved by an active-set method
-warm-started from the previous frame (a handful of 52×52 solves per frame).
+G = s² (Σ_ab P_ab H_ab + Λ), P = Rᵀ Πᵀ Π R, H_ab = Σ_k ω_k B_k[a]ᵀ B_k[b].
+The nine 52×52 matrices H_ab are precomputed once per avatar, so forming G costs one
+(9 × 2704) product per frame whatever the landmark count, and the QP is solved by an
+active-set method warm-started from the previous frame (a handful of 52×52 solves per frame).
 """
 from __future__ import annotations
 
@@ -274,13 +275,6 @@ class ExpressionSolver:
         for k in range(len(b)):
             previous = weights[k] = solve_box_qp(g[k], b[k], previous)
         return weights
-
-    def residual_in_avatar_axes(self, observed_xy, scale, rotation, offset_xy, weights) -> np.ndarray:
-        """(K, 3) image residual of the posed model lifted to avatar axes, in metres."""
-        r = np.asarray(rotation, np.float64)
-        model = self.neutral + np.einsum("kam,m->ka", self._basis, weights)
-        residual = np.asarray(observed_xy, np.float64) - (scale * model @ r[:2].T + offset_xy)
-        return residual @ r[:2] / scale
 
 
 class OneEuroFilter:

