@@ -57,3 +57,16 @@ class InvalidImageError(ImageReadError, InvalidInputError):
     Both an ImageReadError (it is the image that failed) and an InvalidInputError
     (it is an array problem), so either ``except`` catches it.
     """
+
+
+class LandmarkQualityError(FaceDetectionError):
+    """The landmarks found do not fit the image (e.g. a cartoon the photo detector misreads).
+
+    ``region`` names the worst region ("eyes", "mouth", "brows", "contour") and ``score`` its
+    quality score in [0, 1] (pyfacerig.landmark_quality).
+    """
+
+    def __init__(self, message: str, *, region: str = "", score: float = float("nan")):
+        super().__init__(message)
+        self.region = region
+        self.score = score
