@@ -36,7 +36,7 @@ import numpy as np
 from ._landmark_mirror import LANDMARK_MIRROR
 from .errors import LandmarkQualityError
 from .landmarks import (LEFT_EYE_CONTOUR, LEFT_EYE_OUTER, LEFT_IRIS, RIGHT_EYE_CONTOUR, RIGHT_EYE_OUTER,
-                        RIGHT_IRIS, detect_faces)
+                        RIGHT_IRIS, detect_faces, mediapipe_to_ibug68)
 
 __all__ = ["LandmarkQuality", "assess_landmark_quality", "check_landmark_quality", "REGIONS", "THRESHOLDS",
            "TOLERANCES"]
@@ -65,20 +65,24 @@ CANONICAL_IOD = 96.0
 
 #: Gradient (grey levels per pixel, /8 Sobel) below which a pixel counts as flat colour.
 FLAT_GRADIENT = 0.004
-#: RGB distance (0..sqrt 3) from the skin colour above which a pixel counts as drawn on the skin.
-DRAWN_COLOUR_DISTANCE = 0.15
+#: RGB distance (0..sqrt 3) from the (shaded) skin colour above which a pixel counts as drawn.
+DRAWN_COLOUR_DISTANCE = 0.08
+#: Range of brightness factors of the skin colour that still count as skin (shadows, highlights).
+SKIN_SHADING = (0.55, 1.3)
 
 #: Faces whose flat-colour fraction is below the first value are judged as photos (the
 #: drawn-feature evidence is ignored), above the second as drawings; linear in between.
 #: Measured: real and LFW photos 0.01-0.28, stylised photos 0.33-0.70, drawn cartoons 0.76-0.93.
 FLAT_RAMP = (0.70, 0.80)
-#: Per region and measure, the value that scores exactly the threshold (fractions of the IOD).
-#: drawn_offset: worst over real photos 0 (not applied), over cartoons whose eyes were right
-#: 0.030; mirror_disagreement: worst over all real photos, warps and LFW faces eyes 0.038,
-#: mouth 0.116, brows 0.075, contour 0.107 (docs/pipeline.md, "Landmark quality gate").
+#: Per region and measure, the value that scores exactly the threshold.
+#: drawn_offset (fraction of the drawn eyes' distance): the issue's "eyes on the drawn eyes"
+#: read as 5 %; the mouth only refused when clearly elsewhere (10 %).  mirror_disagreement
+#: (fraction of the landmarks' outer-corner IOD): about twice the worst seen on a real photo
+#: (eyes 0.038, mouth 0.116, brows 0.075, contour 0.107 over the six portraits, their eye
+#: warps and 95 LFW faces).  Measurements: docs/pipeline.md, "Landmark quality gate".
 TOLERANCES = {
-    "eyes": {"drawn_offset": 0.035, "mirror_disagreement": 0.08},
-    "mouth": {"drawn_offset": 0.05, "mirror_disagreement": 0.20},
+    "eyes": {"drawn_offset": 0.05, "mirror_disagreement": 0.08},
+    "mouth": {"drawn_offset": 0.10, "mirror_disagreement": 0.20},
     "brows": {"mirror_disagreement": 0.15},
     "contour": {"mirror_disagreement": 0.20},
 }
@@ -222,34 +226,56 @@ def _image_evidence(image: np.ndarray, points: np.ndarray) -> dict:
     face = _polygon_mask(gradient.shape, p[list(FACE_OVAL)])
     flat = float(np.mean(gradient[face] < FLAT_GRADIENT)) if face.any() else 0.0
     skin = np.median(colour[face], axis=0) if face.any() else np.median(colour.reshape(-1, 3), axis=0)
-    drawn = np.linalg.norm(colour - skin, axis=2) > DRAWN_COLOUR_DISTANCE
-    eye_offset = max(_drawn_offset(drawn, p[list(contour)]) for contour in (RIGHT_EYE_CONTOUR, LEFT_EYE_CONTOUR))
-    return {"eyes": {"flat_fraction": flat, "drawn_offset": eye_offset},
-            "mouth": {"flat_fraction": flat, "drawn_offset": _drawn_offset(drawn, p[list(OUTER_LIPS)])},
+    drawn = ~_skin_like(colour, skin)
+    # Each feature's centre as the fitted avatar will have it: the mean of its iBUG-68 points;
+    # offsets are fractions of the distance between the drawn eyes (between the landmarks' eye
+    # centres when an eye is not found), the measure a user sees on the avatar.
+    ibug = mediapipe_to_ibug68(p)
+    placed = [ibug[36:42].mean(axis=0), ibug[42:48].mean(axis=0), ibug[48:60].mean(axis=0)]
+    found = [_drawn_centre(drawn, p[list(ids)]) for ids in (RIGHT_EYE_CONTOUR, LEFT_EYE_CONTOUR, OUTER_LIPS)]
+    scale = np.linalg.norm(placed[1] - placed[0])
+    if found[0] is not None and found[1] is not None:
+        scale = max(np.linalg.norm(found[1] - found[0]), 0.5 * scale)
+    offsets = [1.0 if f is None else float(np.linalg.norm(f - c) / max(scale, 1e-6)) for f, c in zip(found, placed)]
+    return {"eyes": {"flat_fraction": flat, "drawn_offset": max(offsets[:2])},
+            "mouth": {"flat_fraction": flat, "drawn_offset": offsets[2]},
             "brows": {}, "contour": {}}
 
 
-def _drawn_offset(drawn: np.ndarray, polygon: np.ndarray) -> float:
-    """Where a flat drawing's feature lies against the landmarks' polygon for it.
+def _skin_like(colour: np.ndarray, skin: np.ndarray) -> np.ndarray:
+    """(h, w) bool: pixels whose colour is the skin colour lit more or less brightly.
 
-    drawn: (h, w) bool, pixels whose colour differs from the face's skin colour.  The drawn
-    feature is every connected part of ``drawn`` that the polygon (grown a little) touches, cut
-    to a window around the polygon; returns the distance between the feature's box centre and
-    the polygon's, as a fraction of CANONICAL_IOD (1.0 when nothing drawn is there)."""
+    Shading (cel bands, soft falloff) scales the skin colour; drawn features do not keep its
+    hue: ink is near black, eye whites and irises have other hues.  A pixel is skin-like when
+    it is ``k * skin`` for k in SKIN_SHADING, within DRAWN_COLOUR_DISTANCE."""
+    norm = float(skin @ skin)
+    if not norm > 0:
+        return np.zeros(colour.shape[:2], bool)
+    k = (colour @ skin) / norm
+    residual = np.linalg.norm(colour - k[..., None] * skin, axis=2)
+    return (residual < DRAWN_COLOUR_DISTANCE) & (k > SKIN_SHADING[0]) & (k < SKIN_SHADING[1])
+
+
+def _drawn_centre(drawn: np.ndarray, polygon: np.ndarray) -> Optional[np.ndarray]:
+    """Centre of the drawn feature that a landmark polygon lands on, in a flat drawing.
+
+    drawn: (h, w) bool, pixels that are not skin.  The feature is every connected part of
+    ``drawn`` that the polygon touches, cut to a window around the polygon; its centre is the
+    centre of its bounding box (a highlight or pupil inside does not move it).  None when the
+    polygon touches nothing drawn."""
     lo, hi = polygon.min(0), polygon.max(0)
     reach = 0.3 * CANONICAL_IOD
     x0, y0 = np.maximum(np.floor(lo - reach).astype(int), 0)
     x1, y1 = np.minimum(np.ceil(hi + reach).astype(int), np.array(drawn.shape[::-1]) - 1)
     window = drawn[y0:y1 + 1, x0:x1 + 1].astype(np.uint8)
     inside = _polygon_mask(window.shape, polygon - [x0, y0])
-    count, labels = cv2.connectedComponents(window, connectivity=8)
+    _, labels = cv2.connectedComponents(window, connectivity=8)
     touched = np.unique(labels[inside & (window > 0)])
     touched = touched[touched > 0]
     if not len(touched):
-        return 1.0
+        return None
     ys, xs = np.nonzero(np.isin(labels, touched))
-    feature_centre = np.array([(xs.min() + xs.max() + 1) / 2, (ys.min() + ys.max() + 1) / 2]) + [x0, y0]
-    return float(np.linalg.norm(feature_centre - (lo + hi) / 2) / CANONICAL_IOD)
+    return np.array([(xs.min() + xs.max() + 1) / 2 + x0, (ys.min() + ys.max() + 1) / 2 + y0])
 
 
 def _flat_weight(flat_fraction: float) -> float:

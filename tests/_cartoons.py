@@ -15,6 +15,7 @@ edges are antialiased like a real drawing's.
 """
 from __future__ import annotations
 
+import io
 import json
 import sys
 from dataclasses import asdict, dataclass
@@ -30,6 +31,8 @@ FACE_SHAPES = ("circle", "oval", "wide", "egg")
 SKINS = ((255, 220, 185), (241, 194, 125), (255, 232, 140), (198, 134, 96), (250, 205, 200), (140, 200, 120))
 HAIRS = ((40, 30, 25), (120, 70, 30), (230, 190, 60), (60, 60, 160), (200, 60, 60), None)
 BACKGROUNDS = ((235, 235, 245), (170, 210, 240), (250, 250, 250), (70, 90, 110), (215, 240, 200))
+#: Skin shading: one flat colour; cel (a hard-edged shadow band); soft (smooth shading).
+LOOKS = ("flat", "flat", "cel", "soft", "flat")
 SUPERSAMPLE = 3
 
 
@@ -48,6 +51,7 @@ class Cartoon:
     name: str
     eye_style: str
     mouth_style: str
+    look: str
     face_shape: str
     image_size: tuple
     eyes: tuple
@@ -65,7 +69,7 @@ class Cartoon:
         return float(np.linalg.norm(np.subtract(self.eyes[1], self.eyes[0])))
 
 
-def make_cartoons(count: int = 18, seed: int = 14) -> list[tuple[np.ndarray, Cartoon]]:
+def make_cartoons(count: int = 24, seed: int = 14) -> list[tuple[np.ndarray, Cartoon]]:
     """``count`` cartoons as ((H, W, 3) uint8 RGB, :class:`Cartoon`), the same for the same seed."""
     rng = np.random.default_rng(seed)
     return [_draw(index, rng) for index in range(count)]
@@ -81,6 +85,8 @@ def _draw(index: int, rng: np.random.Generator) -> tuple[np.ndarray, Cartoon]:
     hair = HAIRS[(index * 5) % len(HAIRS)]
     background = BACKGROUNDS[(index * 3) % len(BACKGROUNDS)]
     outline = index % 4 != 3
+    look = LOOKS[index % len(LOOKS)]
+    jpeg = index % 4 == 1
 
     # Face: an ellipse (egg: wider at the top) of half-axes a, b.
     short = min(width, height)
@@ -101,6 +107,9 @@ def _draw(index: int, rng: np.random.Generator) -> tuple[np.ndarray, Cartoon]:
     narrowing = 0.28 * np.clip(np.sin(t), 0.0, None) if face_shape == "egg" else 0.0
     outline_xy = np.column_stack([cx + a * np.cos(t) * (1.0 - narrowing), cy + b * np.sin(t)])
     draw.polygon([tuple(S(*p)) for p in outline_xy], fill=skin)
+    if look != "flat":
+        canvas = _shade(canvas, skin, cx * s, cy * s, a * s, b * s, look)
+        draw = ImageDraw.Draw(canvas)
     if outline:
         draw.line([tuple(S(*p)) for p in np.vstack([outline_xy, outline_xy[:1]])], fill=ink, width=line,
                   joint="curve")
@@ -153,14 +162,35 @@ def _draw(index: int, rng: np.random.Generator) -> tuple[np.ndarray, Cartoon]:
         mouth_corners = ((cx - mw / 2, my), (cx + mw / 2, my))
         centre = (cx, my)
 
-    image = np.asarray(canvas.resize((width, height), Image.LANCZOS), dtype=np.uint8)
+    small = canvas.resize((width, height), Image.LANCZOS)
+    if jpeg:   # cartoons found online are mostly JPEGs: block noise on the flat colours
+        buffer = io.BytesIO()
+        small.save(buffer, format="JPEG", quality=80)
+        small = Image.open(buffer).convert("RGB")
+    image = np.asarray(small, dtype=np.uint8)
     r2 = lambda p: tuple(round(float(v), 3) for v in p)   # noqa: E731
     cartoon = Cartoon(
-        name=f"cartoon{index:02d}_{eye_style}", eye_style=eye_style, mouth_style=mouth_style,
+        name=f"cartoon{index:02d}_{eye_style}_{look}" + ("_jpeg" if jpeg else ""), eye_style=eye_style,
+        mouth_style=mouth_style, look=look,
         face_shape=face_shape, image_size=(width, height), eyes=tuple(r2(e) for e in eyes),
         eye_corners=tuple((r2(c0), r2(c1)) for c0, c1 in corners), eye_size=r2((ew, eh)),
         mouth_corners=tuple(r2(c) for c in mouth_corners), mouth_centre=r2(centre))
     return np.ascontiguousarray(image), cartoon
+
+
+def _shade(canvas: Image.Image, skin, cx, cy, a, b, look) -> Image.Image:
+    """Shade the skin (only pixels of exactly the skin colour) of a canvas: a hard shadow band on
+    the image-right third (cel) or a smooth light-to-dark falloff from the upper left (soft)."""
+    rgb = np.asarray(canvas, dtype=np.float64).copy()
+    is_skin = np.all(rgb == np.asarray(skin, dtype=np.float64), axis=2)
+    ys, xs = np.mgrid[0:rgb.shape[0], 0:rgb.shape[1]]
+    if look == "cel":
+        factor = np.where(xs > cx + 0.45 * a + 0.15 * (ys - cy), 0.82, 1.0)
+    else:
+        distance = np.hypot((xs - (cx - 0.4 * a)) / a, (ys - (cy - 0.5 * b)) / b)
+        factor = 1.08 - 0.22 * np.clip(distance / 1.8, 0.0, 1.0)
+    rgb[is_skin] = np.clip(rgb[is_skin] * factor[is_skin][:, None], 0, 255)
+    return Image.fromarray(np.round(rgb).astype(np.uint8))
 
 
 def _draw_eye(draw, S, style, ex, ey, ew, eh, ink, line, side, rng):

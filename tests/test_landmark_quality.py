@@ -128,6 +128,20 @@ def test_stylised_real_portraits_pass_the_gate(portraits, name):
     assert quality.passed, quality.as_dict()
 
 
+def test_eye_landmarks_moved_off_a_photos_eyes_are_refused_by_the_mirror_pass(portraits):
+    # On a photo the drawn-feature evidence does not apply (its skin is not one flat colour);
+    # the mirror pass finds the real eyes, so eye points moved 15 % of the IOD down disagree.
+    image = portraits["astronaut"]
+    points = detect_landmarks(image).points.copy()
+    iod = np.linalg.norm(points[33, :2] - points[263, :2])
+    eyes = list(RIGHT_EYE_CONTOUR + LEFT_EYE_CONTOUR + RIGHT_IRIS + LEFT_IRIS)
+    points[eyes, 1] += 0.15 * iod
+    quality = assess_landmark_quality(image, points)
+    assert quality.evidence["eyes"]["flat_fraction"] < 0.1
+    assert quality.failing == ("eyes",), quality.as_dict()
+    assert quality.evidence["eyes"]["mirror_disagreement"] > 0.1
+
+
 def test_the_sidecar_records_the_gates_scores_on_a_real_portrait(built):
     sidecar = json.loads((built["astronaut"][1] / "astronaut.json").read_text())
     record = sidecar["landmark_quality"]
