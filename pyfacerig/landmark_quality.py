@@ -225,6 +225,9 @@ def _image_evidence(image: np.ndarray, points: np.ndarray) -> dict:
     colour, gradient, p = _canonical(image, points)
     face = _polygon_mask(gradient.shape, p[list(FACE_OVAL)])
     flat = float(np.mean(gradient[face] < FLAT_GRADIENT)) if face.any() else 0.0
+    if _flat_weight(flat) == 0.0:   # a photo: the drawn-feature evidence would not be used
+        return {"eyes": {"flat_fraction": flat, "drawn_offset": float("nan")},
+                "mouth": {"flat_fraction": flat, "drawn_offset": float("nan")}, "brows": {}, "contour": {}}
     skin = np.median(colour[face], axis=0) if face.any() else np.median(colour.reshape(-1, 3), axis=0)
     drawn = ~_skin_like(colour, skin)
     # Each feature's centre as the fitted avatar will have it: the mean of its iBUG-68 points;
@@ -290,7 +293,7 @@ def _score(region: str, evidence: dict) -> float:
     measures = {}
     if np.isfinite(evidence["mirror_disagreement"]):
         measures["mirror_disagreement"] = evidence["mirror_disagreement"]
-    if "drawn_offset" in evidence:
+    if np.isfinite(evidence.get("drawn_offset", np.nan)):
         measures["drawn_offset"] = evidence["drawn_offset"] * _flat_weight(evidence["flat_fraction"])
     tolerance = TOLERANCES[region]
     return float(min((np.clip(1.0 - value / (2.0 * tolerance[name]), 0.0, 1.0) for name, value in measures.items()),
