@@ -34,9 +34,9 @@ import cv2
 import numpy as np
 
 from ._landmark_mirror import LANDMARK_MIRROR
-from .errors import LandmarkQualityError
-from .landmarks import (LEFT_EYE_CONTOUR, LEFT_EYE_OUTER, LEFT_IRIS, RIGHT_EYE_CONTOUR, RIGHT_EYE_OUTER,
-                        RIGHT_IRIS, detect_faces, mediapipe_to_ibug68)
+from .errors import InvalidImageError, InvalidInputError, LandmarkQualityError
+from .landmarks import (LEFT_EYE_CONTOUR, LEFT_EYE_OUTER, LEFT_IRIS, NUM_POINTS, RIGHT_EYE_CONTOUR,
+                        RIGHT_EYE_OUTER, RIGHT_IRIS, detect_faces, mediapipe_to_ibug68)
 
 __all__ = ["LandmarkQuality", "assess_landmark_quality", "check_landmark_quality", "REGIONS", "THRESHOLDS",
            "TOLERANCES"]
@@ -135,10 +135,18 @@ def assess_landmark_quality(image: np.ndarray, points: np.ndarray, *, detector=N
     points: (478, 2|3) MediaPipe-ordered landmarks in its pixels.
     detector: the landmark detector used (for the mirror pass); default MediaPipe.
     mirror_points: (478, 2|3) landmarks of the mirror image already flipped back into
-        ``image``'s pixels WITHOUT relabelling (for tests); detected here when None.
+        ``image``'s pixels WITHOUT relabelling, or None to detect them here (the default).
     """
     start = time.perf_counter()
-    points = np.asarray(points, dtype=np.float64)[:, :2]
+    points = np.asarray(points, dtype=np.float64)
+    if points.ndim != 2 or points.shape[0] != NUM_POINTS or points.shape[1] not in (2, 3):
+        raise InvalidInputError(f"expected MediaPipe landmarks of shape ({NUM_POINTS}, 2|3), got {points.shape}")
+    points = points[:, :2]
+    if not np.all(np.isfinite(points)):
+        raise InvalidInputError("landmarks contain NaN or infinite values")
+    if not np.linalg.norm(points[LEFT_EYE_OUTER] - points[RIGHT_EYE_OUTER]) >= 1.0:
+        raise InvalidInputError("the landmarks' outer eye corners (33, 263) are less than a pixel apart")
+    image = _check_rgb8(image)
     if mirror_points is None:
         mirror_points = _mirror_pass(image, points, detector)
     evidence = _image_evidence(image, points)
@@ -156,9 +164,17 @@ def check_landmark_quality(quality: LandmarkQuality) -> None:
     details = ", ".join(f"{r} {quality.scores[r]:.2f} < {quality.thresholds[r]:.2f}" for r in quality.failing)
     worst = quality.failing[0]
     raise LandmarkQualityError(
-        f"the detected landmarks do not fit the image ({details}): the {worst} were placed where the image "
-        "shows none (a drawing or an unusual face the photo detector does not understand); "
+        f"the detected landmarks do not fit the image ({details}): the {worst} landmarks are not where "
+        f"the image shows the {worst} (a drawing or an unusual face the photo landmark detector misreads); "
         "pass force=True (CLI --force) to build anyway", region=worst, score=quality.scores[worst])
+
+
+def _check_rgb8(image) -> np.ndarray:
+    if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3
+            and image.shape[2] == 3 and image.size):
+        desc = f"{image.shape} {image.dtype}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise InvalidImageError(f"the landmark quality gate needs an (H, W, 3) uint8 RGB image, got {desc}")
+    return np.ascontiguousarray(image)
 
 
 # ----------------------------------------------------------------------------- mirror pass
@@ -196,7 +212,7 @@ def _mirror_agreement(points: np.ndarray, mirror_points: Optional[np.ndarray]) -
 
 # ----------------------------------------------------------------------------- image evidence
 def _canonical(image: np.ndarray, points: np.ndarray):
-    """Grey face crop scaled to CANONICAL_IOD and the points in its pixels.
+    """The face's crop scaled to CANONICAL_IOD, its gradient, and the points in its pixels.
 
     Returns (RGB (h, w, 3) float32 in [0, 1], grey gradient magnitude (h, w) float32, points (478, 2))."""
     iod = max(np.linalg.norm(points[LEFT_EYE_OUTER] - points[RIGHT_EYE_OUTER]), 1e-6)
@@ -221,7 +237,7 @@ def _polygon_mask(shape, polygon: np.ndarray) -> np.ndarray:
 
 
 def _image_evidence(image: np.ndarray, points: np.ndarray) -> dict:
-    """Region -> {"flat_fraction", "drawn_offset"} for the eyes and the mouth (see :func:`_drawn_offset`)."""
+    """Region -> {"flat_fraction", "drawn_offset"} for the eyes and the mouth (:func:`_drawn_centre`)."""
     colour, gradient, p = _canonical(image, points)
     face = _polygon_mask(gradient.shape, p[list(FACE_OVAL)])
     flat = float(np.mean(gradient[face] < FLAT_GRADIENT)) if face.any() else 0.0

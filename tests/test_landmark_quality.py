@@ -240,3 +240,16 @@ def test_force_must_be_a_bool(astronaut_rgb):
     from pyfacerig.errors import InvalidInputError
     with pytest.raises(InvalidInputError, match="force"):
         build(astronaut_rgb, force="yes")
+
+
+def test_the_gate_refuses_unusable_inputs_with_typed_errors(astronaut_rgb):
+    from pyfacerig.errors import InvalidImageError, InvalidInputError
+    points = detect_landmarks(astronaut_rgb).points
+    with pytest.raises(InvalidInputError, match="shape"):
+        assess_landmark_quality(astronaut_rgb, points[:468])
+    collapsed = points.copy()
+    collapsed[:] = collapsed[0]
+    with pytest.raises(InvalidInputError, match="less than a pixel"):
+        assess_landmark_quality(astronaut_rgb, collapsed)
+    with pytest.raises(InvalidImageError):
+        assess_landmark_quality(astronaut_rgb.astype(np.float32), points)
