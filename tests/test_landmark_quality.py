@@ -128,6 +128,13 @@ def test_stylised_real_portraits_pass_the_gate(portraits, name):
     assert quality.passed, quality.as_dict()
 
 
+@pytest.mark.parametrize("name", PORTRAITS)
+def test_stylised_heldout_portraits_pass_the_gate(heldout_paths, name):
+    image = stylize(load_image(heldout_paths[name]))
+    quality = assess_landmark_quality(image, detect_landmarks(image).points)
+    assert quality.passed, quality.as_dict()
+
+
 def test_eye_landmarks_moved_off_a_photos_eyes_are_refused_by_the_mirror_pass(portraits):
     # On a photo the drawn-feature evidence does not apply (its skin is not one flat colour);
     # the mirror pass finds the real eyes, so eye points moved 15 % of the IOD down disagree.
