@@ -25,6 +25,7 @@ from . import fit, rig, runtime, texture
 from .errors import ExportError, InvalidInputError
 from .eye_refine import refine_eye_landmarks
 from .image_io import load_image
+from .landmark_quality import assess_landmark_quality, check_landmark_quality
 from .landmarks import detect_landmarks, mediapipe_to_ibug68
 from .stylize import stylize
 from .templates import TemplatePart, load_default
@@ -61,6 +62,8 @@ class Avatar:
     landmarks68: {"coarse": (68, 2), "fine": (68, 2)} the model's iBUG-68 points projected to
         input-image pixels after each fitting stage.
     coarse_skin: (N_skin, 3) float32 world vertices after the coarse fit (for evaluation).
+    landmark_quality: the landmark quality gate's record (:meth:`LandmarkQuality.as_dict`:
+        per-region scores, thresholds, failing regions, evidence), also when ``force`` built anyway.
     timings: stage -> seconds.
     paths: the files written (asset(s) and the JSON sidecar), empty without ``out``.
     """
@@ -72,6 +75,7 @@ class Avatar:
     image_size: tuple
     landmarks68: dict
     coarse_skin: np.ndarray = None
+    landmark_quality: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
     paths: tuple = ()
 
@@ -93,6 +97,7 @@ class Avatar:
             "timings_s": {k: round(float(v), 6) for k, v in self.timings.items()},
             "landmarks68.coarse": np.round(self.landmarks68["coarse"], 3).tolist(),
             "landmarks68.fine": np.round(self.landmarks68["fine"], 3).tolist(),
+            "landmark_quality": self.landmark_quality,
             "blendshapes": list(self.shape_names),
             # The .fbx geometry and the .frig rig concatenate the parts in this order.
             "parts": _vertex_ranges(self.parts),
@@ -112,6 +117,7 @@ def build(
     stylizer=None,
     landmark_detector=None,
     refine_eyes: bool = True,
+    force: bool = False,
     progress: Optional[Callable[[str], None]] = None,
 ) -> "Avatar":
     """Reconstruct, texture and rig the face in ``image``; write it if ``out`` is given.
@@ -127,9 +133,14 @@ def build(
     parser, stylizer, landmark_detector: optional networks (:mod:`pyfacerig.networks`).
     refine_eyes: snap the eye contours to the segmented eye boundary (§3.2.1) before the fine
         fit (default True; False keeps MediaPipe's eye contours as detected).
+    force: build even when the landmark quality gate (:mod:`pyfacerig.landmark_quality`) judges
+        that the landmarks do not fit the image; the scores are recorded in the sidecar either way.
     progress: called with each stage name from :data:`STAGES` as it starts.
+
+    Raises LandmarkQualityError (a FaceDetectionError) when the landmarks do not fit the image
+    and ``force`` is False; nothing is written then.
     """
-    formats = _check_options(formats, preset, style, refine_eyes)
+    formats = _check_options(formats, preset, style, refine_eyes, force)
     out_paths = _output_paths(out, formats) if out is not None else {}
     timings: dict[str, float] = {}
     announce = progress or (lambda stage: None)
@@ -150,6 +161,11 @@ def build(
     with stage("landmarks"):
         landmarks = detect_landmarks(photo, face=face, detector=landmark_detector)
         points = np.asarray(landmarks.points, dtype=np.float64)
+        # Judge the landmarks before fitting: a detector misreading a drawing would otherwise
+        # yield an avatar with the drawn eyes painted on its cheeks, silently (issue #14).
+        quality = assess_landmark_quality(photo, points, detector=landmark_detector)
+        if not force:
+            check_landmark_quality(quality)
     skin = template.parts["skin"]
     landmark_ids = np.asarray(template.landmark_vertex_ids, dtype=np.int64)
 
@@ -205,6 +221,7 @@ def build(
         landmarks68={"coarse": mediapipe_to_ibug68(fit.project(coarse.vertices[landmark_ids[:468]], pose)),
                      "fine": mediapipe_to_ibug68(fit.project(fitted[landmark_ids[:468]], pose))},
         coarse_skin=coarse.vertices.astype(np.float32),
+        landmark_quality=quality.as_dict(),
         timings=timings,
     )
     if out_paths:
@@ -214,7 +231,7 @@ def build(
 
 
 # ----------------------------------------------------------------------------- helpers
-def _check_options(formats, preset, style, refine_eyes) -> tuple[str, ...]:
+def _check_options(formats, preset, style, refine_eyes, force=False) -> tuple[str, ...]:
     if isinstance(formats, str):
         formats = (formats,)
     formats = tuple(dict.fromkeys(str(f).lower().lstrip(".") for f in formats))
@@ -226,6 +243,8 @@ def _check_options(formats, preset, style, refine_eyes) -> tuple[str, ...]:
         raise InvalidInputError(f"style must be None or 'cartoon', got {style!r}")
     if not isinstance(refine_eyes, (bool, np.bool_)):
         raise InvalidInputError(f"refine_eyes must be True or False, got {refine_eyes!r}")
+    if not isinstance(force, (bool, np.bool_)):
+        raise InvalidInputError(f"force must be True or False, got {force!r}")
     return formats
 
 

@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import PyFaceRigError
+from .errors import LandmarkQualityError, PyFaceRigError
 
 #: Real public-domain portraits shipped in the package (see pyfacerig/examples/README.md).
 EXAMPLES = {
@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--style", choices=("cartoon",), default=None, help="stylize the portrait first")
         sub.add_argument("--refine-eyes", choices=("on", "off"), default="on",
                          help="snap eye contours to the segmented eyes (Pan et al. 3.2.1), default on")
+        sub.add_argument("--force", action="store_true",
+                         help="build even when the landmarks do not fit the image (scores go in the sidecar)")
         sub.add_argument("--face", default="error",
                          help="with several faces: 'largest', or an index counted left to right (default: refuse)")
 
@@ -159,7 +161,8 @@ def _build_one(image, out: Path, args, console, label: str):
             progress.update(task, description=f"{label}: {stage.replace('_', ' ')}")
 
         avatar = build(image, out=out, formats=_formats(args, out), preset=args.preset, style=args.style,
-                       face=_face_option(args.face), refine_eyes=_REFINE[args.refine_eyes], progress=report)
+                       face=_face_option(args.face), refine_eyes=_REFINE[args.refine_eyes], force=args.force,
+                       progress=report)
         progress.update(task, completed=len(STAGES))
     return avatar
 
@@ -197,6 +200,10 @@ def _run_batch(args, console, errors) -> int:
         try:
             _build_one(image, out_dir / f"{image.stem}.{suffix}", args, console, label)
             console.print(f"ok     {image.name}", markup=False, highlight=False)
+        except LandmarkQualityError as exc:
+            failures.append((image.name, f"refused, {type(exc).__name__}: {exc}"))
+            console.print(f"REFUSED {image.name} (landmarks do not fit the image: {exc.region} "
+                          f"{exc.score:.2f})", markup=False, highlight=False)
         except PyFaceRigError as exc:
             failures.append((image.name, f"{type(exc).__name__}: {exc}"))
             console.print(f"FAILED {image.name}", markup=False, highlight=False)

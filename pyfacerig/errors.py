@@ -85,3 +85,16 @@ class SpeechSynthesisError(PyFaceRigError, RuntimeError):
 
 class MissingDependencyError(PyFaceRigError, ImportError):
     """An optional dependency a feature needs is not installed (the message says how to install it)."""
+
+
+class LandmarkQualityError(FaceDetectionError):
+    """The landmarks found do not fit the image (e.g. a cartoon the photo detector misreads).
+
+    ``region`` names the worst region ("eyes", "mouth", "brows", "contour") and ``score`` its
+    quality score in [0, 1] (pyfacerig.landmark_quality).
+    """
+
+    def __init__(self, message: str, *, region: str = "", score: float = float("nan")):
+        super().__init__(message)
+        self.region = region
+        self.score = score

@@ -7,7 +7,8 @@ dlib's 68-point predictor, % of dlib's outer-corner inter-ocular distance) for t
 the fine fit, on the two portraits inside installed packages and the four held-out portraits
 of the face_recognition sdist (fetched by tests/_heldout.py); then, with ``--copies``, on
 mirrored / rotated / rescaled / recompressed copies of the first two; then the enlarged-eye
-check of tests/test_build_eyes.py on all six portraits.  Needs the test extras (dlib-bin,
+check of tests/test_build_eyes.py (1.3x, 1.6x) and tests/test_build_big_eyes.py (1.8x) on all six
+portraits.  Needs the test extras (dlib-bin,
 face-recognition-models).  Every figure is deterministic, so the tables reproduce exactly.
 """
 from __future__ import annotations
@@ -117,7 +118,7 @@ def main() -> None:
           "| verdict | unrefined: to truth | to original | height growth | verdict |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, image in images.items():
-        for factor in (1.3, 1.6):
+        for factor in (1.3, 1.6, 1.8):
             print(enlarged_row(name, image, template, factor))
 
 
