@@ -10,6 +10,10 @@ Layout of what is written (see docs/engine_export.md for the reasons):
 """
 from __future__ import annotations
 
+import dataclasses
+import json
+import struct
+
 import numpy as np
 import pygltflib as g
 
@@ -199,6 +203,44 @@ def build_gltf(asset: Asset, preset="unity", sparse: str = "auto") -> tuple:
     return gltf, bytes(buf.blob)
 
 
+def _plain(obj):
+    """A pygltflib object as plain JSON data, with None and empty values left out.
+
+    pygltflib's own serialisation deep-copies every object and took most of the time of
+    writing a 52-target avatar; this walks the same dataclasses once.
+    """
+    if dataclasses.is_dataclass(obj) or isinstance(obj, g.Attributes):
+        items = obj.__dict__.items()            # Attributes is a plain class with custom keys
+    elif isinstance(obj, dict):
+        items = obj.items()
+    elif isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    elif isinstance(obj, np.generic):
+        return obj.item()
+    else:
+        return obj
+    out = {}
+    for key, value in items:
+        if key.startswith("_"):
+            continue                             # pygltflib's private state (paths, loaded blobs)
+        value = _plain(value)
+        if value is None or (isinstance(value, (list, dict, str)) and len(value) == 0):
+            continue
+        out[key] = value
+    return out
+
+
+def glb_bytes(gltf: g.GLTF2, blob: bytes) -> bytes:
+    """The .glb container: 12-byte header, a JSON chunk padded with spaces, a BIN chunk padded with zeros."""
+    gltf.buffers = [g.Buffer(byteLength=len(blob))]
+    text = json.dumps(_plain(gltf), separators=(",", ":"), allow_nan=False).encode("utf-8")
+    text += b" " * (-len(text) % 4)
+    binary = bytes(blob) + b"\0" * (-len(blob) % 4)
+    length = 12 + 8 + len(text) + 8 + len(binary)
+    return b"".join([b"glTF", struct.pack("<II", 2, length), struct.pack("<I", len(text)), b"JSON", text,
+                     struct.pack("<I", len(binary)), b"BIN\0", binary])
+
+
 def write_gltf(asset: Asset, path, preset="unity", *, sparse: str = "auto") -> None:
     """Write ``asset`` as glTF 2.0: binary when ``path`` ends in .glb; for .gltf the buffer goes
     to a .bin of the same stem.  Raises ExportError before writing anything if the asset is
@@ -207,10 +249,9 @@ def write_gltf(asset: Asset, path, preset="unity", *, sparse: str = "auto") -> N
     path = check_destination(path, (".glb", ".gltf"))
     gltf, blob = build_gltf(asset, preset, sparse)
     if path.suffix.lower() == ".glb":
-        gltf.set_binary_blob(blob)
-        write_files_atomically({path: b"".join(gltf.save_to_bytes())})
+        write_files_atomically({path: glb_bytes(gltf, blob)})
     else:
         bin_path = path.with_suffix(".bin")
         gltf.buffers[0].uri = bin_path.name
-        text = gltf.gltf_to_json(separators=(",", ":"), indent=None)
+        text = json.dumps(_plain(gltf), separators=(",", ":"), allow_nan=False)
         write_files_atomically({bin_path: blob, path: text.encode("utf-8")})

@@ -289,7 +289,8 @@ def bake_skin(
     # Camera frame -> crop pixels (y down), keeping z in the same (scaled) units.
     crop_vertices = np.column_stack([(image_xy - [x0, y0]) * zoom, camera_vertices[:, 2] * zoom])
     # Fig. 4: background pixels take diffused face colour before any sampling.
-    diffused = bfs_diffuse(crop, mask)
+    # (bake_head takes only texels inside the face mask, so it needs no diffused background.)
+    diffused = crop.astype(np.float32) if keep_unseen else bfs_diffuse(crop, mask)
 
     depth_triangle, depth_bary = rasterize(crop_vertices[:, :2], faces, (crop_h, crop_w), depth=crop_vertices[:, 2])
     depth_buffer = np.where(
@@ -447,17 +448,36 @@ def bake_head(image: np.ndarray, camera_vertices: np.ndarray, skin, mirror: np.n
     colours = colours * (1.0 - scalp[:, None]) + hair[None] * scalp[:, None]
     mouth = np.asarray(regions.get("mouth_interior", np.zeros(count, bool)), dtype=bool)
     colours[mouth] = MOUTH_INTERIOR_RGB
-    fill, covered = _bake_vertex_colours(skin.uvs, skin.uv_faces, colours[welded], size)
-    # Photo texels keep the photo, except under the hair cap and inside the mouth.
-    photo_weight = known.astype(np.float32)
-    if scalp.any() or mouth.any():
-        cover = np.maximum(scalp, mouth.astype(float))[welded][:, None]
-        cover_map, _ = _bake_vertex_colours(skin.uvs, skin.uv_faces, cover, size)
-        photo_weight *= 1.0 - np.clip(cover_map[..., 0], 0.0, 1.0)
+    # One pass bakes the fill colours and how much the hair cap / mouth interior cover the photo.
+    cover = np.maximum(scalp, mouth.astype(float))
+    baked, _ = _bake_vertex_colours(skin.uvs, skin.uv_faces, np.column_stack([colours, cover])[welded], size)
+    fill, cover_map = baked[..., :3], np.clip(baked[..., 3], 0.0, 1.0)
+    photo_weight = known.astype(np.float32) * (1.0 - cover_map)
     atlas = photo * photo_weight[..., None] + fill * (1.0 - photo_weight[..., None])
-    # Outside the charts: diffuse from the charts so mipmaps and seams stay skin-coloured.
-    atlas = bfs_diffuse(atlas, covered | known)
+    # Outside the charts: each texel copies its nearest chart texel, so mipmaps and seams stay
+    # skin-coloured (the nearest-texel map depends only on the atlas, so it is computed once).
+    nearest = _nearest_chart_texel(skin.uvs, skin.uv_faces, size)
+    atlas = atlas.reshape(-1, 3)[nearest].reshape(size, size, 3)
     return np.clip(np.rint(atlas), 0, 255).astype(np.uint8)
+
+
+_NEAREST: dict = {}
+
+
+def _nearest_chart_texel(uvs, faces, size: int) -> np.ndarray:
+    """(size * size,) flat index of the nearest texel inside a chart, for every texel (cached)."""
+    from scipy.ndimage import distance_transform_edt
+    key = (id(uvs), id(faces), int(size))
+    hit = _NEAREST.get(key)
+    if hit is not None and hit[0] is uvs and hit[1] is faces:
+        return hit[2]
+    triangle, _ = uv_raster(uvs, faces, size)
+    _, (rows, cols) = distance_transform_edt(triangle < 0, return_indices=True)
+    nearest = (rows * size + cols).reshape(-1)
+    if not (uvs.flags.writeable or faces.flags.writeable):
+        _NEAREST.clear()
+        _NEAREST[key] = (uvs, faces, nearest)
+    return nearest
 
 
 def _texel_vertices(skin, size: int, known: np.ndarray, photo: np.ndarray):

@@ -81,10 +81,10 @@ class AvatarRig:
             return out
 
         skin_vertices, skin_deltas = parts["skin"]
-        ids = np.asarray(template.landmark_vertex_ids, np.int64)
-        if ids.max() >= len(skin_vertices):
-            raise InvalidInputError(f"{where}: the skin has {len(skin_vertices)} vertices, fewer than the "
-                                    f"template's landmark ids need; was it built from this template?")
+        try:
+            ids = template.skin_landmark_ids(len(skin_vertices))      # welded (Avatar) or split (.glb)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"{where}: {exc}") from None
         neutral = [np.asarray(skin_vertices, np.float64)[ids]]
         deltas = [arkit(np.asarray(skin_deltas)[:, ids])]
         centres, gaze = {}, np.zeros((4, len(SHAPE_NAMES)))

@@ -67,6 +67,15 @@ class TemplatePart:
             return per_vertex
         return np.asarray(per_vertex)[..., self.uv_welded_ids, :]
 
+    def uv_vertex_of(self, vertex_ids) -> np.ndarray:
+        """The first UV vertex copying each given vertex: ids into the exported (split) vertices."""
+        vertex_ids = np.asarray(vertex_ids, dtype=np.int64)
+        if self.uv_welded_ids is None:
+            return vertex_ids
+        first = np.full(len(self.vertices), -1, np.int64)
+        first[self.uv_welded_ids[::-1]] = np.arange(len(self.uv_welded_ids))[::-1]
+        return first[vertex_ids]
+
     @property
     def export_faces(self) -> np.ndarray:
         """Faces over the UV vertices: what an exporter writes."""
@@ -111,6 +120,19 @@ class FaceTemplate:
     jaw_pivot: np.ndarray
     identity_basis: np.ndarray = None
     extras: dict = field(default_factory=dict)
+
+    def skin_landmark_ids(self, vertex_count: int) -> np.ndarray:
+        """(468,) landmark vertex ids for a skin of ``vertex_count`` vertices of this template:
+        the welded skin (fits, :class:`pyfacerig.Avatar`) or the exported one with its UV seams
+        split (a .glb, .fbx or .frig).  Raises InvalidInputError for any other count."""
+        skin = self.parts["skin"]
+        if vertex_count == len(skin.vertices):
+            return np.asarray(self.landmark_vertex_ids, dtype=np.int64)
+        if vertex_count == len(skin.uvs):
+            return skin.uv_vertex_of(self.landmark_vertex_ids)
+        from ..errors import InvalidInputError
+        raise InvalidInputError(f"a skin of {vertex_count} vertices was not built from this template "
+                                f"({len(skin.vertices)} vertices, {len(skin.uvs)} with UV seams split)")
 
 
 _CACHE: dict = {}

@@ -205,7 +205,9 @@ def generate(wheel: str | Path) -> tuple[dict, dict]:
     jaw = ARKIT_SHAPE_NAMES.index("jawOpen")
     open_mouth = skin_vertices + 0.45 * skin_deltas[jaw]
     target = np.array([0.0, -0.035, 0.09])
-    found = render_detect.find_landmarks(skin_vertices, source.faces, colours, open_mouth, eye_meshes, target)
+    inside_mouth = source.mask("inside-mouth") > 0.5
+    found = render_detect.find_landmarks(skin_vertices, source.faces, colours, open_mouth, eye_meshes, target,
+                                         excluded_faces=inside_mouth[source.faces].all(axis=1))
     landmark_ids = render_detect.landmark_vertex_ids(skin_vertices, source.faces, found, [open_mouth])
     points = found.points(skin_vertices, source.faces)
 
@@ -240,7 +242,7 @@ def generate(wheel: str | Path) -> tuple[dict, dict]:
     arrays["landmark_barycentrics"] = found.barycentrics.astype(np.float32)
     arrays["regions/face"] = np.packbits(face_region.astype(np.uint8))
     arrays["regions/lips"] = np.packbits((lips > 0.5).astype(np.uint8))
-    arrays["regions/mouth_interior"] = np.packbits((source.mask("inside-mouth") > 0.5).astype(np.uint8))
+    arrays["regions/mouth_interior"] = np.packbits(inside_mouth.astype(np.uint8))
     arrays["regions/scalp"] = np.packbits(scalp_region(skin_vertices, points, source.mask("ears")).astype(np.uint8))
 
     # iris landmarks 468..477: centre on each eyeball's front pole, rim at the iris radius
@@ -251,7 +253,8 @@ def generate(wheel: str | Path) -> tuple[dict, dict]:
         iris.append(front)
         for dx, dy in ((1, 0), (0, 1), (-1, 0), (0, -1)):
             iris.append(front + [dx * IRIS_RADIUS, dy * IRIS_RADIUS, -rim_dz])
-    landmarks = np.vstack([points, np.array(iris)])
+    # stored as float32; everything derived from them uses the stored values
+    landmarks = np.vstack([points, np.array(iris)]).astype(np.float32).astype(np.float64)
     arrays["landmarks"] = landmarks.astype(np.float32)
     arrays["eye_centers"] = centres.astype(np.float32)
     jaw_joint = base.vertices[base.group_vertices("joint-jaw")].mean(axis=0) - origin

@@ -65,12 +65,15 @@ def _detect(image: np.ndarray, face_mesh) -> np.ndarray | None:
 
 def find_landmarks(vertices: np.ndarray, faces: np.ndarray, colours: np.ndarray, open_mouth_vertices: np.ndarray,
                    eye_meshes: list, target: np.ndarray, distance: float = 0.7, size: int = 768,
-                   views=DEFAULT_VIEWS) -> SurfaceLandmarks:
+                   views=DEFAULT_VIEWS, excluded_faces: np.ndarray | None = None) -> SurfaceLandmarks:
     """Locate the 468 face-mesh landmarks on a head.
 
     vertices (N, 3) neutral skin, faces (F, 3), colours (N, 3) 0..255; open_mouth_vertices (N, 3)
     the skin with the mouth opened (e.g. jawOpen 0.4); eye_meshes: extra render.Mesh (eyeballs)
-    drawn but never hit-tested; target (3,) the point the cameras look at.
+    drawn but never hit-tested; target (3,) the point the cameras look at; excluded_faces (F,)
+    bool, skin triangles no landmark may sit on (the mouth interior: seen through the open
+    mouth, an inner-lip point would otherwise land on the back of the throat).  A landmark
+    detected over an eyeball or an excluded triangle takes the nearest allowed skin pixel.
     Raises RuntimeError if MediaPipe finds no face in the frontal views.
     """
     import mediapipe as mp
@@ -91,11 +94,15 @@ def find_landmarks(vertices: np.ndarray, faces: np.ndarray, colours: np.ndarray,
                 continue
             wanted = np.isin(np.arange(N_FACE), INNER_LIP) if view.open_mouth else ~np.isin(np.arange(N_FACE), INNER_LIP)
             xy = np.clip(np.round(pixels[:N_FACE]).astype(int), 0, size - 1)
-            skin_pixels = np.argwhere(mesh_id == 0)
+            allowed = mesh_id == 0
+            if excluded_faces is not None:
+                allowed &= ~np.asarray(excluded_faces)[np.maximum(triangle, 0)]
+            skin_pixels = np.argwhere(allowed)
             for k in np.flatnonzero(wanted):
                 x, y = xy[k]
-                if mesh_id[y, x] != 0:
-                    # a lid-margin point detected on the eyeball: take the nearest skin pixel
+                if not allowed[y, x]:
+                    # a lid-margin point detected on the eyeball, or an inner-lip point seen through
+                    # the open mouth: take the nearest allowed skin pixel
                     d2 = np.sum((skin_pixels - [y, x]) ** 2, axis=1)
                     nearest = int(np.argmin(d2))
                     if d2[nearest] > SNAP_PIXELS**2:

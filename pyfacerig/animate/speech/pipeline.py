@@ -32,16 +32,18 @@ def avatar_lips(avatar) -> LipGap | None:
     if avatar is None:
         return None
     from ...templates import ARKIT_SHAPE_NAMES, load_default
-    ids = load_default().landmark_vertex_ids
+    template = load_default()
     if isinstance(avatar, (str, os.PathLike)):
         positions, deltas, names = _skin_from_glb_cached(Path(avatar))
         missing = [n for n in ARKIT_SHAPE_NAMES if n not in names]
         if missing:
             raise InvalidInputError(f"{str(avatar)!r}: the face mesh lacks ARKit shapes {missing[:5]}")
-        return LipGap.from_skin(positions, deltas[[names.index(n) for n in ARKIT_SHAPE_NAMES]], ids)
+        return LipGap.from_skin(positions, deltas[[names.index(n) for n in ARKIT_SHAPE_NAMES]],
+                                template.skin_landmark_ids(len(positions)))
     parts = getattr(avatar, "parts", None)
     if isinstance(parts, dict) and "skin" in parts:
-        return LipGap.from_skin(parts["skin"].vertices, parts["skin"].shape_deltas, ids)
+        skin = parts["skin"]
+        return LipGap.from_skin(skin.vertices, skin.shape_deltas, template.skin_landmark_ids(len(skin.vertices)))
     raise InvalidInputError(f"avatar must be a .glb path or a pyfacerig Avatar, not {type(avatar).__name__}")
 
 
