@@ -45,8 +45,8 @@ def _blender(spec: dict) -> None:  # runs in the subprocess
     camera.data.lens = 85
     scene.collection.objects.link(camera)
     scene.camera = camera
-    for name, energy, direction in (("key", 600.0, (0.6, -1.0, 0.5)), ("fill", 200.0, (-0.8, -0.6, 0.1)),
-                                    ("rim", 400.0, (0.0, 1.0, 0.6))):
+    for name, energy, direction in (("key", 280.0, (0.6, -1.0, 0.5)), ("fill", 90.0, (-0.8, -0.6, 0.1)),
+                                    ("rim", 200.0, (0.0, 1.0, 0.6))):
         light = bpy.data.objects.new(name, bpy.data.lights.new(name, "AREA"))
         light.data.energy = energy * (radius / 0.15) ** 2 / 12
         light.data.size = radius
