@@ -246,18 +246,22 @@ def default_workers() -> int:
 
 
 def _local_results(jobs, workers: int):
-    """Yield (job, result) as jobs finish on ``workers`` local processes (in-process for 1)."""
-    if workers == 1:
-        for job in jobs:
-            yield job, run_job(job)
-        return
+    """Yield (job, result) as jobs finish on a pool of ``workers`` local processes.
+
+    Every worker runs BLAS/OpenMP on one thread, whatever the number of workers: N workers do
+    not fight over the cores, and (since the thread count changes the order of floating-point
+    sums) a batch writes the same bytes with --workers 1 as with --workers 8, on any machine.
+    The pool is used for one worker too, for the same reason.
+    """
     import multiprocessing
 
-    # Each worker gets its share of the cores for BLAS/OpenMP so N workers do not fight over them.
-    threads = str(max(1, default_workers() // workers))
-    saved = {name: os.environ.get(name) for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-    os.environ.update({name: threads for name in saved})
+    if not jobs:
+        return
+    limits = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+    saved = {name: os.environ.get(name) for name in limits}
+    os.environ.update({name: "1" for name in limits})
     # "spawn": the driver may already hold threads (rich, onnxruntime); forking those is unsafe.
+    # The initializer imports the pipeline once per worker, not once per image.
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_warm_worker)
     try:

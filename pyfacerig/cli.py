@@ -244,7 +244,7 @@ def main(argv=None) -> int:
     from rich.console import Console
 
     args = _parser().parse_args(argv)
-    hidden = contextlib.nullcontext(sys.stderr) if args.native_logs else _native_stderr_hidden()
+    hidden = contextlib.nullcontext(sys.stderr) if getattr(args, "native_logs", True) else _native_stderr_hidden()
     with hidden as stderr:
         # soft_wrap: never break a message or a path into lines, whatever the terminal's width
         # (and not at 80 columns when the output is a pipe or a file).
