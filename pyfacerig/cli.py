@@ -136,7 +136,7 @@ def _build_one(image, out: Path, args, console, label: str):
     from .build import STAGES, build
 
     with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as progress:
+                  console=console, transient=True, disable=not console.is_terminal) as progress:
         task = progress.add_task(label, total=len(STAGES))
         seen = []
 
@@ -201,7 +201,7 @@ def _run_batch(args, console, errors) -> int:
     where = f"Dask scheduler {args.scheduler}" if args.scheduler else \
         f"{min(args.workers or _cores(), max(1, len(plan.jobs)))} local process(es)"
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TimeRemainingColumn(), console=console, transient=True) as progress:
+                  TimeRemainingColumn(), console=console, transient=True, disable=not console.is_terminal) as progress:
         task = progress.add_task(f"building on {where}", total=total)
 
         def report(record):

@@ -145,3 +145,39 @@ def test_failures_are_recorded_in_the_manifest_and_the_batch_goes_on(tmp_path):
     assert records["cut.jpg"]["error_type"] == "ImageReadError" and records["cut.jpg"]["outputs"] == {}
     assert records["cut.jpg"]["seconds"] >= 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["grace.glb", "grace.json", MANIFEST_NAME]
+
+
+def test_local_pool_with_a_worker_killed_records_the_lost_images_and_the_rerun_completes(portraits20, tmp_path):
+    psutil = pytest.importorskip("psutil")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for image in sorted(portraits20.glob("*.*g"))[:6]:
+        (folder / image.name).write_bytes(image.read_bytes())
+    out = tmp_path / "out"
+    first = start_cli("batch", folder, "-o", out, "--workers", "2")
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and first.poll() is None:
+            if (out / MANIFEST_NAME).is_file() and len(manifest_of(out)["avatars"]) >= 2:
+                break
+            time.sleep(0.2)
+        assert first.poll() is None, "the batch finished before a worker could be killed"
+        workers = [child for child in psutil.Process(first.pid).children() if "spawn_main" in " ".join(child.cmdline())]
+        assert len(workers) == 2
+        workers[0].kill()
+        stdout, stderr = first.communicate(timeout=600)
+    finally:
+        first.kill()
+    assert first.returncode == 1 and "Traceback" not in stderr
+    assert "WorkerLostError" in stderr and "re-run the batch" in stderr
+    assert_nothing_half_written(out)
+    built_first = {r["input"] for r in manifest_of(out)["avatars"] if not r["error"]}
+    assert 2 <= len(built_first) < 6
+
+    second = start_cli("batch", folder, "-o", out, "--workers", "2")
+    stdout, stderr = second.communicate(timeout=600)
+    assert second.returncode == 0, stderr
+    manifest = manifest_of(out)
+    assert manifest["summary"] == {"avatars": 6, "failed": 0, "reused": len(built_first), "skipped_files": 0}
+    assert len(list(out.glob("*.glb"))) == 6
+    assert_nothing_half_written(out)
