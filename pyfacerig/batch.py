@@ -13,14 +13,16 @@ files are still there with the recorded hashes; everything else is built again.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import socket
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import uuid
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -53,13 +55,18 @@ class BuildOptions:
 
 @dataclass(frozen=True)
 class BatchJob:
-    """One portrait to build: its file name, output stem, bytes and options."""
+    """One portrait to build: its file name and path, output stem, hash, options and bytes.
+
+    ``image`` is read only when the job is handed to a worker (:func:`_loaded`), so a batch of
+    thousands of portraits never holds them all in memory.
+    """
 
     input_name: str
     stem: str
-    image: bytes = field(repr=False)
+    path: str
     input_sha256: str
     options: BuildOptions
+    image: Optional[bytes] = field(default=None, repr=False)
 
 
 @dataclass
@@ -93,7 +100,8 @@ def run_job(job: BatchJob) -> dict:
     with tempfile.TemporaryDirectory(prefix="pyfacerig-job-") as tmp:
         out = Path(tmp) / f"{job.stem}.{job.options.formats[0]}"
         try:
-            avatar = build(job.image, out=out, template=load_default(), formats=job.options.formats,
+            image = job.image if job.image is not None else job.path
+            avatar = build(image, out=out, template=load_default(), formats=job.options.formats,
                            preset=job.options.preset, style=job.options.style, face=job.options.face,
                            refine_eyes=job.options.refine_eyes)
             files = {path.name: path.read_bytes() for path in avatar.paths}
@@ -165,14 +173,33 @@ def plan_batch(folder, out_dir, options: BuildOptions) -> BatchPlan:
     options_key = options.key()
     jobs, reused = [], []
     for image in images:
-        data = image.read_bytes()
-        digest = _sha256(data)
+        digest = _file_sha256(image)
         record = previous.get(image.name)
         if record is not None and _still_valid(record, out_dir, digest, options_key):
             reused.append(dict(record, reused=True))
         else:
-            jobs.append(BatchJob(image.name, stems[image.name], data, digest, options))
+            jobs.append(BatchJob(image.name, stems[image.name], str(image), digest, options))
     return BatchPlan(jobs=jobs, reused=reused, skipped=skipped)
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    return digest.hexdigest()
+
+
+def _loaded(job: BatchJob) -> BatchJob:
+    """The job with its image's bytes (and their hash, should the file have changed since planning)."""
+    try:
+        data = Path(job.path).read_bytes()
+    except OSError:
+        return job          # the worker reports the missing file as the image's error
+    return replace(job, image=data, input_sha256=_sha256(data))
 
 
 def _atomic_write(path: Path, data: bytes) -> Path:
@@ -265,14 +292,23 @@ def _local_results(jobs, workers: int):
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_warm_worker)
     try:
-        futures = {pool.submit(run_job, job): job for job in jobs}
-        for future in as_completed(futures):
-            job = futures[future]
-            try:
-                result = future.result()
-            except BrokenProcessPool:
-                result = _lost(job, "a worker process died before this image finished; re-run the batch to build it")
-            yield job, result
+        pending, queue = {}, iter(jobs)
+        while True:
+            # At most two jobs per worker are in flight: each carries its image's bytes.
+            for job in queue:
+                pending[pool.submit(run_job, _loaded(job))] = job
+                if len(pending) >= 2 * workers:
+                    break
+            if not pending:
+                return
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                job = pending.pop(future)
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    result = _lost(job, "a worker process died before this image finished; re-run the batch to build it")
+                yield job, result
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         for name, value in saved.items():
@@ -294,15 +330,29 @@ def _dask_results(jobs, address: str):
     except (OSError, TimeoutError) as exc:
         raise InvalidInputError(f"cannot reach the Dask scheduler at {address!r}: {exc}") from None
     try:
-        # Keys name the image so the cluster's dashboard shows which portrait runs where.
-        futures = {client.submit(run_job, job, pure=False, key=f"pyfacerig-{job.stem}-{job.input_sha256[:12]}"): job
-                   for job in jobs}
-        for future in dask_as_completed(list(futures)):
-            job = futures[future]
+        # At most four jobs per worker thread are queued on the cluster, each with its image's bytes.
+        window = max(8, 4 * sum(client.nthreads().values()))
+        queue = iter(jobs)
+        pending = {}
+
+        def submit(job):
+            # Keys name the image so the cluster's dashboard shows which portrait runs where.
+            future = client.submit(run_job, _loaded(job), pure=False,
+                                   key=f"pyfacerig-{job.stem}-{job.input_sha256[:12]}-{uuid.uuid4().hex[:8]}")
+            pending[future] = job
+            return future
+
+        finished = dask_as_completed([submit(job) for job in itertools.islice(queue, window)])
+        for future in finished:
+            job = pending.pop(future)
             try:
                 result = future.result()
             except Exception as exc:  # noqa: BLE001 -- KilledWorker, lost connection: record and go on
                 result = _lost(job, f"the cluster lost this image ({type(exc).__name__}: {exc}); re-run the batch")
+            future.release()
+            next_job = next(queue, None)
+            if next_job is not None:
+                finished.add(submit(next_job))
             yield job, result
     finally:
         client.close()

@@ -168,6 +168,14 @@ function setWeight(name, value, fromSlider = false) {
 
 function resetWeights() { for (const name of names) applyWeight(name, 0); requestRender(); }
 $('reset-all').addEventListener('click', resetWeights);
+$('copy-pose').addEventListener('click', async () => {
+  // The pose as {name: weight} for the non-zero shapes: paste it into a script or a bug report.
+  const pose = Object.fromEntries(Object.entries(state.weights).filter(([, w]) => w > 0));
+  const text = JSON.stringify(pose);
+  try { await navigator.clipboard.writeText(text); $('copy-pose').textContent = 'Copied'; }
+  catch { window.prompt('Weights (JSON):', text); }
+  setTimeout(() => { $('copy-pose').textContent = 'Copy'; }, 1200);
+});
 $('shape-filter').addEventListener('input', (event) => {
   const text = event.target.value.trim().toLowerCase();
   for (const [name, { row }] of Object.entries(rows)) row.classList.toggle('hidden', !name.toLowerCase().includes(text));
