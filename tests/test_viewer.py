@@ -69,6 +69,7 @@ def chromium_run(served, tmp_path_factory):
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     report = json.loads(run.stdout.strip().splitlines()[-1])
+    (shots / "report.json").write_text(json.dumps(report, indent=1))      # for a look after a failure
     images = {name: np.asarray(Image.open(shots / f"{name}.png").convert("RGB"), np.int16)
               for name in ("neutral", "jawOpen", "clip")}
     return report, images, shots
@@ -109,9 +110,9 @@ def test_moving_the_jaw_open_slider_changes_the_mouth_region(chromium_run):
 
 def test_playing_a_clip_animates_the_head(chromium_run):
     report, images, _ = chromium_run
-    assert report["playing"]["clip"] == "talk" and report["playing"]["time"] > 0.8
-    assert report["playing"]["frames"] >= report["playing"]["framesBefore"] + 3   # re-rendered while it played
-    assert float(report["jawOpenSlider"]) > 0.5              # the sliders follow the clip's weights
+    assert report["playing"]["clip"] == "talk" and not report["playing"]["paused"]
+    assert report["playing"]["time"] > 0.2 and report["playing"]["frames"] >= report["playing"]["framesBefore"] + 3
+    assert float(report["jawOpenSlider"]) == pytest.approx(1.0, abs=0.01)   # scrubbed to 1 s: jaw fully open
     count, in_mouth, _ = changed_in_mouth_region(images["neutral"], images["clip"])
     assert count > 1500 and in_mouth > 0.9
 

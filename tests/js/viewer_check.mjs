@@ -45,10 +45,16 @@ try {
 
   const framesBefore = await page.evaluate(() => window.pyfacerigViewer.state.frames);
   await page.locator(`[id="play-${clipName}"]`).click();
-  await page.waitForFunction(() => window.pyfacerigViewer.state.clipTime > 0.8, null, { timeout: 60000 });
+  // Playing: the clock runs and frames are drawn (software WebGL on a busy machine may be slow).
+  await page.waitForFunction((before) => window.pyfacerigViewer.state.clipTime > 0.2
+    && window.pyfacerigViewer.state.frames >= before + 3, framesBefore, { timeout: 120000 });
   report.playing = await page.evaluate(() => ({ clip: window.pyfacerigViewer.state.clip, time: window.pyfacerigViewer.state.clipTime,
-    frames: window.pyfacerigViewer.state.frames }));
+    paused: window.pyfacerigViewer.state.paused, frames: window.pyfacerigViewer.state.frames }));
   report.playing.framesBefore = framesBefore;
+  // Scrub to 1 s, where the clip opens the jaw fully: the shot shows that exact pose.
+  await page.locator(`[id="scrub-${clipName}"]`).fill('1');
+  await page.waitForFunction(() => window.pyfacerigViewer.state.paused && Math.abs(window.pyfacerigViewer.state.clipTime - 1) < 1e-6);
+  await page.waitForTimeout(500);
   report.jawOpenSlider = await page.locator('#shape-jawOpen').inputValue();   // sliders follow the clip
   await canvas.screenshot({ path: `${outDir}/clip.png` });
   await page.evaluate(() => { document.getElementById('hud').style.visibility = 'visible'; });

@@ -14,8 +14,8 @@ const el = (tag, props = {}, children = []) => {
 const fmtBytes = (n) => n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : n >= 1e3 ? `${(n / 1e3).toFixed(0)} kB` : `${n} B`;
 
 // What a script (or a test) can read and drive; every UI control goes through the same calls.
-const state = { ready: false, error: null, weights: {}, clip: null, clipTime: 0, frames: 0 };
-window.pyfacerigViewer = { state, setWeight, resetWeights, playClip, stopClip, setView };
+const state = { ready: false, error: null, weights: {}, clip: null, paused: false, clipTime: 0, frames: 0 };
+window.pyfacerigViewer = { state, setWeight, resetWeights, playClip, stopClip, seekClip, setPaused, setView };
 
 function fail(message) {
   state.error = String(message);
@@ -183,23 +183,38 @@ $('shape-filter').addEventListener('input', (event) => {
 for (const name of names) state.weights[name] = 0;
 
 // ---------------------------------------------------------------- clips
+// Per clip: Play/Pause, Stop, loop, and a scrubber that poses the head at any time of the clip.
 const mixer = new THREE.AnimationMixer(gltf.scene);
 const clipRows = {};
 let currentAction = null;
 if (gltf.animations.length) $('clips').textContent = '';
 for (const clip of gltf.animations) {
-  const play = el('button', { textContent: '▶ Play', id: `play-${clip.name}` });
+  const play = el('button', { textContent: '▶ Play', id: `play-${clip.name}`, title: 'play / pause (space)' });
+  const stop = el('button', { textContent: '■', id: `stop-${clip.name}`, title: 'stop: back to the sliders' });
   const loop = el('input', { type: 'checkbox', checked: true, title: 'loop' });
-  const progress = el('progress', { max: clip.duration, value: 0 });
+  const scrub = el('input', { type: 'range', min: 0, max: clip.duration, step: 0.01, value: 0, id: `scrub-${clip.name}`, className: 'scrub' });
+  const time = el('span', { className: 'dim time', textContent: `0.00 / ${clip.duration.toFixed(2)} s` });
   const row = el('div', { className: 'clip' }, [
     el('span', { className: 'name', textContent: clip.name }),
-    el('label', { className: 'dim' }, [loop, ` loop · ${clip.duration.toFixed(2)} s`]),
-    play, progress,
+    el('label', { className: 'dim' }, [loop, ' loop']),
+    el('span', { className: 'buttons' }, [play, stop]),
+    scrub, time,
   ]);
-  play.addEventListener('click', () => (state.clip === clip.name ? stopClip() : playClip(clip.name, loop.checked)));
-  clipRows[clip.name] = { play, progress, loop };
+  play.addEventListener('click', () => {
+    if (state.clip !== clip.name) playClip(clip.name, loop.checked);
+    else setPaused(!state.paused);
+  });
+  stop.addEventListener('click', () => { if (state.clip === clip.name) stopClip(); });
+  loop.addEventListener('change', () => {
+    if (state.clip === clip.name) currentAction.setLoop(loop.checked ? THREE.LoopRepeat : THREE.LoopOnce, Infinity);
+  });
+  scrub.addEventListener('input', () => seekClip(clip.name, Number(scrub.value)));
+  clipRows[clip.name] = { play, scrub, time, loop, duration: clip.duration };
   $('clips').append(row);
 }
+window.addEventListener('keydown', (event) => {
+  if (event.key === ' ' && state.clip && event.target.tagName !== 'INPUT') { event.preventDefault(); setPaused(!state.paused); }
+});
 
 function playClip(name, loop = true) {
   const clip = gltf.animations.find((c) => c.name === name);
@@ -210,8 +225,28 @@ function playClip(name, loop = true) {
   currentAction.clampWhenFinished = true;
   currentAction.reset().play();
   state.clip = name;
-  clipRows[name].play.textContent = '■ Stop';
-  clipRows[name].play.classList.add('playing');
+  setPaused(false);
+}
+
+function setPaused(paused) {
+  if (!currentAction) return;
+  state.paused = paused;
+  currentAction.paused = paused;
+  const button = clipRows[state.clip].play;
+  button.textContent = paused ? '▶ Play' : '❚❚ Pause';
+  button.classList.toggle('playing', !paused);
+  requestRender();
+}
+
+function seekClip(name, seconds) {
+  if (state.clip !== name) playClip(name, clipRows[name].loop.checked);
+  setPaused(true);
+  currentAction.time = seconds;
+  currentAction.paused = false;          // a paused action ignores update(); apply this pose, then pause again
+  mixer.update(0);
+  currentAction.paused = true;
+  showClipTime();
+  syncSlidersToClip();
   requestRender();
 }
 
@@ -221,11 +256,29 @@ function stopClip() {
   currentAction.stop();
   currentAction = null;
   state.clip = null;
+  state.paused = false;
   clipRows[name].play.textContent = '▶ Play';
   clipRows[name].play.classList.remove('playing');
-  clipRows[name].progress.value = 0;
+  clipRows[name].scrub.value = 0;
+  clipRows[name].time.textContent = `0.00 / ${clipRows[name].duration.toFixed(2)} s`;
   for (const shape of names) applyWeight(shape, state.weights[shape]);   // back to the sliders' pose
   requestRender();
+}
+
+function showClipTime() {
+  state.clipTime = currentAction.time;
+  const row = clipRows[state.clip];
+  row.scrub.value = currentAction.time;
+  row.time.textContent = `${currentAction.time.toFixed(2)} / ${row.duration.toFixed(2)} s`;
+}
+
+function syncSlidersToClip() {
+  for (const shape of names) {
+    const mesh = morphMeshes.find((m) => m.morphTargetDictionary[shape] !== undefined);
+    const value = mesh.morphTargetInfluences[mesh.morphTargetDictionary[shape]];
+    rows[shape].input.value = value;
+    rows[shape].output.textContent = value.toFixed(2);
+  }
 }
 mixer.addEventListener('finished', () => stopClip());
 
@@ -304,19 +357,12 @@ renderer.setAnimationLoop((time) => {
   timer.update(time);
   const delta = timer.getDelta();
   const damping = controls.update();
-  if (currentAction) {
+  if (currentAction && !state.paused) {
     mixer.update(delta);
-    state.clipTime = currentAction.time;
-    const rowsForClip = clipRows[state.clip];
-    if (rowsForClip) rowsForClip.progress.value = currentAction.time;
+    showClipTime();
     if (time - lastSync > 100) {            // sliders follow the clip at 10 Hz, not every frame
       lastSync = time;
-      for (const shape of names) {
-        const mesh = morphMeshes.find((m) => m.morphTargetDictionary[shape] !== undefined);
-        const value = mesh.morphTargetInfluences[mesh.morphTargetDictionary[shape]];
-        rows[shape].input.value = value;
-        rows[shape].output.textContent = value.toFixed(2);
-      }
+      syncSlidersToClip();
     }
     needsRender = true;
   }
@@ -324,7 +370,7 @@ renderer.setAnimationLoop((time) => {
   needsRender = false;
   renderer.render(scene, camera);
   state.frames += 1;
-  $('hud').textContent = state.clip ? `playing ${state.clip} · ${state.clipTime.toFixed(2)} s` : 'drag: orbit · right-drag: pan · wheel: zoom · F/L/R/Q: views · W: wireframe';
+  $('hud').textContent = state.clip ? `${state.paused ? 'paused' : 'playing'} ${state.clip} · ${state.clipTime.toFixed(2)} s` : 'drag: orbit · right-drag: pan · wheel: zoom · F/L/R/Q: views · W: wireframe';
   if (!state.ready) {
     state.ready = true;
     $('overlay').style.display = 'none';
