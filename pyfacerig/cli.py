@@ -65,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
 
     view = commands.add_parser("view", help="look at an asset in the browser (a local web page)")
     view.add_argument("asset", help="a .glb written by pyfacerig (its .json sidecar is shown too)")
-    view.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free one)")
+    view.add_argument("--port", type=_port, default=0, help="port on 127.0.0.1 (default: any free one)")
     view.add_argument("--open", action="store_true", help="open the page in the default browser")
     for sub in (build, batch):
         sub.add_argument("--native-logs", action="store_true",
@@ -76,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
 def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return int(text)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number 0..65535, got {text!r}")
     return int(text)
 
 
