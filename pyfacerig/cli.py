@@ -79,6 +79,20 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
+def _terminate_like_interrupt() -> None:
+    """Handle SIGTERM (a CI timeout, `kill`) as Ctrl+C: the batch's worker pool is shut down
+    instead of being left behind as orphaned processes."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (main() called from a thread)
+        pass
+
+
 def _port(text: str) -> int:
     if not text.isdigit() or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"must be a port number 0..65535, got {text!r}")
@@ -250,6 +264,7 @@ def main(argv=None) -> int:
     from rich.console import Console
 
     args = _parser().parse_args(argv)
+    _terminate_like_interrupt()
     hidden = contextlib.nullcontext(sys.stderr) if getattr(args, "native_logs", True) else _native_stderr_hidden()
     with hidden as stderr:
         # soft_wrap: never break a message or a path into lines, whatever the terminal's width

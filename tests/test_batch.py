@@ -181,3 +181,25 @@ def test_local_pool_with_a_worker_killed_records_the_lost_images_and_the_rerun_c
     assert manifest["summary"] == {"avatars": 6, "failed": 0, "reused": len(built_first), "skipped_files": 0}
     assert len(list(out.glob("*.glb"))) == 6
     assert_nothing_half_written(out)
+
+
+def test_terminating_a_local_batch_stops_its_workers_and_leaves_whole_files(portraits20, tmp_path):
+    psutil = pytest.importorskip("psutil")
+    out = tmp_path / "out"
+    batch = start_cli("batch", portraits20, "-o", out, "--workers", "2")
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and batch.poll() is None:
+            if (out / MANIFEST_NAME).is_file() and len(manifest_of(out)["avatars"]) >= 1:
+                break
+            time.sleep(0.2)
+        workers = [c for c in psutil.Process(batch.pid).children() if "spawn_main" in " ".join(c.cmdline())]
+        assert len(workers) == 2
+        batch.terminate()                                   # SIGTERM, as a CI timeout sends it
+        _, stderr = batch.communicate(timeout=120)
+    finally:
+        batch.kill()
+    assert batch.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr
+    gone, alive = psutil.wait_procs(workers, timeout=30)
+    assert alive == []                                      # no orphaned worker processes
+    assert_nothing_half_written(out)
