@@ -253,10 +253,27 @@ def _output_paths(out, formats) -> dict[str, Path]:
     out = Path(out)
     if out.name in ("", ".", "..") or out.is_dir():
         raise ExportError(f"output path {str(out)!r} is a directory; give a file name such as {out / 'avatar.glb'}")
-    stem = out.with_suffix("") if out.suffix.lower().lstrip(".") in FORMATS + ("json",) else out
+    suffix = out.suffix.lower().lstrip(".")
+    if out.suffix and suffix not in FORMATS + ("json",):
+        # Checked before the pipeline runs: `-o npc.obj` must not turn into npc.obj.glb a minute later.
+        raise ExportError(f"output path {str(out)!r} ends in {out.suffix!r}, which pyfacerig does not write; "
+                          f"use .glb, .fbx or .frig (or no suffix)")
+    _check_creatable(out.parent)
+    stem = out.with_suffix("") if suffix else out
     paths = {fmt: stem.with_name(stem.name + "." + fmt) for fmt in formats}
     paths["json"] = stem.with_name(stem.name + ".json")
     return paths
+
+
+def _check_creatable(directory: Path) -> None:
+    """Raise ExportError now if ``directory`` cannot exist or take files (creates nothing)."""
+    existing = Path(os.path.abspath(directory))
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ExportError(f"cannot create output directory {str(directory)!r}: {str(existing)!r} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ExportError(f"output directory {str(existing)!r} is not writable")
 
 
 def _part(template_part, vertices, deltas) -> AvatarPart:

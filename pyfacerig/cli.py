@@ -9,17 +9,25 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import sys
 from pathlib import Path
 
-from .errors import LandmarkQualityError, PyFaceRigError
+from .errors import PyFaceRigError
 
 #: Real public-domain portraits shipped in the package (see pyfacerig/examples/README.md).
 EXAMPLES = {
     "astronaut": Path(__file__).parent / "examples" / "astronaut.png",
     "grace_hopper": Path(__file__).parent / "examples" / "grace_hopper.jpg",
 }
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+from .batch import IMAGE_SUFFIXES  # noqa: E402,F401  (kept here for callers of cli.IMAGE_SUFFIXES)
+#: Python-API spellings in error hints -> the CLI's own options (the messages are shared).
+_API_TO_CLI = [
+    (re.compile(r"\bface='?(largest|error)'?"), r"--face \1"),
+    (re.compile(r"\bface=<index>"), "--face <index>"),
+    (re.compile(r"\bface must be\b"), "--face must be"),
+    (re.compile(r"\b(preset|style)=('?)([\w-]+)\2"), r"--\1 \3"),
+]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _REFINE = {"on": True, "off": False}
@@ -50,9 +58,18 @@ def _parser() -> argparse.ArgumentParser:
 
     batch = commands.add_parser("batch", help="build an avatar for every image in a folder")
     batch.add_argument("folder", help="folder of portraits")
-    batch.add_argument("-o", "--out", required=True, help="output folder")
+    batch.add_argument("-o", "--out", required=True, help="output folder (gets OUT/manifest.json)")
+    batch.add_argument("--workers", type=_positive_int, default=None,
+                       help="local worker processes (default: one per core)")
+    batch.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                       help="run on a Dask distributed cluster, e.g. tcp://10.0.0.5:8786 (pip install 'pyfacerig[dask]')")
     add_build_options(batch)
     animate = _add_animate_parser(commands)
+
+    view = commands.add_parser("view", help="look at an asset in the browser (a local web page)")
+    view.add_argument("asset", help="a .glb written by pyfacerig (its .json sidecar is shown too)")
+    view.add_argument("--port", type=_port, default=0, help="port on 127.0.0.1 (default: any free one)")
+    view.add_argument("--open", action="store_true", help="open the page in the default browser")
     for sub in (build, batch, animate):
         sub.add_argument("--native-logs", action="store_true",
                          help="keep the log lines MediaPipe's C++ code writes to stderr (hidden by default)")
@@ -99,6 +116,40 @@ def _run_animate(args, console, errors) -> int:
     console.print(f"animated {take.frame_count} frames at {take.fps:g} fps from {label}"
                   + (f" ({missing} without a face)" if missing else ""), markup=False, highlight=False)
     return EXIT_OK
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return int(text)
+
+
+def _terminate_like_interrupt() -> None:
+    """Handle SIGTERM (a CI timeout, `kill`) as Ctrl+C: the batch's worker pool is shut down
+    instead of being left behind as orphaned processes."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (main() called from a thread)
+        pass
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number 0..65535, got {text!r}")
+    return int(text)
+
+
+def _message(exc) -> str:
+    """One line, in the CLI's spelling: the API's hints (face='largest') become options (--face largest)."""
+    text = " ".join(str(exc).split())
+    for pattern, replacement in _API_TO_CLI:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 @contextlib.contextmanager
@@ -150,7 +201,7 @@ def _build_one(image, out: Path, args, console, label: str):
     from .build import STAGES, build
 
     with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as progress:
+                  console=console, transient=True, disable=not console.is_terminal) as progress:
         task = progress.add_task(label, total=len(STAGES))
         seen = []
 
@@ -173,7 +224,7 @@ def _run_build(args, console, errors) -> int:
     try:
         avatar = _build_one(image, Path(args.out), args, console, label)
     except PyFaceRigError as exc:
-        errors.print(f"pyfacerig: error: {label}: {exc}", markup=False, highlight=False)
+        errors.print(f"pyfacerig: error: {label}: {_message(exc)}", markup=False, highlight=False)
         return EXIT_FAILED
     total = sum(avatar.timings.values())
     for path in avatar.paths:
@@ -183,37 +234,78 @@ def _run_build(args, console, errors) -> int:
 
 
 def _run_batch(args, console, errors) -> int:
-    folder = Path(args.folder)
-    if not folder.is_dir():
-        errors.print(f"pyfacerig: error: {folder} is not a folder", markup=False, highlight=False)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
+        TimeRemainingColumn
+
+    from .batch import BuildOptions, plan_batch, run_batch
+
+    def fail(message: str) -> int:
+        errors.print(f"pyfacerig: error: {message}", markup=False, highlight=False)
         return EXIT_FAILED
-    images = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not images:
-        errors.print(f"pyfacerig: error: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}",
-                     markup=False, highlight=False)
-        return EXIT_FAILED
+
     out_dir = Path(args.out)
-    suffix = (args.format or ["glb"])[0]
-    failures = []
-    for index, image in enumerate(images, 1):
-        label = f"[{index}/{len(images)}] {image.name}"
+    if out_dir.exists() and not out_dir.is_dir():
+        return fail(f"output folder {str(out_dir)!r} is a file")
+    face = _face_option(args.face)
+    options = BuildOptions(formats=tuple(args.format or ("glb",)), preset=args.preset, style=args.style,
+                           face=face, refine_eyes=_REFINE[args.refine_eyes], force=args.force)
+    try:
+        from .build import _check_creatable
+        _check_creatable(out_dir)
+        plan = plan_batch(args.folder, out_dir, options)
+    except PyFaceRigError as exc:
+        return fail(_message(exc))
+    if plan.skipped:
+        console.print(f"skipped {len(plan.skipped)} (not {'/'.join(s.lstrip('.') for s in IMAGE_SUFFIXES)}): "
+                      + ", ".join(plan.skipped), markup=False, highlight=False)
+    total = len(plan.jobs) + len(plan.reused)
+    if not total:
+        return fail(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {args.folder}")
+    if plan.reused:
+        console.print(f"reusing {len(plan.reused)} avatar(s) already built with these options (manifest.json)",
+                      markup=False, highlight=False)
+    where = f"Dask scheduler {args.scheduler}" if args.scheduler else \
+        f"{min(args.workers or _cores(), max(1, len(plan.jobs)))} local process(es)"
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=console, transient=True, disable=not console.is_terminal) as progress:
+        task = progress.add_task(f"building on {where}", total=total)
+
+        def report(record):
+            status = "reused" if record.get("reused") else ("FAILED" if record["error"] else "ok")
+            if record.get("error_type") == "LandmarkQualityError":
+                status = "REFUSED"                 # the landmarks do not fit the image (issue #14)
+            if status != "reused":
+                seconds = f" {record['seconds']:.1f} s" if record.get("seconds") is not None else ""
+                progress.console.print(f"{status:<7}{record['input']}{seconds}", markup=False, highlight=False)
+            progress.advance(task)
+
         try:
-            _build_one(image, out_dir / f"{image.stem}.{suffix}", args, console, label)
-            console.print(f"ok     {image.name}", markup=False, highlight=False)
-        except LandmarkQualityError as exc:
-            failures.append((image.name, f"refused, {type(exc).__name__}: {exc}"))
-            console.print(f"REFUSED {image.name} (landmarks do not fit the image: {exc.region} "
-                          f"{exc.score:.2f})", markup=False, highlight=False)
+            manifest = run_batch(args.folder, out_dir, options, workers=args.workers, scheduler=args.scheduler,
+                                 plan=plan, on_result=report)
         except PyFaceRigError as exc:
-            failures.append((image.name, f"{type(exc).__name__}: {exc}"))
-            console.print(f"FAILED {image.name}", markup=False, highlight=False)
-        except Exception as exc:  # noqa: BLE001 -- one broken image must not stop the batch
-            failures.append((image.name, f"unexpected {type(exc).__name__}: {exc}"))
-            console.print(f"FAILED {image.name}", markup=False, highlight=False)
-    console.print(f"{len(images) - len(failures)} of {len(images)} built", markup=False, highlight=False)
-    for name, message in failures:
-        errors.print(f"pyfacerig: failed: {name}: {message}", markup=False, highlight=False)
+            return fail(_message(exc))
+    failures = [record for record in manifest["avatars"] if record["error"]]
+    console.print(f"{total - len(failures)} of {total} built ({len(plan.reused)} reused); "
+                  f"manifest: {out_dir / 'manifest.json'}", markup=False, highlight=False)
+    for record in failures:
+        verdict = "refused" if record["error_type"] == "LandmarkQualityError" else "failed"
+        errors.print(f"pyfacerig: {verdict}: {record['input']}: {record['error_type']}: {_message(record['error'])}",
+                     markup=False, highlight=False)
     return EXIT_FAILED if failures else EXIT_OK
+
+
+def _cores() -> int:
+    from .batch import default_workers
+    return default_workers()
+
+
+def _run_view(args, console, errors) -> int:
+    from .viewer import serve_asset
+    try:
+        return serve_asset(args.asset, port=args.port, open_browser=args.open, console=console)
+    except PyFaceRigError as exc:
+        errors.print(f"pyfacerig: error: {_message(exc)}", markup=False, highlight=False)
+        return EXIT_FAILED
 
 
 def main(argv=None) -> int:
@@ -221,19 +313,19 @@ def main(argv=None) -> int:
     from rich.console import Console
 
     args = _parser().parse_args(argv)
-    hidden = contextlib.nullcontext(sys.stderr) if args.native_logs else _native_stderr_hidden()
+    _terminate_like_interrupt()
+    hidden = contextlib.nullcontext(sys.stderr) if getattr(args, "native_logs", True) else _native_stderr_hidden()
     with hidden as stderr:
-        console = Console(stderr=False)
-        errors = Console(file=stderr)
+        # soft_wrap: never break a message or a path into lines, whatever the terminal's width
+        # (and not at 80 columns when the output is a pipe or a file).
+        console = Console(stderr=False, soft_wrap=True)
+        errors = Console(file=stderr, soft_wrap=True)
         try:
-            if args.command == "build":
-                return _run_build(args, console, errors)
-            if args.command == "animate":
-                return _run_animate(args, console, errors)
             if args.command in ("speak", "say"):
                 from .animate.speech import cli as speech_cli
                 return speech_cli.run(args, console, errors)
-            return _run_batch(args, console, errors)
+            run = {"build": _run_build, "batch": _run_batch, "view": _run_view, "animate": _run_animate}[args.command]
+            return run(args, console, errors)
         except KeyboardInterrupt:
             errors.print("pyfacerig: interrupted", markup=False, highlight=False)
             return 130

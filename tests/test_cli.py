@@ -110,7 +110,11 @@ def test_batch_keeps_going_past_bad_images_and_reports_them(tmp_path, grace_hopp
     assert (tmp_path / "out" / "grace_hopper.glb").is_file()
     assert "suit.png" in result.stderr and "cut.jpg" in result.stderr
     assert "grace_hopper" not in result.stderr
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["grace_hopper.glb", "grace_hopper.json"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["grace_hopper.glb", "grace_hopper.json",
+                                                                     "manifest.json"]
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    errors = {r["input"]: r["error_type"] for r in manifest["avatars"]}
+    assert errors == {"grace_hopper.jpg": None, "suit.png": "NoFaceError", "cut.jpg": "ImageReadError"}
 
 
 def test_batch_of_good_images_exits_zero(tmp_path, grace_hopper_path):
@@ -138,3 +142,71 @@ def test_cartoon_style_with_eye_refinement_builds(tmp_path, grace_hopper_path):
 def test_bad_face_choice_is_a_clean_error(tmp_path, grace_hopper_path):
     result = run_cli("build", grace_hopper_path, "-o", tmp_path / "x.glb", "--face", "weird")
     assert result.returncode != 0 and "face" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.fixture(scope="module")
+def two_faces_png(tmp_path_factory, astronaut_rgb, grace_hopper_path):
+    """The astronaut and Grace Hopper side by side: two real faces in one image."""
+    grace = cv2.imread(str(grace_hopper_path))
+    grace = cv2.resize(grace, (grace.shape[1] * 512 // grace.shape[0], 512))
+    path = tmp_path_factory.mktemp("inputs") / "two.png"
+    cv2.imwrite(str(path), np.hstack([cv2.cvtColor(astronaut_rgb, cv2.COLOR_RGB2BGR), grace]))
+    return path
+
+
+def test_several_faces_error_is_one_unwrapped_line_in_cli_spelling(tmp_path, two_faces_png):
+    result = run_cli("build", two_faces_png, "-o", tmp_path / "x.glb")       # stderr is a pipe, not a terminal
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and len(result.stderr) > 100     # longer than 80 columns, not wrapped
+    assert "--face largest" in result.stderr and "face='largest'" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_several_faces_builds_with_the_hinted_option(tmp_path, two_faces_png):
+    result = run_cli("build", two_faces_png, "-o", tmp_path / "x.glb", "--face", "largest")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "x.glb").is_file()
+
+
+def test_unknown_output_suffix_is_refused_before_the_build(tmp_path):
+    result = run_cli("build", "--example", "astronaut", "-o", "o/x.obj", cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "'.obj'" in result.stderr and ".glb" in result.stderr
+    assert list(tmp_path.iterdir()) == []                                   # no o/, no x.obj.glb
+
+
+def test_output_location_is_checked_before_the_portrait_is_even_read(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    # A corrupt image would fail at "load"; the output error comes first, so nothing ran.
+    with pytest.raises(pyfacerig.ExportError, match="a_file"):
+        pyfacerig.build(b"not an image", out=blocker / "sub" / "x.glb")
+    with pytest.raises(pyfacerig.ExportError, match="'.obj'"):
+        pyfacerig.build(b"not an image", out=tmp_path / "x.obj")
+
+
+def test_batch_lists_the_files_it_skips(tmp_path, grace_hopper_path):
+    folder = tmp_path / "in"
+    (folder / "refs").mkdir(parents=True)
+    (folder / "grace.jpg").write_bytes(grace_hopper_path.read_bytes())
+    (folder / "notes.txt").write_text("casting notes")
+    result = run_cli("batch", folder, "-o", tmp_path / "out", "--workers", "1")
+    assert result.returncode == 0, result.stderr
+    assert "skipped 2" in result.stdout and "notes.txt" in result.stdout and "refs/" in result.stdout
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["skipped_files"] == ["notes.txt", "refs/"]
+
+
+def test_batch_rejects_zero_workers_as_a_usage_error(tmp_path):
+    result = run_cli("batch", tmp_path, "-o", tmp_path / "out", "--workers", "0")
+    assert result.returncode == 2 and "--workers" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_batch_with_an_unreachable_scheduler_is_a_clean_error(tmp_path, grace_hopper_path):
+    pytest.importorskip("distributed")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "grace.jpg").write_bytes(grace_hopper_path.read_bytes())
+    result = run_cli("batch", folder, "-o", tmp_path / "out", "--scheduler", "tcp://127.0.0.1:9")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "cannot reach the Dask scheduler" in result.stderr and result.stderr.count("\n") == 1
