@@ -276,7 +276,8 @@ def _run_batch(args, console, errors) -> int:
                 status = "REFUSED"                 # the landmarks do not fit the image (issue #14)
             if status != "reused":
                 seconds = f" {record['seconds']:.1f} s" if record.get("seconds") is not None else ""
-                progress.console.print(f"{status:<7}{record['input']}{seconds}", markup=False, highlight=False)
+                progress.console.print(f"{status:<7}{record['input']}{seconds}" if len(status) < 7 else
+                                       f"{status} {record['input']}{seconds}", markup=False, highlight=False)
             progress.advance(task)
 
         try:

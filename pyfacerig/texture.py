@@ -376,24 +376,43 @@ def _mesh_laplacian(faces: np.ndarray, count: int):
     return (sp.diags(np.asarray(adjacency.sum(axis=1)).ravel()) - adjacency).tocsr()
 
 
-def hair_colour(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    """(3,) float RGB of the hair just above the forehead (median of a band above the face oval's top).
+def hair_colour(image: np.ndarray, landmarks: np.ndarray, skin_tone: np.ndarray) -> np.ndarray:
+    """(3,) float RGB of the hair above the forehead, or ``skin_tone`` if the head looks shaved.
 
-    landmarks (478, 2+) image frame.  The band sits 4-12 % of the face height above landmarks
-    10, 109, 338, 67, 297 (the oval's top), where a portrait shows the hairline or the hair.
+    landmarks (478, 2+) image frame; skin_tone (3,) the face's median colour.  From each of seven
+    points along the top of the face oval (10, 109, 338, 67, 297, 103, 332) the photo is walked
+    upward in steps of 1 % of the face height, up to 40 %: the hair starts where the colour leaves
+    the skin tone (more than 60 RGB levels away) for at least 4 % in a row, and the 6 % from there
+    are taken as hair.  With
+    hair found above fewer than three of the points, the cap keeps the skin's colour.
     """
     height, width = image.shape[:2]
     face_height = float(np.ptp(landmarks[FACE_OVAL, 1]))
-    samples = []
+    tone = np.asarray(skin_tone, dtype=np.float64)
+    found = []
     for index in (10, 109, 338, 67, 297, 103, 332):
         x, y = landmarks[index, :2]
-        for lift in np.linspace(0.04, 0.12, 5):
-            yy, xx = int(round(y - lift * face_height)), int(round(x))
-            if 0 <= yy < height and 0 <= xx < width:
-                samples.append(image[yy, xx, :3])
-    if not samples:
-        return np.array([60.0, 45.0, 35.0])
-    return np.median(np.asarray(samples, dtype=np.float64), axis=0)
+        xx = int(round(x))
+        if not 0 <= xx < width:
+            continue
+        column = []
+        for lift in np.arange(0.0, 0.40, 0.01):
+            yy = int(round(y - lift * face_height))
+            if not 0 <= yy < height:
+                break
+            patch = image[max(yy - 1, 0):yy + 2, max(xx - 1, 0):xx + 2, :3].reshape(-1, 3).astype(np.float64)
+            column.append(patch.mean(axis=0))
+        column = np.asarray(column)
+        if not len(column):
+            continue
+        far = np.linalg.norm(column - tone, axis=1) > 60.0
+        # the first run of four samples off the skin tone: a highlight or a wrinkle is shorter
+        runs = [k for k in range(len(far) - 3) if far[k:k + 4].all()]
+        if runs:
+            found.append(column[runs[0]:runs[0] + 6])
+    if len(found) < 3:
+        return tone
+    return np.median(np.concatenate(found), axis=0)
 
 
 def bake_head(image: np.ndarray, camera_vertices: np.ndarray, skin, mirror: np.ndarray, face_mask: np.ndarray,
@@ -444,7 +463,7 @@ def bake_head(image: np.ndarray, camera_vertices: np.ndarray, skin, mirror: np.n
     averaging = sp.diags(1.0 / np.maximum(np.asarray((laplacian != 0).sum(axis=1)).ravel(), 1)) @ abs(laplacian).sign()
     for _ in range(3):
         scalp = averaging @ scalp
-    hair = hair_colour(image, landmarks)
+    hair = hair_colour(image, landmarks, tone)
     colours = colours * (1.0 - scalp[:, None]) + hair[None] * scalp[:, None]
     mouth = np.asarray(regions.get("mouth_interior", np.zeros(count, bool)), dtype=bool)
     colours[mouth] = MOUTH_INTERIOR_RGB
