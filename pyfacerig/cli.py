@@ -27,6 +27,7 @@ _API_TO_CLI = [
     (re.compile(r"\bface=<index>"), "--face <index>"),
     (re.compile(r"\bface must be\b"), "--face must be"),
     (re.compile(r"\b(preset|style)=('?)([\w-]+)\2"), r"--\1 \3"),
+    (re.compile(r"\bforce=True \(CLI --force\)"), "--force"),
 ]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2

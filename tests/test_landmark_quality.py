@@ -239,8 +239,9 @@ def test_batch_lists_the_refused_cartoons_and_builds_the_photo(cartoon_builds, a
     run = run_cli("batch", folder, "-o", tmp_path / "out")
     assert run.returncode != 0
     assert "REFUSED drawn.png" in run.stdout and "ok     photo.png" in run.stdout
-    assert "refused, LandmarkQualityError" in " ".join(run.stderr.split())
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["photo.glb", "photo.json"]
+    assert "pyfacerig: refused: drawn.png: LandmarkQualityError" in run.stderr
+    assert "pass --force to build anyway" in run.stderr          # the CLI's spelling, not force=True
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["manifest.json", "photo.glb", "photo.json"]
 
 
 def test_force_must_be_a_bool(astronaut_rgb):
