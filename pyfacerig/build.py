@@ -412,14 +412,17 @@ def _normal_deltas(part: AvatarPart, neutral_normals: np.ndarray) -> np.ndarray:
 
     neutral_face_normals = face_normals(vertices, np.arange(len(faces)))
     neutral_sums = scatter(faces, neutral_face_normals)
+    moved_all = np.any(part.shape_deltas != 0, axis=2)                 # (52, N)
     for s, delta in enumerate(part.shape_deltas):
-        moved = np.abs(delta).max(axis=1) > 0
+        moved = moved_all[s]
         if not moved.any():
             continue
         touched = np.flatnonzero(moved[faces].any(axis=1))
         change = face_normals(vertices + delta, touched) - neutral_face_normals[touched]
         sums = scatter(faces[touched], change)
-        corners = np.unique(faces[touched])
+        corner_mask = np.zeros(len(vertices), bool)
+        corner_mask[faces[touched]] = True
+        corners = np.flatnonzero(corner_mask)
         posed = neutral_sums[corners] + sums[corners]
         length = np.linalg.norm(posed, axis=1, keepdims=True)
         unit = np.where(length > 0, posed / np.where(length > 0, length, 1.0), [0.0, 0.0, 1.0])
