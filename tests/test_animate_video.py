@@ -84,8 +84,7 @@ def test_blinks_are_found_within_one_frame(known_motion):
 
 
 # On the whole-head template (issue #10) the known-motion render's yaw error is 3.16 degrees on
-# average (3.0 allowed; the largest is under 5) and the right eye's gaze while looking left
-# averages 4.9 degrees (5 asked): open, in docs/animation.md "Limits".
+# average (3.0 allowed; the largest is under 5): open, in docs/animation.md "Limits".
 @pytest.mark.xfail(strict=True, reason="issue #12: mean yaw error 3.16 deg on the head template (limit 3)")
 def test_head_yaw_follows_the_turn(known_motion):
     truth, _, solved = known_motion
@@ -94,7 +93,6 @@ def test_head_yaw_follows_the_turn(known_motion):
     assert error.max() <= 5.0, error.max()
 
 
-@pytest.mark.xfail(strict=True, reason="issue #12: right-eye gaze 4.9 deg while looking left (5 asked)")
 def test_gaze_turns_toward_the_subjects_left_while_the_eyes_look_there(known_motion):
     truth, _, solved = known_motion
     looking = truth.weight("eyeLookOutLeft") > 0.4
