@@ -44,9 +44,9 @@ def main() -> int:
         for part in avatar.parts.values():
             vertices = part.vertices + np.tensordot(w, part.shape_deltas, axes=1)
             texture = textures[part.material] if part.material in ("skin", "eye") else None
-            meshes.append(render.Mesh(vertices, part.faces, part.uvs, texture,
+            meshes.append(render.Mesh(part.split(vertices), part.export_faces, part.uvs, texture,
                                       color=render.MOUTH_COLOURS.get(part.material, (200, 200, 200))))
-        tiles.append(render.render(meshes, render.face_camera(template, yaw_deg=yaw), TILE, TILE))
+        tiles.append(render.render(meshes, render.face_camera(avatar, yaw_deg=yaw, distance=0.75), TILE, TILE))
     figure = np.concatenate(tiles, axis=1)
     out = Path(__file__).resolve().parents[1] / "docs" / "pipeline.png"
     ok, data = cv2.imencode(".png", cv2.cvtColor(figure, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
