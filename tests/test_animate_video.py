@@ -1,8 +1,6 @@
 """Driving an avatar from video: the avatar is rendered with KNOWN weight curves (blinks, jaw,
 smiles, brows, gaze, a head turn of +-30 degrees) by pyfacerig.render with its own textures,
 MediaPipe tracks the frames, and the solved take must give the curves back."""
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -153,8 +151,10 @@ def _write_video(frames, path, fps):
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "pyfacerig.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=600)
+    """The CLI as a user runs it, on the installed package (test_cli.run_cli: the working
+    directory, which may be a source tree without the compiled core, never shadows it)."""
+    from test_cli import run_cli
+    return run_cli(*args)
 
 
 def test_cli_animates_a_video_file_into_glb_and_csv_then_replays_the_csv(known_motion, avatar_glb, tmp_path):

@@ -71,7 +71,7 @@ def test_the_face_units_move_what_their_names_say(head):
 
 def test_a_portrait_builds_into_a_whole_head_that_the_khronos_validator_accepts(tmp_path, astronaut_rgb, head):
     import pyfacerig
-    from tests._readers import khronos_validate
+    from _readers import khronos_validate
     avatar = pyfacerig.build(astronaut_rgb, out=tmp_path / "head.glb", template=head)
     assert tuple(avatar.parts) == PART_NAMES
     skin = avatar.parts["skin"]
