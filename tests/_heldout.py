@@ -15,13 +15,8 @@ the images ahead of the tests.
 """
 from __future__ import annotations
 
-import hashlib
 import io
-import os
-import re
 import tarfile
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 PROJECT = "face-recognition"
@@ -54,20 +49,8 @@ def ensure(directory: Path = DEFAULT_DIR) -> dict[str, Path]:
 
 
 def _download_sdist() -> bytes:
-    index = os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple").rstrip("/")
-    page_url = f"{index}/{PROJECT}/"
-    with urllib.request.urlopen(page_url, timeout=120) as response:
-        page = response.read().decode("utf-8", "replace")
-    links = [urllib.parse.urljoin(page_url, href) for href in re.findall(r'href="([^"]+)"', page)]
-    links = [link for link in links if urllib.parse.urlparse(link).path.endswith("/" + SDIST_FILE)]
-    if not links:
-        raise RuntimeError(f"{SDIST_FILE} is not listed on {page_url}")
-    with urllib.request.urlopen(links[0].split("#")[0], timeout=300) as response:
-        archive = response.read()
-    digest = hashlib.sha256(archive).hexdigest()
-    if digest != SDIST_SHA256:
-        raise RuntimeError(f"{SDIST_FILE} from {page_url}: sha256 {digest}, expected {SDIST_SHA256}")
-    return archive
+    from pyfacerig.templates.makehuman import download_pinned
+    return download_pinned(PROJECT, SDIST_FILE, SDIST_SHA256, timeout=300)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from .topology import boundary_loops  # noqa: F401  (re-exported: the head's neck loop)
+
 
 def select_quads(vertices: np.ndarray, quads: np.ndarray, cut_height: float, cut_slope: float) -> np.ndarray:
     """Boolean mask of the quads wholly above the neck cut ``y - slope * z > cut_height``.
@@ -102,25 +104,6 @@ def triangulate(quads: np.ndarray, vertices: np.ndarray) -> np.ndarray:
     a = np.where(use02[:, None], quads[:, [0, 1, 2]], quads[:, [0, 1, 3]])
     b = np.where(use02[:, None], quads[:, [0, 2, 3]], quads[:, [1, 2, 3]])
     return np.concatenate([a, b]).astype(np.int32)
-
-
-def boundary_loops(faces: np.ndarray) -> list[np.ndarray]:
-    """Boundary loops (each oriented like the faces beside it), longest first."""
-    directed = np.stack([faces, np.roll(faces, -1, axis=1)], axis=2).reshape(-1, 2)
-    keys = set(map(tuple, directed.tolist()))
-    nxt = {a: b for a, b in directed.tolist() if (b, a) not in keys}
-    loops, seen = [], set()
-    for start in sorted(nxt):
-        if start in seen:
-            continue
-        loop, v = [], start
-        while v not in seen:
-            seen.add(v)
-            loop.append(v)
-            v = nxt[v]
-        loops.append(np.asarray(loop, dtype=np.int64))
-    loops.sort(key=len, reverse=True)
-    return loops
 
 
 def cap_loop(vertices: np.ndarray, loop: np.ndarray, rings: int = 3) -> tuple[np.ndarray, np.ndarray]:

