@@ -11,11 +11,8 @@ import numpy as np
 import pytest
 
 from _heldout import PORTRAITS
-from test_build_eyes import EYES, assert_fit_follows_enlarged_eyes, enlarge_eyes
-from pyfacerig import fit
-from pyfacerig.build import build
+from test_build_eyes import EYES, assert_fit_follows_enlarged_eyes, fit_enlarged_eyes
 from pyfacerig.image_io import load_image
-from pyfacerig.landmarks import detect_landmarks
 
 FACTOR = 1.8
 
@@ -23,14 +20,7 @@ FACTOR = 1.8
 def enlarged_eye_figures(image, template, factor=FACTOR):
     """Build ``image`` with its eyes enlarged; return (distance of the fitted eye contours to the
     warped truth, to the original contours, both / IOD; fitted and true growth of the openings' height)."""
-    points = detect_landmarks(image).points
-    warped, forward = enlarge_eyes(image, points, factor)
-    ids = np.concatenate(EYES)
-    truth = forward(points[ids, :2])
-    avatar = build(warped, template=template)
-    skin_ids = np.asarray(template.landmark_vertex_ids)[ids]
-    fitted = fit.project(avatar.parts["skin"].vertices[skin_ids].astype(np.float64), avatar.pose)
-    iod = np.linalg.norm(points[33, :2] - points[263, :2])
+    points, ids, truth, fitted, iod = fit_enlarged_eyes(image, template, factor)
     to_truth = np.linalg.norm(fitted - truth, axis=1).mean() / iod
     to_original = np.linalg.norm(fitted - points[ids, :2], axis=1).mean() / iod
     heights = lambda xy: [np.ptp(xy[k * 16:(k + 1) * 16, 1]) / np.ptp(points[e, 1]) for k, e in enumerate(EYES)]  # noqa

@@ -60,16 +60,22 @@ def enlarge_eyes(image, points, factor):
     return warped, forward
 
 
-def assert_fit_follows_enlarged_eyes(image, template, factor):
-    """Build ``image`` with its eyes enlarged by ``factor``; the fitted eyes must follow the warp."""
+def fit_enlarged_eyes(image, template, factor):
+    """Build ``image`` with its eyes enlarged by ``factor``.  Returns (detected points (478, 3),
+    eye contour ids (32,), their warped truth (32, 2), the fitted contours projected (32, 2), IOD px)."""
     points = detect_landmarks(image).points
     warped, forward = enlarge_eyes(image, points, factor)
     ids = np.concatenate(EYES)
     truth = forward(points[ids, :2])
     avatar = build(warped, template=template)
     skin_ids = np.asarray(template.landmark_vertex_ids)[ids]
-    fine = fit.project(avatar.parts["skin"].vertices[skin_ids].astype(np.float64), avatar.pose)
-    iod = np.linalg.norm(points[33, :2] - points[263, :2])
+    fitted = fit.project(avatar.parts["skin"].vertices[skin_ids].astype(np.float64), avatar.pose)
+    return points, ids, truth, fitted, np.linalg.norm(points[33, :2] - points[263, :2])
+
+
+def assert_fit_follows_enlarged_eyes(image, template, factor):
+    """Build ``image`` with its eyes enlarged by ``factor``; the fitted eyes must follow the warp."""
+    points, ids, truth, fine, iod = fit_enlarged_eyes(image, template, factor)
 
     def distance(xy, reference):
         return np.linalg.norm(xy - reference, axis=1).mean() / iod

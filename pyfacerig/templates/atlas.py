@@ -39,6 +39,7 @@ import scipy.sparse.linalg as spla
 from scipy.sparse.csgraph import connected_components
 
 from ..errors import InvalidInputError
+from .topology import boundary_loops
 
 POCKET_CLOSING = 0.03      # closing radius, fraction of the head's bounding-box diagonal
 POCKET_DEPTH = 0.012       # a face this far (fraction of the diagonal) inside the closed hull is a pocket
@@ -103,25 +104,6 @@ def _components(n_faces: int, fa: np.ndarray, fb: np.ndarray, keep: np.ndarray,
 def _face_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     p = vertices[faces]
     return 0.5 * np.linalg.norm(np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]), axis=1)
-
-
-def boundary_loops(faces: np.ndarray) -> list[np.ndarray]:
-    """Boundary loops of a triangle set as vertex arrays, each running like its faces, longest first."""
-    directed = np.stack([faces, np.roll(faces, -1, axis=1)], axis=2).reshape(-1, 2)
-    inner = set(map(tuple, directed.tolist()))
-    nxt = {int(a): int(b) for a, b in directed.tolist() if (b, a) not in inner}
-    loops, seen = [], set()
-    for start in sorted(nxt):
-        if start in seen:
-            continue
-        loop, vid = [], start
-        while vid not in seen and vid in nxt:
-            seen.add(vid)
-            loop.append(vid)
-            vid = nxt[vid]
-        loops.append(np.asarray(loop, dtype=np.int64))
-    loops.sort(key=len, reverse=True)
-    return loops
 
 
 def _mean_value_weights(vertices: np.ndarray, faces: np.ndarray) -> sp.csr_matrix:

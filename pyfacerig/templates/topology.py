@@ -92,7 +92,7 @@ def boundary_loops(faces: np.ndarray) -> list[np.ndarray]:
         if start in seen:
             continue
         loop, v = [], start
-        while v not in seen:
+        while v not in seen and v in nxt:      # a non-manifold rim may end an open walk
             seen.add(v)
             loop.append(v)
             v = nxt[v]
