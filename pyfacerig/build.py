@@ -61,7 +61,11 @@ class Avatar:
     image_size: (width, height) of the input image.
     landmarks68: {"coarse": (68, 2), "fine": (68, 2)} the model's iBUG-68 points projected to
         input-image pixels after each fitting stage.
-    coarse_skin: (N_skin, 3) float32 world vertices after the coarse fit (for evaluation).
+    coarse_skin: (N_skin, 3) float32 world vertices after the coarse fit, posed with the photo's
+        expression as the photo shows it (for evaluation).
+    expression_weights: ARKit name -> weight in [0, 1], the photo's expression as the coarse fit
+        read it.  The avatar's rest pose (``parts``) is without it; setting these weights on the
+        rig replays the photo's expression.
     landmark_quality: the landmark quality gate's record (:meth:`LandmarkQuality.as_dict`:
         per-region scores, thresholds, failing regions, evidence), also when ``force`` built anyway.
     timings: stage -> seconds.
@@ -75,6 +79,7 @@ class Avatar:
     image_size: tuple
     landmarks68: dict
     coarse_skin: np.ndarray = None
+    expression_weights: dict = field(default_factory=dict)
     landmark_quality: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
     paths: tuple = ()
@@ -97,6 +102,7 @@ class Avatar:
             "timings_s": {k: round(float(v), 6) for k, v in self.timings.items()},
             "landmarks68.coarse": np.round(self.landmarks68["coarse"], 3).tolist(),
             "landmarks68.fine": np.round(self.landmarks68["fine"], 3).tolist(),
+            "expression_weights": self.expression_weights,
             "landmark_quality": self.landmark_quality,
             "blendshapes": list(self.shape_names),
             # The .fbx geometry and the .frig rig concatenate the parts in this order.
@@ -170,13 +176,37 @@ def build(
     landmark_ids = np.asarray(template.landmark_vertex_ids, dtype=np.int64)
 
     with stage("coarse_fit"):
-        coarse = fit.coarse_fit(skin.vertices, landmark_ids, points, identity_basis=template.identity_basis)
+        # Identity and expression together (Pan et al. Eq. 1): the photo's smile goes into the
+        # expression weights, so the identity -- the avatar's rest pose -- stays neutral.
+        coarse = fit.coarse_fit(skin.vertices, landmark_ids, points,
+                                identity_basis=_identity_basis(template),
+                                expression_basis=skin.shape_deltas if _fits_expression(template) else None,
+                                closed_pairs=INNER_LIP_PAIRS)
     with stage("eye_refine"):
         refined = points
         if refine_eyes:
             refined = np.asarray(refine_eye_landmarks(photo, points, parser=parser), dtype=np.float64)
     with stage("fine_fit"):
-        fitted = fit.fine_fit(coarse.vertices, skin.faces, coarse.pose, landmark_ids, refined[:468, :2])
+        posed = fit.fine_fit(coarse.vertices, skin.faces, coarse.pose, landmark_ids, refined[:468, :2])
+        # The rest pose is the fine fit with the fitted expression taken off again: it keeps the
+        # fine fit's detail (Eq. 10) on the identity, not the photo's smile or open mouth.
+        expression = coarse.expression_weights
+        if len(expression):
+            expression = fit.refit_expression(posed, coarse.neutral_vertices, landmark_ids, skin.shape_deltas,
+                                              expression, _mouth_shapes(template))
+        fitted = posed - np.tensordot(expression.astype(np.float32), skin.shape_deltas, axes=1)
+        if len(expression):
+            # What the shapes could not take off (a laugh opens the mouth past jawOpen's reach)
+            # would leave the rest pose's lips apart: close them as the template's touch.
+            lip_ids = landmark_ids[np.asarray(INNER_LIP_PAIRS)]
+            corner_ids = landmark_ids[list(MOUTH_CORNERS)]
+            rest = skin.vertices
+            size_ratio = fit.face_size_of(fitted, landmark_ids) / fit.face_size_of(rest, landmark_ids)
+            rest_meet = 0.5 * (rest[lip_ids[:, 0], 1] + rest[lip_ids[:, 1], 1]).mean()
+            fitted = fit.close_mouth(fitted, skin.faces, lip_ids, rest[lip_ids[:, 0]] - rest[lip_ids[:, 1]],
+                                     corner_ids, size_ratio * (rest[corner_ids, 1] - rest_meet),
+                                     coarse.neutral_vertices,
+                                     radius=0.45 * fit.face_size_of(fitted, landmark_ids))
     pose = coarse.pose
 
     with stage("texture"):
@@ -184,10 +214,10 @@ def build(
         face_mask = texture.face_region_mask(photo.shape[:2], refined, parser_mask)
         mirror = np.asarray(template.extras["skin_mirror"])
         if skin.uv_welded_ids is not None:      # a whole head: photo where seen, the person's skin elsewhere
-            skin_atlas = texture.bake_head(photo, pose.to_camera(fitted), skin, mirror, face_mask, refined,
+            skin_atlas = texture.bake_head(photo, pose.to_camera(posed), skin, mirror, face_mask, refined,
                                            template.regions, size=SKIN_TEXTURE_SIZE)
         else:
-            skin_atlas, _ = texture.bake_skin(photo, pose.to_camera(fitted), skin.faces, skin.uvs, mirror,
+            skin_atlas, _ = texture.bake_skin(photo, pose.to_camera(posed), skin.faces, skin.uvs, mirror,
                                               face_mask, size=SKIN_TEXTURE_SIZE)
         textures = {"skin": texture.encode_png(skin_atlas)}
         eye = template.parts["eye_left"]
@@ -219,8 +249,10 @@ def build(
         # The 68 iBUG points are defined once on MediaPipe's topology (pyfacerig.landmarks), which
         # the skin's first 468 vertices carry: read them off the projected model.
         landmarks68={"coarse": mediapipe_to_ibug68(fit.project(coarse.vertices[landmark_ids[:468]], pose)),
-                     "fine": mediapipe_to_ibug68(fit.project(fitted[landmark_ids[:468]], pose))},
+                     "fine": mediapipe_to_ibug68(fit.project(posed[landmark_ids[:468]], pose))},
         coarse_skin=coarse.vertices.astype(np.float32),
+        expression_weights={name: float(round(weight, 4)) for name, weight
+                            in zip(template.shape_names, expression)},
         landmark_quality=quality.as_dict(),
         timings=timings,
     )
@@ -274,6 +306,37 @@ def _check_creatable(directory: Path) -> None:
         raise ExportError(f"cannot create output directory {str(directory)!r}: {str(existing)!r} is a file")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ExportError(f"output directory {str(existing)!r} is not writable")
+
+
+# Identity modifiers that read as an expression: with them the fit could explain a smile or an
+# open mouth as the person's shape and keep it in the rest pose (measured in docs/pipeline.md).
+_EXPRESSION_LIKE_MODIFIERS = ("mouth/mouth-angles-", "chin/chin-jaw-drop-", "mouth/mouth-laugh-lines-",
+                              "mouth/mouth-dimples-")
+
+
+#: MediaPipe's inner-lip landmarks, upper with the lower one it meets when the mouth is closed.
+INNER_LIP_PAIRS = ((13, 14), (82, 87), (312, 317), (81, 178), (311, 402), (80, 88), (310, 318))
+#: MediaPipe's mouth corners, outer (61, 291) and inner (78, 308).
+MOUTH_CORNERS = (61, 291, 78, 308)
+
+
+def _mouth_shapes(template) -> np.ndarray:
+    """(E,) bool: the shapes of the jaw, mouth and cheeks, which the fine fit re-reads."""
+    return np.array([name.startswith(("jaw", "mouth", "cheek")) for name in template.shape_names])
+
+
+def _fits_expression(template) -> bool:
+    return template.identity_basis is not None and len(template.shape_names) == len(template.parts["skin"].shape_deltas)
+
+
+def _identity_basis(template):
+    """The template's identity modifiers the joint fit may use (all but the expression-like)."""
+    basis = template.identity_basis
+    names = template.extras.get("identity_modifiers")
+    if basis is None or names is None:
+        return basis
+    keep = [i for i, name in enumerate(names) if not name.startswith(_EXPRESSION_LIKE_MODIFIERS)]
+    return basis if len(keep) == len(names) else basis[keep]
 
 
 def _part(template_part, vertices, deltas) -> AvatarPart:

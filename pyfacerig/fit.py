@@ -46,6 +46,8 @@ __all__ = [
     "similarity_procrustes",
     "shape_basis",
     "coarse_fit",
+    "refit_expression",
+    "close_mouth",
     "fine_fit",
     "project",
 ]
@@ -85,12 +87,17 @@ class CoarseFit:
     """Result of :func:`coarse_fit`.
 
     pose: world-to-camera :class:`Pose`; vertices (N, 3) float64 world metres, the template
-    after the smooth shape adjustment; shape_coefficients (P,) float64.
+    after the smooth shape adjustment and, with an expression basis, the photo's expression
+    (the posed fit, which is what the photo shows); shape_coefficients (P,) float64.
+    neutral_vertices (N, 3): the same identity without the expression (equal to ``vertices``
+    without an expression basis); expression_weights (E,) float64 in [0, 1] (empty without one).
     """
 
     pose: Pose
     vertices: np.ndarray
     shape_coefficients: np.ndarray
+    neutral_vertices: np.ndarray = None
+    expression_weights: np.ndarray = None
 
 
 def _as_points(name: str, array, columns: int | tuple[int, ...] = 3) -> np.ndarray:
@@ -171,6 +178,14 @@ _MODE_CENTRES = {
 }
 
 
+#: Expression penalties of the joint fit (:func:`coarse_fit`), relative to each shape's motion
+#: at the landmarks; tuned on the bundled and held-out portraits (docs/pipeline.md).
+EXPRESSION_REGULARIZATION = 0.05
+EXPRESSION_SPARSITY = 0.002
+CLOSED_PAIR_STIFFNESS = 100.0
+REFIT_REGULARIZATION = 0.01
+
+
 def shape_basis(vertices: np.ndarray, landmark_vertex_ids: np.ndarray, radius: float | None = None) -> np.ndarray:
     """Smooth displacement modes of the template: (N, 3, P) float64, P = 3 + 3 * 13.
 
@@ -210,8 +225,12 @@ def coarse_fit(
     regularization: float = 1.0,
     iterations: int = 3,
     identity_basis: np.ndarray | None = None,
+    expression_basis: np.ndarray | None = None,
+    expression_regularization: float = EXPRESSION_REGULARIZATION,
+    expression_sparsity: float = EXPRESSION_SPARSITY,
+    closed_pairs: np.ndarray | None = None,
 ) -> CoarseFit:
-    """Fit pose and overall shape of the template to detected landmarks (§3.1).
+    """Fit pose, overall shape and (optionally) expression of the template to landmarks (§3.1).
 
     template_vertices (N, 3) world metres; landmark_vertex_ids (468,) int, the template vertex
     of each MediaPipe landmark; landmarks (>=468, 3) image frame (pixels, y down, MediaPipe
@@ -221,6 +240,14 @@ def coarse_fit(
     identity_basis (P, N, 3): the template's identity modifiers (Eq. 1's α_id basis).  With it
     the shape modes are the head's width and height scales plus these; without it, the three
     axis scales plus smooth Gaussian bumps on the facial parts (:func:`shape_basis`).
+    expression_basis (E, N, 3): the template's expression deltas (Eq. 1's α_exp basis, the 52
+    ARKit shapes), fitted jointly with the identity, each weight bounded to [0, 1].  Each
+    weight pays ``expression_regularization`` times its squared landmark motion and
+    ``expression_sparsity`` times its landmark motion (an L1 term: on a neutral face the
+    weights stay at zero rather than picking up the detector's noise).
+    closed_pairs (K, 2): landmark indices (into the 468) that touch at rest, such as the inner
+    lips.  The identity may not move one of a pair against the other, so a photo's open mouth
+    has to be read as expression and the rest pose keeps its lips closed.
     """
     template_vertices = _as_points("template_vertices", template_vertices)
     landmarks = _as_points("landmarks", landmarks)
@@ -232,11 +259,13 @@ def coarse_fit(
         raise InvalidInputError(f"need the 468 face-mesh landmarks, got {len(landmarks)}")
     target = image_to_camera(landmarks[:468])
     w = np.ones(468) if weights is None else np.asarray(weights, dtype=np.float64)
+    face_size = face_size_of(template_vertices, ids)
 
     if identity_basis is None:
         basis = shape_basis(template_vertices, ids)
         landmark_basis = basis[ids].reshape(468 * 3, -1)  # (1404, P)
         apply = lambda c: basis @ c                       # noqa: E731
+        penalty = np.ones(landmark_basis.shape[1])
     else:
         identity_basis = np.asarray(identity_basis)
         if identity_basis.ndim != 3 or identity_basis.shape[1:] != template_vertices.shape:
@@ -254,27 +283,165 @@ def coarse_fit(
         # Penalise what a mode does to the whole head, not its coefficient: a modifier that
         # moves the unseen back of the skull a lot for a small change at the landmarks costs
         # in proportion, so the landmarks cannot reshape the skull.
-        whole_head = np.concatenate([np.mean(scales[:, :2] ** 2, axis=0),
-                                     np.einsum("pnd,pnd->p", identity_basis, identity_basis, dtype=np.float64)
-                                     / len(template_vertices)]) / face_size_of(template_vertices, ids) ** 2
-    face_size = float(np.ptp(template_vertices[ids][:, 1]))
+        penalty = np.concatenate([np.mean(scales[:, :2] ** 2, axis=0),
+                                  np.einsum("pnd,pnd->p", identity_basis, identity_basis, dtype=np.float64)
+                                  / len(template_vertices)]) / face_size ** 2
+    shape_count = landmark_basis.shape[1]
+    penalty = regularization * penalty
+
+    expression_count = 0
+    if expression_basis is not None:
+        expression_basis = np.asarray(expression_basis)
+        if expression_basis.ndim != 3 or expression_basis.shape[1:] != template_vertices.shape:
+            raise InvalidInputError(
+                f"expression_basis must be (E, {len(template_vertices)}, 3), got {expression_basis.shape}")
+        expression_count = len(expression_basis)
+        expression_landmarks = np.moveaxis(expression_basis[:, ids].astype(np.float64), 0, 2).reshape(468 * 3, -1)
+        landmark_basis = np.concatenate([landmark_basis, expression_landmarks], axis=1)
+        # Each shape's mean squared landmark motion, in face-size units: the penalties are
+        # relative to what the shape does at the landmarks, so a shape that barely moves them
+        # (tongueOut, the eyes' look shapes) cannot drift to large weights unseen.
+        motion = np.einsum("ik,ik->k", expression_landmarks, expression_landmarks) / (468 * face_size**2)
+        motion = np.maximum(motion, 1e-4 * motion.max(initial=0.0) + 1e-12)
+        penalty = np.concatenate([penalty, expression_regularization * motion])
+        linear_penalty = np.concatenate([np.zeros(shape_count), expression_sparsity * np.sqrt(motion)])
+
     row_weights = np.repeat(np.sqrt(w), 3)
+    a = landmark_basis * row_weights[:, None]
+    # Normalise so the penalties are independent of the landmark count and metric scale.
+    normal = a.T @ a / (face_size**2 * w.sum()) + np.diag(penalty)
+    if closed_pairs is not None:
+        pairs = np.asarray(closed_pairs, dtype=np.int64).reshape(-1, 2)
+        by_landmark = landmark_basis.reshape(468, 3, -1)
+        # Relative motion of each pair under each identity mode; a stiff quadratic penalty
+        # (CLOSED_PAIR_STIFFNESS times the data term's unit) keeps it at zero.
+        relative = (by_landmark[pairs[:, 0]] - by_landmark[pairs[:, 1]]).reshape(-1, landmark_basis.shape[1])
+        relative[:, shape_count:] = 0.0
+        normal += CLOSED_PAIR_STIFFNESS * relative.T @ relative / (face_size**2 * len(pairs))
+    lower = np.concatenate([np.full(shape_count, -np.inf), np.zeros(expression_count)])
+    upper = np.concatenate([np.full(shape_count, np.inf), np.ones(expression_count)])
     coefficients = np.zeros(landmark_basis.shape[1])
     vertices = template_vertices
     for _ in range(iterations):
         pose = similarity_procrustes(vertices[ids], target, w)
         # Residual in the world frame: where the landmarks would sit on an undistorted face.
         residual = (pose.to_world(target) - template_vertices[ids]).reshape(-1)
-        a = landmark_basis * row_weights[:, None]
-        b = residual * row_weights
-        # Normalise so `regularization` is independent of the landmark count and metric scale.
-        penalty = np.ones(a.shape[1]) if identity_basis is None else whole_head
-        lhs = a.T @ a / (face_size**2 * w.sum()) + regularization * np.diag(penalty)
-        rhs = a.T @ b / (face_size**2 * w.sum())
-        coefficients = np.linalg.solve(lhs, rhs)
-        vertices = template_vertices + apply(coefficients)
+        rhs = a.T @ (residual * row_weights) / (face_size**2 * w.sum())
+        if expression_count:
+            coefficients = _bounded_quadratic(normal, rhs - 0.5 * linear_penalty, lower, upper)
+        else:
+            coefficients = np.linalg.solve(normal, rhs)
+        neutral = template_vertices + apply(coefficients[:shape_count])
+        vertices = neutral
+        if expression_count:
+            vertices = neutral + np.tensordot(coefficients[shape_count:].astype(np.float32), expression_basis, axes=1)
     pose = similarity_procrustes(vertices[ids], target, w)
-    return CoarseFit(pose=pose, vertices=vertices, shape_coefficients=coefficients)
+    return CoarseFit(pose=pose, vertices=vertices, shape_coefficients=coefficients[:shape_count],
+                     neutral_vertices=neutral, expression_weights=coefficients[shape_count:])
+
+
+def _bounded_quadratic(hessian: np.ndarray, gradient_target: np.ndarray, lower: np.ndarray,
+                       upper: np.ndarray) -> np.ndarray:
+    """argmin ½ xᵀHx - bᵀx subject to lower <= x <= upper, for a positive definite H.
+
+    Written as the bounded least-squares problem |Lᵀx - L⁻¹b|² (H = LLᵀ) and solved exactly by
+    bounded-variable least squares, an active-set method: the result is the same every run.
+    """
+    from scipy.linalg import cholesky, solve_triangular
+    from scipy.optimize import lsq_linear
+
+    factor = cholesky(hessian, lower=True)
+    rhs = solve_triangular(factor, gradient_target, lower=True)
+    return lsq_linear(factor.T, rhs, bounds=(lower, upper), method="bvls").x
+
+
+def refit_expression(
+    posed_vertices: np.ndarray,
+    neutral_vertices: np.ndarray,
+    landmark_vertex_ids: np.ndarray,
+    expression_basis: np.ndarray,
+    weights: np.ndarray,
+    refit: np.ndarray,
+    regularization: float = REFIT_REGULARIZATION,
+) -> np.ndarray:
+    """Expression weights re-read from the fine fit: (E,) float64 in [0, 1].
+
+    The coarse fit reads the expression through a regularised identity; the fine fit then
+    matches every landmark, so what the coarse expression missed (the last few millimetres of
+    an open mouth, the lift of a smile's corners) sits in the fine fit's displacement.  Here
+    the weights flagged in ``refit`` (E,) bool are fitted again, with the identity held at
+    ``neutral_vertices`` (N, 3), to the landmark offsets of ``posed_vertices`` (N, 3); the
+    others keep their value from ``weights`` (E,).  ``regularization`` is relative to each
+    shape's squared landmark motion, as in :func:`coarse_fit`.
+    """
+    ids = np.asarray(landmark_vertex_ids, dtype=np.int64)[:468]
+    basis = np.moveaxis(np.asarray(expression_basis)[:, ids].astype(np.float64), 0, 2).reshape(468 * 3, -1)
+    weights = np.asarray(weights, dtype=np.float64).copy()
+    refit = np.asarray(refit, dtype=bool)
+    face_size = face_size_of(neutral_vertices, ids)
+    offsets = (posed_vertices[ids] - neutral_vertices[ids]).reshape(-1)
+    fixed = ~refit
+    target = offsets - basis[:, fixed] @ weights[fixed]
+    a = basis[:, refit]
+    motion = np.einsum("ik,ik->k", a, a) / (468 * face_size**2)
+    hessian = a.T @ a / (468 * face_size**2) + np.diag(regularization * np.maximum(motion, 1e-12))
+    rhs = a.T @ target / (468 * face_size**2)
+    weights[refit] = _bounded_quadratic(hessian, rhs, np.zeros(refit.sum()), np.ones(refit.sum()))
+    return weights
+
+
+def close_mouth(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    lip_pair_ids: np.ndarray,
+    lip_offsets: np.ndarray,
+    corner_ids: np.ndarray,
+    corner_heights: np.ndarray,
+    rest_vertices: np.ndarray,
+    radius: float,
+    upper_share: float = 0.3,
+) -> np.ndarray:
+    """Close the lips and level the mouth corners, smoothly, near the mouth only: (N, 3) float64.
+
+    vertices (N, 3) world, +Y up; faces (F, 3); lip_pair_ids (K, 2) (upper, lower) vertex ids
+    of the inner lips; lip_offsets (K, 3) the upper-minus-lower offset each pair has where the
+    lips touch (the template's); corner_ids (C,) the mouth corners and corner_heights (C,)
+    their rest heights above the line where the lips meet (the template's, to the face's
+    scale); rest_vertices (N, 3) a closed-mouth version of the same face (the coarse fit's
+    identity), which gives the height at which each pair meets.  So a laugh's low jaw and a
+    smile's lifted corners go.  Across the face each pair meets ``upper_share`` of the way from the upper lip
+    to the lower one, as a mouth opens mostly by the jaw.  The surface within ``radius`` metres
+    of the lips follows by Laplacian deformation of its own shape; everything beyond stays.
+    """
+    from .geometry import LaplacianDeformer
+
+    vertices = _as_points("vertices", vertices)
+    rest_vertices = _as_points("rest_vertices", rest_vertices)
+    faces = np.asarray(faces, dtype=np.int64)
+    pairs = np.asarray(lip_pair_ids, dtype=np.int64).reshape(-1, 2)
+    lip_offsets = np.asarray(lip_offsets, dtype=np.float64).reshape(-1, 3)
+    corners = np.asarray(corner_ids, dtype=np.int64).reshape(-1)
+    upper, lower = vertices[pairs[:, 0]], vertices[pairs[:, 1]]
+    meet = upper + upper_share * (lower - upper)
+    meet[:, 1] = 0.5 * (rest_vertices[pairs[:, 0], 1] + rest_vertices[pairs[:, 1], 1])
+    lip_targets = np.concatenate([meet + 0.5 * lip_offsets, meet - 0.5 * lip_offsets])
+    corner_targets = vertices[corners].copy()
+    corner_targets[:, 1] = meet[:, 1].mean() + np.asarray(corner_heights, dtype=np.float64)
+    centre = vertices[pairs.reshape(-1)].mean(axis=0)
+    distance = np.linalg.norm(vertices - centre, axis=1)
+    # Solve on the patch around the mouth only: a ring of fixed vertices bounds it.
+    inside = distance < 1.25 * radius
+    patch_faces = faces[inside[faces].all(axis=1)]
+    used = np.unique(patch_faces)
+    local = np.full(len(vertices), -1, dtype=np.int64)
+    local[used] = np.arange(len(used))
+    fixed = used[distance[used] >= radius]
+    anchors = np.concatenate([pairs[:, 0], pairs[:, 1], corners, fixed])
+    targets = np.concatenate([lip_targets, corner_targets, vertices[fixed]])
+    deformer = LaplacianDeformer(vertices[used], local[patch_faces], local[anchors], weight=1000.0)
+    result = vertices.copy()
+    result[used] = deformer.solve(targets)
+    return result
 
 
 def fine_fit(
