@@ -61,14 +61,9 @@ def test_the_built_skin_is_closed(astronaut):
     assert boundary_loops(np.asarray(astronaut.parts["skin"].faces)) == []
 
 
-# mouthRollUpper on the astronaut, whose neutral keeps her open smile: the upper lip rolls in
-# past the incisal edge and 12 pixels of upper teeth show through it (issue #11's neutral fit,
-# which closes the lips first, is where this goes away).
-ROLL = pytest.mark.xfail(strict=True, reason="upper teeth show through the rolled upper lip of a smiling neutral")
-
-
-@pytest.mark.parametrize("shape", [None] + [pytest.param(n, marks=ROLL) if n == "mouthRollUpper" else n
-                                            for n in ARKIT_SHAPE_NAMES])
+# mouthRollUpper on the astronaut used to show 12 pixels of upper teeth through the rolled lip,
+# while her rest pose kept the photo's open smile; the neutral rest pose (issue #11) closed it.
+@pytest.mark.parametrize("shape", [None] + list(ARKIT_SHAPE_NAMES))
 def test_no_part_shows_through_the_skin(astronaut, template, shape):
     weights = np.zeros(52)
     if shape:
