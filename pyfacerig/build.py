@@ -21,7 +21,7 @@ import numpy as np
 
 import engine_export
 
-from . import fit, rig, runtime, texture
+from . import fit, rig, runtime, skeleton, texture
 from .errors import ExportError, InvalidInputError
 from .eye_refine import refine_eye_landmarks
 from .image_io import load_image
@@ -33,7 +33,7 @@ from .templates import TemplatePart, load_default
 __all__ = ["Avatar", "AvatarPart", "build", "STAGES", "FORMATS", "PRESETS"]
 
 #: Stage names in pipeline order, as reported to ``progress`` and in ``Avatar.timings``.
-STAGES = ("load", "stylize", "landmarks", "coarse_fit", "eye_refine", "fine_fit", "texture", "rig", "export")
+STAGES = ("load", "stylize", "landmarks", "coarse_fit", "eye_refine", "fine_fit", "texture", "rig", "skeleton", "export")
 FORMATS = ("glb", "fbx", "frig")
 PRESETS = ("unity", "unreal")
 STYLES = (None, "cartoon")
@@ -68,6 +68,8 @@ class Avatar:
         rig replays the photo's expression.
     landmark_quality: the landmark quality gate's record (:meth:`LandmarkQuality.as_dict`:
         per-region scores, thresholds, failing regions, evidence), also when ``force`` built anyway.
+    skeleton: the calibrated head skeleton (:class:`pyfacerig.skeleton.Calibration`: joints, rest
+        positions, skinning weights per part), or None for a template without one.
     timings: stage -> seconds.
     paths: the files written (asset(s) and the JSON sidecar), empty without ``out``.
     """
@@ -81,6 +83,7 @@ class Avatar:
     coarse_skin: np.ndarray = None
     expression_weights: dict = field(default_factory=dict)
     landmark_quality: dict = field(default_factory=dict)
+    skeleton: Optional[skeleton.Calibration] = None
     timings: dict = field(default_factory=dict)
     paths: tuple = ()
 
@@ -108,7 +111,7 @@ class Avatar:
             # The .fbx geometry and the .frig rig concatenate the parts in this order.
             "parts": _vertex_ranges(self.parts),
             "files": [p.name for p in self.paths if p.suffix != ".json"],
-        }
+        } | ({"skeleton": self.skeleton.as_dict()} if self.skeleton is not None else {})
 
 
 def build(
@@ -238,6 +241,13 @@ def build(
         for name, (vertices, deltas) in followers.items():
             parts[name] = _part(template.parts[name], vertices, deltas)
         parts = {name: parts[name] for name in template.parts}  # keep the template's part order
+    # The head skeleton, calibrated to this avatar's neutral (MAC2 §3.1.2, pyfacerig.skeleton).
+    calibration = None
+    if template.skeleton is not None:
+        with stage("skeleton"):
+            calibration = skeleton.calibrate(template.skeleton,
+                                             {name: part.vertices for name, part in template.parts.items()},
+                                             {name: part.vertices for name, part in parts.items()})
 
     height, width = photo.shape[:2]
     avatar = Avatar(
@@ -254,6 +264,7 @@ def build(
         expression_weights={name: float(round(weight, 4)) for name, weight
                             in zip(template.shape_names, expression)},
         landmark_quality=quality.as_dict(),
+        skeleton=calibration,
         timings=timings,
     )
     if out_paths:
@@ -401,7 +412,7 @@ def _write_outputs(avatar: Avatar, paths: dict[str, Path], preset: str, started:
         raise ExportError(f"cannot create output directory {str(directory)!r}: {exc.strerror or exc}") from None
     if not os.access(directory, os.W_OK):
         raise ExportError(f"output directory {str(directory)!r} is not writable")
-    asset = _to_asset(avatar)
+    asset = _to_asset(avatar, preset)
     writers = {"glb": engine_export.write_gltf, "fbx": engine_export.write_fbx, "frig": _write_rig}
     temporaries: dict[str, Path] = {}
     try:
@@ -525,8 +536,25 @@ def _write_rig(asset, path: Path, preset: str) -> None:
     _to_rig(asset).save(path)
 
 
-def _to_asset(avatar: Avatar):
-    """The avatar as an engine_export Asset: one mesh "face" with one primitive per part."""
+def _skin_influences(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, J) weights -> the 4 largest per vertex: joints (N, 4) uint16, weights (N, 4) float32."""
+    order = np.argsort(-weights, axis=1, kind="stable")[:, :4]
+    picked = np.take_along_axis(weights, order, axis=1).astype(np.float64)
+    return order.astype(np.uint16), (picked / picked.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _export_skeleton(calibration, preset: str):
+    """The calibrated skeleton as engine_export's, with the preset's bone names."""
+    count = len(calibration.joint_names)
+    return engine_export.Skeleton(joint_names=list(skeleton.BONE_NAMES[preset]),
+                                  parents=np.asarray(calibration.parents, np.int64),
+                                  translations=calibration.local_translations(),
+                                  rotations=np.tile([0.0, 0.0, 0.0, 1.0], (count, 1)))
+
+
+def _to_asset(avatar: Avatar, preset: str = "unity"):
+    """The avatar as an engine_export Asset: one mesh "face" with one primitive per part, skinned
+    to the calibrated head skeleton (bone names per ``preset``) when the avatar has one."""
     ee = engine_export
 
     material_names = list(dict.fromkeys(part.material for part in avatar.parts.values()))
@@ -549,5 +577,9 @@ def _to_asset(avatar: Avatar):
             # Normal morphs keep the shading right in expressions (engines that recompute them ignore these).
             target_normals=part.split(_normal_deltas(part, normals)),
         ))
+        if avatar.skeleton is not None:
+            joints, joint_weights = _skin_influences(part.split(avatar.skeleton.weights[part.name]))
+            primitives[-1] = dataclasses.replace(primitives[-1], joints=joints, joint_weights=joint_weights)
     mesh = ee.Mesh(name="face", primitives=primitives, target_names=list(avatar.shape_names))
-    return ee.Asset(meshes=[mesh], materials=materials, name="pyfacerig_avatar")
+    bones = None if avatar.skeleton is None else _export_skeleton(avatar.skeleton, preset)
+    return ee.Asset(meshes=[mesh], materials=materials, skeleton=bones, name="pyfacerig_avatar")

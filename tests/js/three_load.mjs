@@ -105,6 +105,8 @@ root.traverse((obj) => {
       [name, worldPoints(geometry.morphAttributes.position[i])])),
     hasMorphNormals: (geometry.morphAttributes.normal || []).length === names.length,
     influences: obj.morphTargetInfluences || [],
+    skinned: obj.isSkinnedMesh === true,
+    bones: obj.skeleton ? obj.skeleton.bones.map((b) => b.name) : [],
     materials: materials.map((m) => ({
       name: m.name,
       map: m.map ? [m.map.image?.width ?? 0, m.map.image?.height ?? 0] : null,
