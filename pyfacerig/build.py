@@ -63,6 +63,8 @@ class Avatar:
         input-image pixels after each fitting stage.
     coarse_skin: (N_skin, 3) float32 world vertices after the coarse fit, posed with the photo's
         expression as the photo shows it (for evaluation).
+    posed_skin: (N_skin, 3) float32 world vertices of the fine fit as the photo shows it, with the
+        photo's expression; the texture is baked on it, and the landmark figures are read off it.
     expression_weights: ARKit name -> weight in [0, 1], the photo's expression as the coarse fit
         read it.  The avatar's rest pose (``parts``) is without it; setting these weights on the
         rig replays the photo's expression.
@@ -81,6 +83,7 @@ class Avatar:
     image_size: tuple
     landmarks68: dict
     coarse_skin: np.ndarray = None
+    posed_skin: np.ndarray = None
     expression_weights: dict = field(default_factory=dict)
     landmark_quality: dict = field(default_factory=dict)
     skeleton: Optional[skeleton.Calibration] = None
@@ -261,6 +264,7 @@ def build(
         landmarks68={"coarse": mediapipe_to_ibug68(fit.project(coarse.vertices[landmark_ids[:468]], pose)),
                      "fine": mediapipe_to_ibug68(fit.project(posed[landmark_ids[:468]], pose))},
         coarse_skin=coarse.vertices.astype(np.float32),
+        posed_skin=posed.astype(np.float32),
         expression_weights={name: float(round(weight, 4)) for name, weight
                             in zip(template.shape_names, expression)},
         landmark_quality=quality.as_dict(),

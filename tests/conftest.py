@@ -61,3 +61,12 @@ def dlib68(portraits):
     """dlib's 68 points of each bundled portrait: name -> (68, 2)."""
     from pyfacerig.evaluation import dlib_landmarks68
     return {name: dlib_landmarks68(image) for name, image in portraits.items()}
+
+
+@pytest.fixture(scope="session")
+def heldout_built(heldout_paths, template) -> dict:
+    """The held-out portraits that show a whole face (obama, obama2, obama3, biden), each built
+    once without files: name -> Avatar."""
+    from _heldout import PORTRAITS
+    from pyfacerig.build import build
+    return {name: build(heldout_paths[name], template=template) for name in PORTRAITS}

@@ -94,7 +94,7 @@ def test_same_input_gives_a_byte_identical_glb(built, portraits, template, tmp_p
 
 def test_landmarks68_are_the_one_definition_read_off_the_projected_model(built, template):
     avatar, _ = built["astronaut"]
-    skin = avatar.parts["skin"].vertices.astype(np.float64)
+    skin = avatar.posed_skin.astype(np.float64)
     ids = np.asarray(template.landmark_vertex_ids)[:468]
     np.testing.assert_allclose(avatar.landmarks68["fine"], mediapipe_to_ibug68(fit.project(skin[ids], avatar.pose)),
                                atol=1e-3)
@@ -172,7 +172,7 @@ def test_textured_model_reproduces_the_photo_better_than_the_coarse_geometry(bui
     image = portraits[name]
     points = detect_landmarks(image).points
     face = texture.face_region_mask(image.shape[:2], points, erosion=0.05)
-    fine, fine_cover = render_in_photo(avatar, avatar.parts["skin"].vertices, template, image.shape[:2])
+    fine, fine_cover = render_in_photo(avatar, avatar.posed_skin, template, image.shape[:2])
     coarse, coarse_cover = render_in_photo(avatar, avatar.coarse_skin, template, image.shape[:2])
     mask = face & fine_cover & coarse_cover
     fine_error = photometric_error(fine, image, mask)

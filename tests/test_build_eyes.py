@@ -69,7 +69,7 @@ def fit_enlarged_eyes(image, template, factor):
     truth = forward(points[ids, :2])
     avatar = build(warped, template=template)
     skin_ids = np.asarray(template.landmark_vertex_ids)[ids]
-    fitted = fit.project(avatar.parts["skin"].vertices[skin_ids].astype(np.float64), avatar.pose)
+    fitted = fit.project(avatar.posed_skin[skin_ids].astype(np.float64), avatar.pose)
     return points, ids, truth, fitted, np.linalg.norm(points[33, :2] - points[263, :2])
 
 

@@ -6,7 +6,6 @@ import io
 import numpy as np
 import pytest
 
-import pyfacerig
 from pyfacerig import render
 from pyfacerig.landmarks import detect_landmarks
 
@@ -36,10 +35,10 @@ def read_back(avatar) -> dict:
 
 
 @pytest.fixture(scope="module")
-def detected(built, heldout_paths):
+def detected(built, heldout_built):
     avatars = {name: avatar for name, (avatar, _) in built.items()}
     for name in ("obama", "biden"):
-        avatars[name] = pyfacerig.build(heldout_paths[name])
+        avatars[name] = heldout_built[name]
     return {name: read_back(avatar) for name, avatar in avatars.items()}
 
 

@@ -83,7 +83,7 @@ def enlarged_row(name: str, image: np.ndarray, template, factor: float) -> str:
     for refine in (True, False):
         avatar = build(warped, template=template, refine_eyes=refine)
         skin_ids = np.asarray(template.landmark_vertex_ids)[ids]
-        fine = fit.project(avatar.parts["skin"].vertices[skin_ids].astype(np.float64), avatar.pose)
+        fine = fit.project(avatar.posed_skin[skin_ids].astype(np.float64), avatar.pose)
         to_truth = np.linalg.norm(fine - truth, axis=1).mean() / iod
         to_original = np.linalg.norm(fine - points[ids, :2], axis=1).mean() / iod
         opened = np.mean([np.ptp(fine[k * 16:(k + 1) * 16, 1]) / np.ptp(points[e, 1]) for k, e in enumerate(EYES)])

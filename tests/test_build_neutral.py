@@ -1,0 +1,69 @@
+"""The avatar's rest pose is neutral even when the photo smiles (issue #11), measured as a user
+sees it: each rest pose is rendered with its own texture and MediaPipe reads the mouth back."""
+import json
+
+import numpy as np
+import pytest
+
+from _mouth import corners, lip_gap, read_back
+from pyfacerig.templates import ARKIT_SHAPE_NAMES
+
+SMILING = ("astronaut", "obama", "obama2")
+NEUTRAL = ("grace_hopper", "biden")
+
+
+@pytest.fixture(scope="module")
+def avatars(built, heldout_built):
+    return {**{name: avatar for name, (avatar, _) in built.items()}, **heldout_built}
+
+
+@pytest.fixture(scope="module")
+def rest_points(avatars):
+    return {name: read_back(avatars[name]) for name in SMILING + NEUTRAL}
+
+
+@pytest.fixture(scope="module")
+def template_points(template):
+    return read_back(template)
+
+
+@pytest.mark.parametrize("name", SMILING + NEUTRAL)
+def test_the_rest_pose_has_its_lips_closed(rest_points, name):
+    # The photos' own gaps: astronaut 0.19, obama 0.23, obama2 0.40 of the mouth width.
+    assert lip_gap(rest_points[name]) <= 0.05
+
+
+@pytest.mark.parametrize("name", SMILING + NEUTRAL)
+def test_the_rest_pose_keeps_no_smile_in_the_corners(rest_points, template_points, name):
+    # Height of each corner against the template's rest pose, in face heights: a smile lifts
+    # them by 5-6 % of the face height on the astronaut and obama.
+    assert np.all(np.abs(corners(rest_points[name], template_points)["lift"]) <= 0.02)
+
+
+@pytest.mark.parametrize("name", SMILING)
+def test_replaying_the_expression_weights_gives_the_photo_its_smile_back(avatars, rest_points, name):
+    avatar = avatars[name]
+    replayed = read_back(avatar, avatar.expression_weights)
+    assert lip_gap(replayed) > lip_gap(rest_points[name]) + 0.04
+
+
+@pytest.mark.parametrize("name", NEUTRAL)
+def test_a_neutral_photo_changes_little(avatars, template, name):
+    """The rest pose of a neutral photo stays within 1 mm (median) of the fine fit to it."""
+    avatar = avatars[name]
+    face = np.asarray(template.regions["face"])
+    moved = np.linalg.norm(avatar.parts["skin"].vertices - avatar.posed_skin, axis=1)[face]
+    assert np.median(moved) < 1e-3 and np.percentile(moved, 99) < 4e-3
+
+
+def test_the_sidecar_reports_the_photos_expression(built):
+    avatar, folder = built["astronaut"]
+    sidecar = json.loads((folder / "astronaut.json").read_text())
+    weights = sidecar["expression_weights"]
+    assert list(weights) == list(ARKIT_SHAPE_NAMES)
+    assert all(0.0 <= w <= 1.0 for w in weights.values())
+    assert weights == avatar.expression_weights
+    # She smiles with an open mouth; Grace Hopper does not.
+    grace = built["grace_hopper"][0].expression_weights
+    for shape in ("mouthSmileLeft", "mouthSmileRight", "mouthUpperUpLeft", "mouthUpperUpRight"):
+        assert weights[shape] > 0.2 and weights[shape] > 2 * grace[shape]
