@@ -482,7 +482,8 @@ def _check_destination(path, suffixes) -> None:
 
 
 def animate(video_or_frames, avatar, *, fps: float | None = None, out=None, csv=None, clip_name: str = "take",
-            preset: str = "unity", settings: SolveSettings | None = None, tracker=None, progress=None) -> Take:
+            preset: str = "unity", settings: SolveSettings | None = None, tracker=None, progress=None,
+            detector_calibration: bool = True, cache_dir=None) -> Take:
     """Solve a take of ``avatar`` from a video and optionally write it.
 
     video_or_frames: a video file path, or (T, H, W, 3) uint8 RGB frames (array or list).
@@ -491,10 +492,15 @@ def animate(video_or_frames, avatar, *, fps: float | None = None, out=None, csv=
     fps: frame rate; default the video's own (frames: 30).
     out: write the avatar with the take as clip ``clip_name`` (.glb, or .fbx with ``preset``).
     csv: write the take as a Live Link Face CSV.
+    detector_calibration: solve with the avatar calibrated to the face mesh
+        (:mod:`pyfacerig.animate.calibrate`: computed once per avatar .glb, ~60 renders, then
+        cached in ``cache_dir``, default :func:`~pyfacerig.animate.calibrate.default_cache_dir`).
+        An Avatar object is solved uncalibrated (there is no file to render from).
     Returns the :class:`Take`; ``take.report`` holds frame counts (``frames_without_face``),
     timings and the clip report.  Raises VideoReadError (unreadable video), NoFaceError (no
     face in any frame), InvalidInputError (bad arguments), ExportError (unwritable output).
     """
+    calibration_s = None
     if isinstance(avatar, (str, os.PathLike)):
         rig = AvatarRig.from_glb(avatar)
     elif hasattr(avatar, "parts") and hasattr(avatar, "shape_names"):
@@ -511,9 +517,18 @@ def animate(video_or_frames, avatar, *, fps: float | None = None, out=None, csv=
     started = time.perf_counter()
     landmarks, video_fps, size, timings = track_landmarks(video_or_frames, tracker, progress)
     fps = float(fps or video_fps or 30.0)
+    if detector_calibration and isinstance(avatar, (str, os.PathLike)) and np.isfinite(landmarks).any():
+        # After tracking, so that an unreadable video costs no renders.
+        from .calibrate import load_or_calibrate
+        calibrate_start = time.perf_counter()
+        calibration, computed = load_or_calibrate(avatar, rig, cache_dir)
+        rig = calibration.apply(rig)
+        calibration_s = time.perf_counter() - calibrate_start if computed else 0.0
     take = solve_take(landmarks, fps, size, rig, settings)
     take.report.update(timings)
     take.report["image_size"] = list(size)
+    take.report["detector_calibrated"] = calibration_s is not None
+    take.report["calibration_s"] = calibration_s or 0.0
     take.report["total_s"] = time.perf_counter() - started
     if csv is not None:
         from .livelink import write_livelink_csv
