@@ -38,6 +38,7 @@ import dataclasses
 import hashlib
 import io
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -98,7 +99,7 @@ class DetectorCalibration:
                 if int(archive["version"]) != CALIBRATION_VERSION:
                     return None
                 return cls(**{f.name: np.array(archive[f.name]) for f in dataclasses.fields(cls)})
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             return None
 
 
