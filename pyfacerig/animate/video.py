@@ -265,22 +265,30 @@ class FrameSolver:
     def _neutral(self) -> np.ndarray:
         return self.rig.neutral if self.neutral_offset is None else self.rig.neutral + self.neutral_offset
 
-    def pose(self, observed: np.ndarray, reference_weights: np.ndarray | None = None, focal: float | None = None):
+    def pose(self, observed: np.ndarray, reference_weights: np.ndarray | None = None, focal: float | None = None,
+             start=None):
         """(R (T, 3, 3), T (T, 3), rms (T,) pixels) of the stable landmarks, the avatar posed
         with ``reference_weights`` (T, 52) (e.g. a previous pass) or at rest.
 
         A 3-D similarity (MediaPipe's z is scaled like x) and a weak-perspective refinement
-        give the start; the pinhole refinement gives the pose."""
+        give the start (``start``: that of :meth:`pose_start`, if already computed); the
+        pinhole refinement gives the pose."""
         focal = self.focal if focal is None else focal
+        model, stable, (scale, rotation, offset_xy) = start or self.pose_start(observed, reference_weights)
+        translation = perspective_start(scale, offset_xy, focal, self.centre)
+        return refine_perspective(model, stable[..., :2], rotation, translation, focal, self.centre)
+
+    def pose_start(self, observed: np.ndarray, reference_weights: np.ndarray | None = None):
+        """(model (T, S, 3), observed stable landmarks (T, S, 3), weak-perspective (s, R, t)):
+        what :meth:`pose` starts from, which does not depend on the focal length."""
         model = self._neutral()[self.stable][None]
         if reference_weights is not None:
             model = model + np.einsum("sam,tm->tsa", self._stable_basis, reference_weights)
         model = np.broadcast_to(model, (len(observed),) + model.shape[1:])
         stable = observed[:, self.stable]
         scale, rotation, offset = similarity_fit(model, stable)
-        scale, rotation, offset_xy = refine_weak_perspective(model, stable[..., :2], scale, rotation, offset[:, :2])
-        translation = perspective_start(scale, offset_xy, focal, self.centre)
-        return refine_perspective(model, stable[..., :2], rotation, translation, focal, self.centre)
+        weak = refine_weak_perspective(model, stable[..., :2], scale, rotation, offset[:, :2])
+        return model, stable, weak
 
     def solve(self, observed: np.ndarray, reference_weights: np.ndarray | None = None,
               start: np.ndarray | None = None):
@@ -345,15 +353,16 @@ def estimate_focal(solver: FrameSolver, observed: np.ndarray, height: float, fra
     (8-100°), over up to ``frames`` frames spread through the take."""
     pick = np.unique(np.linspace(0, len(observed) - 1, min(frames, len(observed))).round().astype(int))
     sample = observed[pick]
+    start = solver.pose_start(sample)
 
     def cost(fov):
-        return float(np.mean(solver.pose(sample, focal=focal_from_fov(height, fov))[2] ** 2))
+        return float(np.mean(solver.pose(sample, focal=focal_from_fov(height, fov), start=start)[2] ** 2))
 
     low, high = 8.0, 100.0
     ratio = (math.sqrt(5.0) - 1.0) / 2.0
     a, b = high - ratio * (high - low), low + ratio * (high - low)
     ca, cb = cost(a), cost(b)
-    for _ in range(18):                       # brackets the minimum to about 0.1°
+    for _ in range(14):                       # brackets the minimum to about 0.3°
         if ca <= cb:
             high, b, cb = b, a, ca
             a = high - ratio * (high - low)
