@@ -1,22 +1,25 @@
-"""Solvers for a take: head pose by similarity Procrustes and weak-perspective Gauss-Newton,
-ARKit weights by box-constrained least squares on the avatar's own landmark deltas, and the
-One-Euro filter.  Pose and QP matrices are computed for all frames at once.
+"""Solvers for a take: head pose by similarity Procrustes, then weak-perspective and pinhole
+Gauss-Newton; ARKit weights by box-constrained least squares on the avatar's landmark
+deltas; and the One-Euro filter.  Pose and QP matrices are computed for all frames at once.
 
 Frames are in the avatar's axes (metres, +X the subject's left, +Y up, +Z out of the face).
 Detected landmarks are brought to a matching image frame: x right, y UP, z toward the camera,
-all in pixels (MediaPipe's z is scaled like x).
+all in pixels (MediaPipe's z is scaled like x).  The camera frame is x right, y up, the
+camera looking along -z; a pinhole of focal length f at the image centre c projects a
+camera-frame point P to π(P) = f (P_x, P_y) / (-P_z) + c.
 
-**Expression model** (weak perspective, the head's scale s, rotation R and image offset t
-known from the pose step): landmark k of the avatar with weights w lands at
+**Expression model** (the head's rotation R and translation T known from the pose step):
+landmark k of the avatar with weights w lands at
 
-    p_k(w) = Π (s R (a_k + B_k w)) + t,        Π = the x, y rows,
+    p_k(w) ≈ π(R a_k + T) + A B_k w,        A = J R,
 
-with a_k (3,) the neutral landmark and B_k (3, 52) its shape deltas.  The weights minimise
+with a_k (3,) the neutral landmark, B_k (3, 52) its shape deltas and J (2, 3) the pinhole's
+Jacobian at the face's centre (for a weak-perspective camera, A = s Π R).  The weights minimise
 
     Σ_k ω_k |p_k(w) - q_k|² + s² (Σ_j λ_j w_j² + Σ μ (w_i - w_j)²)     subject to 0 <= w_j <= 1,
 
-a box-constrained quadratic program 1/2 wᵀ G w - bᵀ w with
-G = s² (Σ_ab P_ab H_ab + Λ), P = Rᵀ Πᵀ Π R, H_ab = Σ_k ω_k B_k[a]ᵀ B_k[b].
+with s² = tr(AᵀA)/2: a box-constrained quadratic program 1/2 wᵀ G w - bᵀ w with
+G = Σ_ab P_ab H_ab + s² Λ, P = AᵀA, H_ab = Σ_k ω_k B_k[a]ᵀ B_k[b].
 The nine 52×52 matrices H_ab are precomputed once per avatar, so forming G costs one
 (9 × 2704) product per frame whatever the landmark count, and the QP is solved by an
 active-set method warm-started from the previous frame (a handful of 52×52 solves per frame).

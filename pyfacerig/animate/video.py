@@ -6,11 +6,16 @@ tracked landmarks):
 1. MediaPipe's face mesh in tracking mode (static_image_mode=False, refine_landmarks=True):
    478 points, the face box carried from frame to frame.
 2. Head pose: a similarity Procrustes fit of the avatar's least-moving landmarks (posed
-   with the previous frame's weights) to the detected ones, in 3-D (MediaPipe's z is
-   scaled like x).  Rotation -> yaw, pitch, roll; scale and image position -> translation.
-3. The 52 weights: box-constrained least squares on the avatar's own landmark deltas in the
+   with the first pass's weights) to the detected ones, in 3-D (MediaPipe's z is scaled
+   like x), refined in the image plane under a weak-perspective, then a pinhole camera
+   whose field of view is given or estimated over the take (:func:`estimate_focal`).
+   Rotation -> yaw, pitch, roll; the camera-frame translation -> translation.
+3. The 52 weights: box-constrained least squares on the avatar's landmark deltas in the
    image plane (:class:`pyfacerig.animate.solve.ExpressionSolver`), with an L2 prior that
    keeps the shapes landmarks cannot see (tongueOut, cheekPuff, mouthRoll...) near 0.
+   :func:`animate` first calibrates a .glb avatar to the face mesh
+   (:mod:`pyfacerig.animate.calibrate`): the landmarks and deltas are then where, and how
+   far, MediaPipe sees this avatar's own.
 4. Gaze: the iris centres are two more landmarks (the eyeballs' front poles), so the
    eyeLook weights come out of the same solve; the avatar's own eye rotation per unit
    eyeLook weight turns them into eye yaw and pitch.
