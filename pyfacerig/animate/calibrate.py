@@ -78,13 +78,12 @@ class DetectorCalibration:
     def apply(self, rig):
         """The rig solved in the detector's terms (the head-pose landmarks are still chosen
         from the avatar's own deltas)."""
-        from .rig import AvatarRig
-
         if self.deltas.shape != rig.deltas.shape:
-            raise InvalidInputError(f"calibration: deltas {self.deltas.shape} do not match the rig's {rig.deltas.shape}")
+            raise InvalidInputError(f"calibration: deltas {self.deltas.shape} do not match "
+                                    f"the rig's {rig.deltas.shape}")
         motion = np.linalg.norm(rig.deltas, axis=2).max(axis=0) if rig.motion is None else rig.motion
         return dataclasses.replace(rig, neutral=rig.neutral + self.neutral_offset, deltas=self.deltas,
-                                   motion=motion)  # type: AvatarRig
+                                   motion=motion)
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
@@ -236,7 +235,7 @@ def load_or_calibrate(avatar_glb, rig=None, cache_dir=None) -> tuple[DetectorCal
     path = folder / "animate" / f"{key}.npz"
     if path.is_file():
         cached = DetectorCalibration.from_bytes(path.read_bytes())
-        if cached is not None and cached.deltas.shape[1] == (rig.deltas.shape[1] if rig is not None else cached.deltas.shape[1]):
+        if cached is not None and (rig is None or cached.deltas.shape == rig.deltas.shape):
             _MEMORY[key] = cached
             return cached, False
     result = calibrate(avatar_glb, rig)

@@ -98,7 +98,8 @@ class SolveSettings:
         self.gaze_coupling = float(gaze_coupling)
         self.lip_weight, self.other_weight = float(lip_weight), float(other_weight)
         if fov_deg is not None and not (isinstance(fov_deg, (int, float)) and 1.0 <= fov_deg <= 150.0):
-            raise InvalidInputError(f"SolveSettings: fov_deg must be a vertical field of view in degrees (1-150), got {fov_deg!r}")
+            raise InvalidInputError("SolveSettings: fov_deg must be a vertical field of view in degrees (1-150), "
+                                    f"got {fov_deg!r}")
         self.fov_deg = None if fov_deg is None else float(fov_deg)
 
 
