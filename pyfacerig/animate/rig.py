@@ -50,6 +50,11 @@ class AvatarRig:
     gaze_per_weight: np.ndarray
     eye_centres: dict
     missing_shapes: tuple = ()
+    #: (470,) how far the shapes move each landmark, for choosing the head-pose landmarks;
+    #: None: from ``deltas``.  A rig calibrated to the detector (calibrate.py) keeps the
+    #: avatar's own geometry here: the detector's deltas carry its jitter, which would
+    #: reshuffle the choice.
+    motion: np.ndarray | None = None
 
     @classmethod
     def from_glb(cls, path, template=None) -> "AvatarRig":
@@ -120,7 +125,7 @@ class AvatarRig:
     def stable_landmarks(self, count: int = 60) -> np.ndarray:
         """Row indices of the ``count`` landmarks that the 52 shapes move least (for the head
         pose), leaving out the face oval and the iris centres."""
-        motion = np.linalg.norm(self.deltas, axis=2).max(axis=0)
+        motion = np.linalg.norm(self.deltas, axis=2).max(axis=0) if self.motion is None else self.motion
         candidates = [k for k, lm in enumerate(self.landmark_ids) if lm < 468 and lm not in FACE_OVAL]
         candidates = np.array(candidates)
         return np.sort(candidates[np.argsort(motion[candidates], kind="stable")[:count]])

@@ -1,22 +1,25 @@
-"""Solvers for a take: head pose by similarity Procrustes and weak-perspective Gauss-Newton,
-ARKit weights by box-constrained least squares on the avatar's own landmark deltas, and the
-One-Euro filter.  Pose and QP matrices are computed for all frames at once.
+"""Solvers for a take: head pose by similarity Procrustes, then weak-perspective and pinhole
+Gauss-Newton; ARKit weights by box-constrained least squares on the avatar's landmark
+deltas; and the One-Euro filter.  Pose and QP matrices are computed for all frames at once.
 
 Frames are in the avatar's axes (metres, +X the subject's left, +Y up, +Z out of the face).
 Detected landmarks are brought to a matching image frame: x right, y UP, z toward the camera,
-all in pixels (MediaPipe's z is scaled like x).
+all in pixels (MediaPipe's z is scaled like x).  The camera frame is x right, y up, the
+camera looking along -z; a pinhole of focal length f at the image centre c projects a
+camera-frame point P to π(P) = f (P_x, P_y) / (-P_z) + c.
 
-**Expression model** (weak perspective, the head's scale s, rotation R and image offset t
-known from the pose step): landmark k of the avatar with weights w lands at
+**Expression model** (the head's rotation R and translation T known from the pose step):
+landmark k of the avatar with weights w lands at
 
-    p_k(w) = Π (s R (a_k + B_k w)) + t,        Π = the x, y rows,
+    p_k(w) ≈ π(R a_k + T) + A B_k w,        A = J R,
 
-with a_k (3,) the neutral landmark and B_k (3, 52) its shape deltas.  The weights minimise
+with a_k (3,) the neutral landmark, B_k (3, 52) its shape deltas and J (2, 3) the pinhole's
+Jacobian at the face's centre (for a weak-perspective camera, A = s Π R).  The weights minimise
 
     Σ_k ω_k |p_k(w) - q_k|² + s² (Σ_j λ_j w_j² + Σ μ (w_i - w_j)²)     subject to 0 <= w_j <= 1,
 
-a box-constrained quadratic program 1/2 wᵀ G w - bᵀ w with
-G = s² (Σ_ab P_ab H_ab + Λ), P = Rᵀ Πᵀ Π R, H_ab = Σ_k ω_k B_k[a]ᵀ B_k[b].
+with s² = tr(AᵀA)/2: a box-constrained quadratic program 1/2 wᵀ G w - bᵀ w with
+G = Σ_ab P_ab H_ab + s² Λ, P = AᵀA, H_ab = Σ_k ω_k B_k[a]ᵀ B_k[b].
 The nine 52×52 matrices H_ab are precomputed once per avatar, so forming G costs one
 (9 × 2704) product per frame whatever the landmark count, and the QP is solved by an
 active-set method warm-started from the previous frame (a handful of 52×52 solves per frame).
@@ -28,7 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import lapack
 
-__all__ = ["similarity_fit", "refine_weak_perspective", "solve_box_qp", "ExpressionSolver", "rotation_to_angles", "OneEuroFilter"]
+__all__ = ["similarity_fit", "refine_weak_perspective", "perspective_start", "project", "projection_jacobian",
+           "refine_perspective", "solve_box_qp", "ExpressionSolver", "rotation_to_angles", "OneEuroFilter"]
 
 
 def similarity_fit(model: np.ndarray, observed: np.ndarray):
@@ -98,11 +102,90 @@ def refine_weak_perspective(model: np.ndarray, observed_xy: np.ndarray, scale, r
         jac[:, :, :, 3] = turned[:, :, :2]
         flat = jac.reshape(frames, -1, 6)
         normal = np.einsum("tki,tkj->tij", flat, flat) + 1e-12 * np.eye(6)
-        delta = np.linalg.solve(normal, -np.einsum("tki,tk->ti", flat, residual)[..., None])[..., 0]
+        delta = _batched_spd_solve(normal, -np.einsum("tki,tk->ti", flat, residual))
         r = r @ _exp_so3(delta[:, :3])
         s = s + delta[:, 3]
         t = t + delta[:, 4:]
     return s, r, t
+
+
+def perspective_start(scale, offset_xy, focal: float, centre) -> np.ndarray:
+    """(T, 3) camera-frame translation of the model origin from a weak-perspective fit
+    (image = s Π R m + t): the origin lies on the ray through t at depth focal / s.
+    Camera frame: x right, y up, the camera looking along -z (depth = -z)."""
+    s = np.asarray(scale, np.float64)
+    t = np.asarray(offset_xy, np.float64)
+    return np.stack([(t[:, 0] - centre[0]) / s, (t[:, 1] - centre[1]) / s, -focal / s], axis=1)
+
+
+def project(points: np.ndarray, focal: float, centre) -> np.ndarray:
+    """Pinhole projection of camera-frame points (..., 3) -> image points (..., 2), y up."""
+    depth = -points[..., 2:3]
+    return focal * points[..., :2] / depth + np.asarray(centre, np.float64)
+
+
+def projection_jacobian(points: np.ndarray, focal: float) -> np.ndarray:
+    """d project / d point (..., 2, 3) at camera-frame points (..., 3)."""
+    depth = -points[..., 2]
+    jac = np.zeros(points.shape[:-1] + (2, 3))
+    jac[..., 0, 0] = jac[..., 1, 1] = focal / depth
+    jac[..., 0, 2] = focal * points[..., 0] / depth ** 2
+    jac[..., 1, 2] = focal * points[..., 1] / depth ** 2
+    return jac
+
+
+def refine_perspective(model: np.ndarray, observed_xy: np.ndarray, rotation, translation, focal: float, centre,
+                       iterations: int = 5):
+    """Gauss-Newton on the image-plane error of a pinhole camera, all frames at once.
+
+    Minimises Σ_k |π(R m_k + T) - q_k|² over R and T per frame.  The weak-perspective model
+    misreads a turned head: the near points (nose) are magnified, and a head that turns about
+    the neck also slides off the optical axis and is seen obliquely; on a render at a 20°
+    field of view both together read a 30° turn as 35-37°.
+    model (T, K, 3); observed_xy (T, K, 2) (y up); rotation (T, 3, 3); translation (T, 3).
+    Returns (rotation, translation, rms (T,) pixels).
+    """
+    model = np.asarray(model, np.float64)
+    r = np.array(rotation, np.float64)
+    t = np.array(translation, np.float64)
+    frames = len(model)
+    for _ in range(iterations):
+        turned = model @ r.transpose(0, 2, 1)                           # R m_k  (T, K, 3)
+        points = turned + t[:, None]
+        residual = (project(points, focal, centre) - observed_xy).reshape(frames, -1, 1)
+        jp = projection_jacobian(points, focal)                         # (T, K, 2, 3)
+        # d(exp([w]x) R m)/dw at w = 0 = -[R m]x   (matmul: einsum is ~5x slower on these shapes)
+        d_rot = -(jp @ _skew(turned.reshape(-1, 3)).reshape(turned.shape + (3,)))
+        jac = np.concatenate([d_rot, jp], axis=-1).reshape(frames, -1, 6)
+        jac_t = jac.transpose(0, 2, 1)
+        normal = jac_t @ jac + 1e-9 * np.eye(6)
+        delta = _batched_spd_solve(normal, -(jac_t @ residual)[..., 0])
+        r = _exp_so3(delta[:, :3]) @ r
+        t = t + delta[:, 3:]
+    points = model @ r.transpose(0, 2, 1) + t[:, None]
+    rms = np.sqrt(((project(points, focal, centre) - observed_xy) ** 2).sum(axis=-1).mean(axis=1))
+    return r, t, rms
+
+
+def _batched_spd_solve(matrices: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve (T, n, n) symmetric positive definite systems for (T, n) right-hand sides by an
+    unrolled Cholesky over the batch (n is 6 here): numpy.linalg.solve's threaded LU costs
+    ~2 ms per call on these small batches on a busy 2-core machine."""
+    a = np.array(matrices, np.float64)
+    n = a.shape[-1]
+    low = np.zeros_like(a)
+    for j in range(n):
+        diagonal = a[:, j, j] - (low[:, j, :j] ** 2).sum(axis=1)
+        low[:, j, j] = np.sqrt(np.maximum(diagonal, 1e-300))
+        for i in range(j + 1, n):
+            low[:, i, j] = (a[:, i, j] - (low[:, i, :j] * low[:, j, :j]).sum(axis=1)) / low[:, j, j]
+    y = np.zeros_like(rhs, dtype=np.float64)
+    for i in range(n):
+        y[:, i] = (rhs[:, i] - (low[:, i, :i] * y[:, :i]).sum(axis=1)) / low[:, i, i]
+    x = np.zeros_like(y)
+    for i in reversed(range(n)):
+        x[:, i] = (y[:, i] - (low[:, i + 1:, i] * x[:, i + 1:]).sum(axis=1)) / low[:, i, i]
+    return x
 
 
 def rotation_to_angles(rotation: np.ndarray) -> np.ndarray:
@@ -229,25 +312,25 @@ class ExpressionSolver:
             ridge[j, i] -= mu * typical
         self._ridge = ridge
 
-    def systems(self, observed_xy: np.ndarray, scale: np.ndarray, rotation: np.ndarray, offset_xy: np.ndarray,
-                neutral_offset: np.ndarray | None = None, group_scale: np.ndarray | None = None,
-                extra_prior: np.ndarray | None = None):
+    def systems(self, observed_xy: np.ndarray, projection: np.ndarray, predicted: np.ndarray,
+                group_scale: np.ndarray | None = None, extra_prior: np.ndarray | None = None):
         """The QP of every frame: (g (T, M, M), b (T, M)).
 
-        observed_xy (T, K, 2) image points (y up); scale (T,) pixels per metre; rotation
-        (T, 3, 3); offset_xy (T, 2); neutral_offset (K, 3) optional per-landmark correction
-        of the neutral (avatar metres); group_scale (T, G) optional factor on each landmark
-        group's weight in each frame; extra_prior (T, M) optional per-frame addition to λ.
+        observed_xy (T, K, 2) image points (y up); projection (T, 2, 3) the linear map from an
+        avatar-space displacement to image pixels (s Π R for a weak-perspective camera, J R
+        with the pinhole's Jacobian J at the face for a perspective one); predicted (T, K, 2)
+        where the posed neutral landmarks project; group_scale (T, G) optional factor on each
+        landmark group's weight in each frame; extra_prior (T, M) optional per-frame addition to λ.
         """
-        r2 = np.asarray(rotation, np.float64)[:, :2]                      # Π R (T, 2, 3)
-        s = np.asarray(scale, np.float64)
-        frames = len(s)
-        neutral = self.neutral if neutral_offset is None else self.neutral + neutral_offset
-        predicted = s[:, None, None] * np.einsum("kj,tij->tki", neutral, r2) + np.asarray(offset_xy)[:, None]
-        residual = np.asarray(observed_xy, np.float64) - predicted          # (T, K, 2)
-        # Back to avatar axes: u_k = Rᵀ Πᵀ e_k, then b = s Σ_k ω_k B_kᵀ u_k.
-        lifted = np.einsum("tki,tij->tkj", residual, r2)
-        p = np.einsum("tia,tib->tab", r2, r2).reshape(frames, 9)           # Rᵀ Πᵀ Π R
+        a = np.asarray(projection, np.float64)                               # (T, 2, 3)
+        frames = len(a)
+        residual = np.asarray(observed_xy, np.float64) - np.asarray(predicted, np.float64)   # (T, K, 2)
+        # Back to avatar axes: u_k = Aᵀ e_k, then b = Σ_k ω_k B_kᵀ u_k.
+        lifted = np.einsum("tki,tij->tkj", residual, a)
+        p = np.einsum("tia,tib->tab", a, a).reshape(frames, 9)             # Aᵀ A
+        # The priors scale with the image size of the face (s² for A = s Π R), so that they
+        # weigh the same against the data term at any distance from the camera.
+        s2 = 0.5 * (p[:, 0] + p[:, 4] + p[:, 8])
         g = p @ self._h9
         if group_scale is not None and len(self._groups):
             factor = np.ones((frames, len(self._omega)))
@@ -256,20 +339,19 @@ class ExpressionSolver:
                 # Remove the part of the group's curvature the frame does not trust.
                 g -= (1.0 - group_scale[:, k:k + 1]) * (p @ self._group_h9[k])
             lifted = lifted * factor[:, :, None]
-        b = s[:, None] * (lifted.reshape(frames, -1) @ self._weighted_flat)
-        g = (s * s)[:, None, None] * g.reshape(frames, self.count, self.count)
-        g += (s * s)[:, None, None] * self._ridge
+        b = lifted.reshape(frames, -1) @ self._weighted_flat
+        g = g.reshape(frames, self.count, self.count)
+        g += s2[:, None, None] * self._ridge
         if extra_prior is not None:
             diagonal = np.arange(self.count)
-            g[:, diagonal, diagonal] += (s * s)[:, None] * extra_prior * self._typical
+            g[:, diagonal, diagonal] += s2[:, None] * extra_prior * self._typical
         return g, b
 
-    def solve(self, observed_xy, scale, rotation, offset_xy, start: np.ndarray,
-              neutral_offset: np.ndarray | None = None, group_scale: np.ndarray | None = None,
+    def solve(self, observed_xy, projection, predicted, start: np.ndarray, group_scale: np.ndarray | None = None,
               extra_prior: np.ndarray | None = None) -> np.ndarray:
         """(T, M) weights in [0, 1], frame by frame, each QP warm-started from the frame before
         (``start`` (M,) for the first).  Arguments as :meth:`systems`."""
-        g, b = self.systems(observed_xy, scale, rotation, offset_xy, neutral_offset, group_scale, extra_prior)
+        g, b = self.systems(observed_xy, projection, predicted, group_scale, extra_prior)
         weights = np.empty((len(b), self.count))
         previous = np.asarray(start, np.float64)
         for k in range(len(b)):

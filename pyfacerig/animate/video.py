@@ -6,11 +6,16 @@ tracked landmarks):
 1. MediaPipe's face mesh in tracking mode (static_image_mode=False, refine_landmarks=True):
    478 points, the face box carried from frame to frame.
 2. Head pose: a similarity Procrustes fit of the avatar's least-moving landmarks (posed
-   with the previous frame's weights) to the detected ones, in 3-D (MediaPipe's z is
-   scaled like x).  Rotation -> yaw, pitch, roll; scale and image position -> translation.
-3. The 52 weights: box-constrained least squares on the avatar's own landmark deltas in the
+   with the first pass's weights) to the detected ones, in 3-D (MediaPipe's z is scaled
+   like x), refined in the image plane under a weak-perspective, then a pinhole camera
+   whose field of view is given or estimated over the take (:func:`estimate_focal`).
+   Rotation -> yaw, pitch, roll; the camera-frame translation -> translation.
+3. The 52 weights: box-constrained least squares on the avatar's landmark deltas in the
    image plane (:class:`pyfacerig.animate.solve.ExpressionSolver`), with an L2 prior that
    keeps the shapes landmarks cannot see (tongueOut, cheekPuff, mouthRoll...) near 0.
+   :func:`animate` first calibrates a .glb avatar to the face mesh
+   (:mod:`pyfacerig.animate.calibrate`): the landmarks and deltas are then where, and how
+   far, MediaPipe sees this avatar's own.
 4. Gaze: the iris centres are two more landmarks (the eyeballs' front poles), so the
    eyeLook weights come out of the same solve; the avatar's own eye rotation per unit
    eyeLook weight turns them into eye yaw and pitch.
@@ -32,8 +37,8 @@ import numpy as np
 
 from ..errors import ExportError, InvalidInputError, NoFaceError, VideoReadError
 from .rig import EYE_AND_BROW, FACE_OVAL, LIPS, AvatarRig
-from .solve import (ExpressionSolver, OneEuroFilter, refine_weak_perspective, rotation_to_angles, similarity_fit,
-                    solve_box_qp)
+from .solve import (ExpressionSolver, OneEuroFilter, perspective_start, project, projection_jacobian,
+                    refine_perspective, refine_weak_perspective, rotation_to_angles, similarity_fit, solve_box_qp)
 from .take import SHAPE_NAMES, Take
 
 __all__ = ["animate", "track_landmarks", "solve_take", "read_video_frames", "SolveSettings"]
@@ -54,6 +59,8 @@ _SHAPE_PRIOR = {"tongueOut": 10.0, "cheekPuff": 1.0, "mouthRollLower": 0.3, "mou
 #: Per eye: iris-centre landmark, then upper lid, lower lid, outer and inner corner.
 _EYE_OPENNESS = ((468, (159, 145, 33, 133)), (473, (386, 374, 263, 362)))
 _UNTRUSTED_GAZE_PRIOR = 1.0
+#: Field of view assumed before a take's own is known (only as a start: see estimate_focal).
+_DEFAULT_FOV = 40.0
 #: Gaze shapes of the two eyes that move together (looking to one side turns one eye out and
 #: the other in), tied by a coupling prior so both eyes' evidence counts for each.
 _GAZE_PAIRS = (("eyeLookOutLeft", "eyeLookInRight"), ("eyeLookInLeft", "eyeLookOutRight"),
@@ -71,13 +78,15 @@ class SolveSettings:
         contours, the lip contours, the iris centres and every other landmark (the face oval
         counts 0.2).
     stable_count: landmarks used for the head pose.  gaze_coupling: prior tying the eyes' gaze.
+    fov_deg: the camera's vertical field of view (degrees); None estimates it from the take
+        (:func:`estimate_focal`).
     """
 
     def __init__(self, hold_s: float = 0.25, ease_s: float = 0.5, calibrate: bool = True, smoothing: bool = True,
                  weight_min_cutoff: float = 2.0, weight_beta: float = 2.0, pose_min_cutoff: float = 1.0,
                  pose_beta: float = 30.0, prior_scale: float = 1.0, eye_weight: float = 5.0,
                  iris_weight: float = 20.0, stable_count: int = 60, gaze_coupling: float = 0.05,
-                 lip_weight: float = 3.0, other_weight: float = 0.5):
+                 lip_weight: float = 3.0, other_weight: float = 0.5, fov_deg: float | None = None):
         self.hold_s, self.ease_s = float(hold_s), float(ease_s)
         self.calibrate, self.smoothing = bool(calibrate), bool(smoothing)
         self.weight_min_cutoff, self.weight_beta = float(weight_min_cutoff), float(weight_beta)
@@ -88,6 +97,10 @@ class SolveSettings:
         self.stable_count = int(stable_count)
         self.gaze_coupling = float(gaze_coupling)
         self.lip_weight, self.other_weight = float(lip_weight), float(other_weight)
+        if fov_deg is not None and not (isinstance(fov_deg, (int, float)) and 1.0 <= fov_deg <= 150.0):
+            raise InvalidInputError("SolveSettings: fov_deg must be a vertical field of view in degrees (1-150), "
+                                    f"got {fov_deg!r}")
+        self.fov_deg = None if fov_deg is None else float(fov_deg)
 
 
 # ----------------------------------------------------------------------------- input
@@ -223,9 +236,13 @@ def _landmark_weights(rig: AvatarRig, eye_weight: float, iris_weight: float, lip
 class FrameSolver:
     """Head pose + weights for a run of frames: the pose and the QPs' matrices of all frames
     are computed together (array operations over the take), then the QPs are solved in
-    order, each warm-started from the frame before."""
+    order, each warm-started from the frame before.
 
-    def __init__(self, rig: AvatarRig, settings: "SolveSettings"):
+    The camera is a pinhole at the image centre with focal length ``focal`` (pixels);
+    poses are (R (T, 3, 3), T (T, 3)) in its frame (x right, y up, looking along -z).
+    """
+
+    def __init__(self, rig: AvatarRig, settings: "SolveSettings", image_size: tuple, focal: float | None = None):
         self.rig = rig
         ids = list(rig.landmark_ids)
         # Per eye: the iris-centre row, and the lid/corner rows that measure how open the eye is.
@@ -241,6 +258,9 @@ class FrameSolver:
         self.stable = rig.stable_landmarks(settings.stable_count)
         self._stable_basis = rig.deltas[:, self.stable].transpose(1, 2, 0)   # (S, 3, 52)
         self.neutral_offset = None
+        width, height = image_size
+        self.centre = np.array([width / 2.0, height / 2.0])
+        self.focal = float(focal) if focal is not None else focal_from_fov(height, settings.fov_deg or _DEFAULT_FOV)
 
     def observed(self, points: np.ndarray, image_height: float) -> np.ndarray:
         """(T, 478, 3) MediaPipe pixels -> (T, K, 3) solver landmarks in an image frame with y up
@@ -248,33 +268,58 @@ class FrameSolver:
         picked = np.asarray(points, np.float64)[:, self.rig.landmark_ids]
         return np.stack([picked[..., 0], image_height - picked[..., 1], -picked[..., 2]], axis=-1)
 
-    def pose(self, observed: np.ndarray, reference_weights: np.ndarray | None = None):
-        """(scale (T,), R (T, 3, 3), offset (T, 3)) from the stable landmarks, the avatar posed
-        with ``reference_weights`` (T, 52) (e.g. a previous pass) or at rest."""
-        model = self.rig.neutral[self.stable][None]
+    def _neutral(self) -> np.ndarray:
+        return self.rig.neutral if self.neutral_offset is None else self.rig.neutral + self.neutral_offset
+
+    def pose(self, observed: np.ndarray, reference_weights: np.ndarray | None = None, focal: float | None = None,
+             start=None):
+        """(R (T, 3, 3), T (T, 3), rms (T,) pixels) of the stable landmarks, the avatar posed
+        with ``reference_weights`` (T, 52) (e.g. a previous pass) or at rest.
+
+        A 3-D similarity (MediaPipe's z is scaled like x) and a weak-perspective refinement
+        give the start (``start``: that of :meth:`pose_start`, if already computed); the
+        pinhole refinement gives the pose."""
+        focal = self.focal if focal is None else focal
+        model, stable, (scale, rotation, offset_xy) = start or self.pose_start(observed, reference_weights)
+        translation = perspective_start(scale, offset_xy, focal, self.centre)
+        return refine_perspective(model, stable[..., :2], rotation, translation, focal, self.centre)
+
+    def pose_start(self, observed: np.ndarray, reference_weights: np.ndarray | None = None):
+        """(model (T, S, 3), observed stable landmarks (T, S, 3), weak-perspective (s, R, t)):
+        what :meth:`pose` starts from, which does not depend on the focal length."""
+        model = self._neutral()[self.stable][None]
         if reference_weights is not None:
             model = model + np.einsum("sam,tm->tsa", self._stable_basis, reference_weights)
-        if self.neutral_offset is not None:
-            model = model + self.neutral_offset[self.stable]
         model = np.broadcast_to(model, (len(observed),) + model.shape[1:])
         stable = observed[:, self.stable]
         scale, rotation, offset = similarity_fit(model, stable)
-        scale, rotation, offset_xy = refine_weak_perspective(model, stable[..., :2], scale, rotation, offset[:, :2])
-        offset = np.concatenate([offset_xy, offset[:, 2:]], axis=1)
-        return scale, rotation, offset
+        weak = refine_weak_perspective(model, stable[..., :2], scale, rotation, offset[:, :2])
+        return model, stable, weak
 
     def solve(self, observed: np.ndarray, reference_weights: np.ndarray | None = None,
               start: np.ndarray | None = None):
-        """observed (T, K, 3) -> (weights (T, 52), scale (T,), R (T, 3, 3), offset (T, 3))."""
-        scale, rotation, offset = self.pose(observed, reference_weights)
-        g, b = self.systems(observed, scale, rotation, offset)
+        """observed (T, K, 3) -> (weights (T, 52), R (T, 3, 3), T (T, 3))."""
+        rotation, translation, _ = self.pose(observed, reference_weights)
+        g, b = self.systems(observed, rotation, translation)
         weights = np.empty((len(b), len(SHAPE_NAMES)))
         previous = np.zeros(len(SHAPE_NAMES)) if start is None else np.asarray(start, np.float64)
         for k in range(len(b)):
             previous = weights[k] = solve_box_qp(g[k], b[k], previous)
-        return weights, scale, rotation, offset
+        return weights, rotation, translation
 
-    def systems(self, observed, scale, rotation, offset):
+    def linearised(self, rotation, translation):
+        """(predicted (T, K, 2), projection (T, 2, 3)): where the posed neutral landmarks
+        project, and the map from an avatar-space displacement to pixels -- the pinhole's
+        Jacobian at the face's centre times R.  Using one Jacobian for the whole face keeps
+        the per-avatar precomputation of the QP (ExpressionSolver); across a face 10 cm deep
+        at 60 cm it differs from each point's own by a few per cent of the displacement."""
+        posed = np.einsum("tij,kj->tki", rotation, self._neutral()) + translation[:, None]
+        predicted = project(posed, self.focal, self.centre)
+        centre = posed[:, self.stable].mean(axis=1)
+        projection = projection_jacobian(centre, self.focal) @ rotation
+        return predicted, projection
+
+    def systems(self, observed, rotation, translation):
         """Every frame's QP (g (T, 52, 52), b (T, 52)) for the posed avatar."""
         trust = self.iris_trust(observed)
         # Without a trusted iris the gaze shapes of that eye have no evidence of their own (their
@@ -283,8 +328,8 @@ class FrameSolver:
         for k, side in enumerate(("Right", "Left")):          # _EYE_OPENNESS order: 468 right, 473 left
             for direction in ("Down", "In", "Out", "Up"):
                 extra[:, SHAPE_NAMES.index(f"eyeLook{direction}{side}")] = (1.0 - trust[:, k]) * _UNTRUSTED_GAZE_PRIOR
-        return self.expression.systems(observed[..., :2], scale, rotation, offset[:, :2], self.neutral_offset,
-                                       trust, extra)
+        predicted, projection = self.linearised(rotation, translation)
+        return self.expression.systems(observed[..., :2], projection, predicted, trust, extra)
 
     def iris_trust(self, observed: np.ndarray) -> np.ndarray:
         """(T, 2) weight factor of each iris centre: 1 while its eye is open, falling to 0 as
@@ -300,6 +345,41 @@ class FrameSolver:
         return trust
 
 
+def focal_from_fov(height: float, fov_deg: float) -> float:
+    """Focal length in pixels of a camera whose vertical field of view is ``fov_deg``."""
+    return 0.5 * float(height) / math.tan(math.radians(fov_deg) / 2.0)
+
+
+def estimate_focal(solver: FrameSolver, observed: np.ndarray, height: float, frames: int = 48) -> float:
+    """The focal length (pixels) under which the avatar's stable landmarks fit the take best.
+
+    A pinhole's focal length sets how much nearer points are magnified, which the known
+    depth relief of the face measures: on exact projections of the avatar the fit's error
+    is smallest at the true focal length.  Golden-section search on the field of view
+    (8-100°), over up to ``frames`` frames spread through the take."""
+    pick = np.unique(np.linspace(0, len(observed) - 1, min(frames, len(observed))).round().astype(int))
+    sample = observed[pick]
+    start = solver.pose_start(sample)
+
+    def cost(fov):
+        return float(np.mean(solver.pose(sample, focal=focal_from_fov(height, fov), start=start)[2] ** 2))
+
+    low, high = 8.0, 100.0
+    ratio = (math.sqrt(5.0) - 1.0) / 2.0
+    a, b = high - ratio * (high - low), low + ratio * (high - low)
+    ca, cb = cost(a), cost(b)
+    for _ in range(14):                       # brackets the minimum to about 0.3°
+        if ca <= cb:
+            high, b, cb = b, a, ca
+            a = high - ratio * (high - low)
+            ca = cost(a)
+        else:
+            low, a, ca = a, b, cb
+            b = low + ratio * (high - low)
+            cb = cost(b)
+    return focal_from_fov(height, 0.5 * (low + high))
+
+
 def solve_take(landmarks: np.ndarray, fps: float, image_size: tuple, rig: AvatarRig,
                settings: SolveSettings | None = None) -> Take:
     """Solve a take from tracked landmarks (T, 478, 3) (NaN rows = no face) for ``rig``."""
@@ -312,9 +392,11 @@ def solve_take(landmarks: np.ndarray, fps: float, image_size: tuple, rig: Avatar
     if not found.any():
         raise NoFaceError(f"no face was found in any of the {frames} frames")
     width, height = image_size
-    solver = FrameSolver(rig, settings)
     started = time.perf_counter()
+    solver = FrameSolver(rig, settings, image_size)
     observed = solver.observed(np.where(found[:, None, None], landmarks, 0.0), height)
+    if settings.fov_deg is None:
+        solver.focal = estimate_focal(solver, observed[found], height)
     raw = _solve_pass(solver, observed, found)
     passes = 1
     if settings.calibrate and found.sum() >= 3:
@@ -323,17 +405,11 @@ def solve_take(landmarks: np.ndarray, fps: float, image_size: tuple, rig: Avatar
         passes = 2
     solve_s = time.perf_counter() - started
 
-    weights, angles, scale, offset, _ = raw
-    # Head translation: image position / scale in metres; depth from the scale change
-    # under a pinhole whose focal length is the image's longer side (a ~53 degree lens).
-    focal = float(max(width, height))
-    translation = np.zeros((frames, 3))
+    weights, angles, rotation, translation = raw
+    # Head translation: the avatar origin in the camera frame (metres), relative to the
+    # first tracked frame.
     first = int(np.flatnonzero(found)[0])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        translation[:, 0] = (offset[:, 0] - width / 2) / scale
-        translation[:, 1] = (offset[:, 1] - height / 2) / scale
-        translation[:, 2] = -focal / scale
-    translation[found] -= translation[first]
+    translation = np.where(found[:, None], translation - translation[first], 0.0)
     head = np.concatenate([angles, translation], axis=1)
     gaze = weights @ rig.gaze_per_weight.T
 
@@ -343,24 +419,25 @@ def solve_take(landmarks: np.ndarray, fps: float, image_size: tuple, rig: Avatar
     weights = np.clip(weights, 0.0, 1.0)
     report = {"frames": frames, "frames_without_face": int(missing), "fps": fps,
               "solve_s": solve_s, "solve_fps": passes * int(found.sum()) / max(solve_s, 1e-9),
+              "fov_deg": math.degrees(2.0 * math.atan(0.5 * height / solver.focal)),
+              "fov_estimated": settings.fov_deg is None,
               "calibrated": solver.neutral_offset is not None,
               "neutral_offset_mm": float(np.abs(solver.neutral_offset).max() * 1000) if solver.neutral_offset is not None else 0.0}
     return Take(weights, head, gaze, fps, report)
 
 
 def _solve_pass(solver: FrameSolver, observed, found, reference=None):
-    """One pass over the tracked frames: arrays over all T frames (zeros/NaN where no face)."""
+    """One pass over the tracked frames: arrays over all T frames (zeros where no face)."""
     frames = len(found)
     weights = np.zeros((frames, len(SHAPE_NAMES)))
     angles = np.zeros((frames, 3))
-    scale = np.full(frames, np.nan)
-    offset = np.full((frames, 3), np.nan)
+    translation = np.zeros((frames, 3))
     rotation = np.tile(np.eye(3), (frames, 1, 1))
     tracked = np.flatnonzero(found)
-    w, s, r, t = solver.solve(observed[tracked], None if reference is None else reference[tracked])
-    weights[tracked], scale[tracked], rotation[tracked], offset[tracked] = w, s, r, t
+    w, r, t = solver.solve(observed[tracked], None if reference is None else reference[tracked])
+    weights[tracked], rotation[tracked], translation[tracked] = w, r, t
     angles[tracked] = np.array([rotation_to_angles(m) for m in r])
-    return weights, angles, scale, offset, rotation
+    return weights, angles, rotation, translation
 
 
 def _neutral_offset(solver: FrameSolver, observed, raw, found) -> np.ndarray:
@@ -369,12 +446,13 @@ def _neutral_offset(solver: FrameSolver, observed, raw, found) -> np.ndarray:
     frames, so the median sees the performer's rest face (eyes open, looking ahead, mouth
     at rest); the difference from the avatar's -- another face, or the detector's bias on
     this one -- is then not read as expression."""
-    _, _, scale, offset, rotation = raw
+    _, _, rotation, translation = raw
     tracked = np.flatnonzero(found)
-    r2 = rotation[tracked, :2]
-    predicted = scale[tracked, None, None] * np.einsum("kj,tij->tki", solver.rig.neutral, r2) + offset[tracked, None, :2]
+    predicted, projection = solver.linearised(rotation[tracked], translation[tracked])
     residual = observed[tracked, :, :2] - predicted
-    lifted = np.einsum("tki,tij->tkj", residual, r2) / scale[tracked, None, None]
+    # Minimum-norm lift of each image residual into avatar space: A⁺ e = Aᵀ (A Aᵀ)⁻¹ e.
+    inverse = np.linalg.inv(projection @ projection.transpose(0, 2, 1))
+    lifted = np.einsum("tij,tjl,tkl->tki", projection.transpose(0, 2, 1), inverse, residual)
     return np.median(lifted, axis=0)
 
 
@@ -419,7 +497,8 @@ def _check_destination(path, suffixes) -> None:
 
 
 def animate(video_or_frames, avatar, *, fps: float | None = None, out=None, csv=None, clip_name: str = "take",
-            preset: str = "unity", settings: SolveSettings | None = None, tracker=None, progress=None) -> Take:
+            preset: str = "unity", settings: SolveSettings | None = None, tracker=None, progress=None,
+            detector_calibration: bool = True, cache_dir=None) -> Take:
     """Solve a take of ``avatar`` from a video and optionally write it.
 
     video_or_frames: a video file path, or (T, H, W, 3) uint8 RGB frames (array or list).
@@ -428,10 +507,15 @@ def animate(video_or_frames, avatar, *, fps: float | None = None, out=None, csv=
     fps: frame rate; default the video's own (frames: 30).
     out: write the avatar with the take as clip ``clip_name`` (.glb, or .fbx with ``preset``).
     csv: write the take as a Live Link Face CSV.
+    detector_calibration: solve with the avatar calibrated to the face mesh
+        (:mod:`pyfacerig.animate.calibrate`: computed once per avatar .glb, ~60 renders, then
+        cached in ``cache_dir``, default :func:`~pyfacerig.animate.calibrate.default_cache_dir`).
+        An Avatar object is solved uncalibrated (there is no file to render from).
     Returns the :class:`Take`; ``take.report`` holds frame counts (``frames_without_face``),
     timings and the clip report.  Raises VideoReadError (unreadable video), NoFaceError (no
     face in any frame), InvalidInputError (bad arguments), ExportError (unwritable output).
     """
+    calibration_s = None
     if isinstance(avatar, (str, os.PathLike)):
         rig = AvatarRig.from_glb(avatar)
     elif hasattr(avatar, "parts") and hasattr(avatar, "shape_names"):
@@ -448,9 +532,18 @@ def animate(video_or_frames, avatar, *, fps: float | None = None, out=None, csv=
     started = time.perf_counter()
     landmarks, video_fps, size, timings = track_landmarks(video_or_frames, tracker, progress)
     fps = float(fps or video_fps or 30.0)
+    if detector_calibration and isinstance(avatar, (str, os.PathLike)) and np.isfinite(landmarks).any():
+        # After tracking, so that an unreadable video costs no renders.
+        from .calibrate import load_or_calibrate
+        calibrate_start = time.perf_counter()
+        calibration, computed = load_or_calibrate(avatar, rig, cache_dir)
+        rig = calibration.apply(rig)
+        calibration_s = time.perf_counter() - calibrate_start if computed else 0.0
     take = solve_take(landmarks, fps, size, rig, settings)
     take.report.update(timings)
     take.report["image_size"] = list(size)
+    take.report["detector_calibrated"] = calibration_s is not None
+    take.report["calibration_s"] = calibration_s or 0.0
     take.report["total_s"] = time.perf_counter() - started
     if csv is not None:
         from .livelink import write_livelink_csv
