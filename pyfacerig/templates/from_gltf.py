@@ -367,7 +367,8 @@ def _regions(vertices, faces, open_vertices, points, open_points, interior) -> d
     # the mouth interior: the hidden pocket behind the mouth (not the eye sockets or nostrils)
     width = np.linalg.norm(points[61] - points[291])
     mouth = interior & (vertices[:, 1] < points[2, 1]) & (vertices[:, 1] > points[152, 1] - 0.01) \
-        & (np.abs(vertices[:, 0] - 0.5 * (points[61, 0] + points[291, 0])) < width)
+        & (np.abs(vertices[:, 0] - 0.5 * (points[61, 0] + points[291, 0])) < width) \
+        & (vertices[:, 2] > max(points[234, 2], points[454, 2]))          # in front of the ears, not the nape
     lips = in_outer & ~in_inner & front_facing & ~mouth
     # the ears: skin beside the ear-canal level, outside the face's side landmarks (234, 454)
     ears = np.zeros(n, bool)
