@@ -348,8 +348,13 @@ def _components(faces: np.ndarray, count: int) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- regions
 def _inside(points2d: np.ndarray, polygon: np.ndarray) -> np.ndarray:
-    from matplotlib.path import Path as MplPath
-    return MplPath(polygon).contains_points(points2d)
+    """(N,) bool: points inside a closed polygon (K, 2), by the even-odd rule."""
+    x, y = points2d[:, :1], points2d[:, 1:2]
+    a, b = polygon, np.roll(polygon, -1, axis=0)
+    crosses = (a[:, 1] > y) != (b[:, 1] > y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x_cross = a[:, 0] + (y - a[:, 1]) * (b[:, 0] - a[:, 0]) / (b[:, 1] - a[:, 1])
+    return (np.count_nonzero(crosses & (x < x_cross), axis=1) % 2) == 1
 
 
 def _regions(vertices, faces, open_vertices, points, open_points, interior) -> dict:
