@@ -21,8 +21,9 @@ read as glTF says a file is laid out (metres, +Y up, the face toward +Z); what b
   first frontal pass (plain skin) finds the lips and the mouth opening; the full eight-view pass
   then renders red lips and keeps landmarks off the mouth interior.
 * **regions** from the landmarks: lips, the mouth interior (skin that no outside view of the
-  neutral head sees, more than 4 mm from any skin one does, between nose and chin), the face oval, the scalp (a hairline as for
-  the default template; ears found as the skin beside the ear canal).
+  neutral head sees, more than 4 mm from any skin one does, between nose and chin, in front of
+  the ears), the face oval, the scalp (a hairline as for the default template; the ears, found
+  as the skin beside the ear canal's level, stay skin).
 * No identity modifiers: the coarse fit uses its generic shape modes (``fit.shape_basis``).
 
 Nothing is written unless every step succeeds (:func:`.asset.write` is atomic).
