@@ -98,3 +98,13 @@ class LandmarkQualityError(FaceDetectionError):
         super().__init__(message)
         self.region = region
         self.score = score
+
+
+class TemplateSourceError(InvalidInputError):
+    """A head given to the template maker (a glTF file) cannot become a template: unreadable,
+    damaged, without UVs or eyes, or in the wrong units.  ``missing`` lists ARKit shape names the
+    head lacks (empty for other problems)."""
+
+    def __init__(self, message: str, missing: tuple = ()):
+        super().__init__(message)
+        self.missing = tuple(missing)

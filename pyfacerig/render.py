@@ -301,15 +301,22 @@ def template_meshes(template, weights=None, skin_texture=None, eye_rgb=None) -> 
     return meshes
 
 
-def face_camera(template, yaw_deg: float = 0.0, distance: float = 0.6, fov_deg: float = 19.0) -> Camera:
+def face_camera(template, yaw_deg: float = 0.0, distance: float = 0.6, fov_deg: float = 19.0,
+                landmark_ids=None) -> Camera:
     """A camera framing the face of a template or avatar, turned by ``yaw_deg`` and kept centred.
 
     It starts looking at the point between forehead and chin, then slides sideways so the
     skin's projected outline is centred (a turned face's outline is not symmetric about
-    any fixed pivot).
+    any fixed pivot).  landmark_ids (468,): the skin's landmark vertices; default the
+    template's own, or the default template's for an avatar (pass its template's for an
+    avatar built from another template).
     """
     from .templates import load_default
-    lm = np.asarray(template.parts["skin"].vertices)[np.asarray(load_default().landmark_vertex_ids)]
+    if landmark_ids is None:
+        landmark_ids = getattr(template, "landmark_vertex_ids", None)
+    if landmark_ids is None:
+        landmark_ids = load_default().landmark_vertex_ids
+    lm = np.asarray(template.parts["skin"].vertices)[np.asarray(landmark_ids)]
     target = np.array([0.0, 0.5 * (lm[10, 1] + lm[152, 1]), lm[:468, 2].mean()])
     camera = Camera(target=target, distance=distance, yaw_deg=yaw_deg, fov_deg=fov_deg)
     cam = camera.view(np.asarray(template.parts["skin"].vertices))

@@ -122,12 +122,26 @@ class AvatarFile:
         return bytes(self.blob[start:start + view["byteLength"]]), image.get("mimeType", "image/png")
 
 
-def read_accessor(document: dict, blob: bytes, index: int) -> np.ndarray:
-    """The accessor's data as (count, width) (or (count,) for SCALAR), sparse entries applied."""
+#: The most elements one accessor may declare: a hostile count must not allocate gigabytes.
+MAX_ACCESSOR_COUNT = 50_000_000
+_NORMALIZED_SCALE = {np.int8: 127.0, np.uint8: 255.0, np.int16: 32767.0, np.uint16: 65535.0}
+
+
+def read_accessor(document: dict, blob, index: int) -> np.ndarray:
+    """The accessor's data as (count, width) (or (count,) for SCALAR), sparse entries applied.
+
+    blob: the binary chunk (bytes), or a list of every buffer's bytes (a .gltf with several
+    buffers; each bufferView names its own).  Normalised integer accessors come back as floats
+    (KHR_mesh_quantization).  Raises InvalidInputError when the accessor points outside its data.
+    """
     acc = document["accessors"][index]
+    if acc.get("componentType") not in _COMPONENTS or acc.get("type") not in _WIDTH:
+        raise InvalidInputError(f"accessor {index}: unknown componentType/type {acc.get('componentType')}/{acc.get('type')}")
     dtype = np.dtype(_COMPONENTS[acc["componentType"]])
     width = _WIDTH[acc["type"]]
     count = acc["count"]
+    if not isinstance(count, int) or not 0 <= count <= MAX_ACCESSOR_COUNT:
+        raise InvalidInputError(f"accessor {index}: count {count!r} is not a sane element count")
     if acc.get("bufferView") is None:
         data = np.zeros((count, width), dtype)
     else:
@@ -135,22 +149,34 @@ def read_accessor(document: dict, blob: bytes, index: int) -> np.ndarray:
     sparse = acc.get("sparse")
     if sparse and sparse.get("count"):
         indices, values = sparse["indices"], sparse["values"]
+        n_sparse = sparse["count"]
+        if not isinstance(n_sparse, int) or not 0 < n_sparse <= count:
+            raise InvalidInputError(f"accessor {index}: sparse count {n_sparse!r} exceeds its count {count}")
         ids = _view_array(document, blob, indices["bufferView"], indices.get("byteOffset", 0),
-                          np.dtype(_COMPONENTS[indices["componentType"]]), sparse["count"], 1)[:, 0]
+                          np.dtype(_COMPONENTS[indices["componentType"]]), n_sparse, 1)[:, 0]
+        if ids.size and int(ids.max()) >= count:
+            raise InvalidInputError(f"accessor {index}: sparse index {int(ids.max())} is past its count {count}")
         data = data.copy()
         data[ids.astype(np.int64)] = _view_array(document, blob, values["bufferView"], values.get("byteOffset", 0),
-                                                 dtype, sparse["count"], width)
+                                                 dtype, n_sparse, width)
+    if acc.get("normalized") and dtype.type in _NORMALIZED_SCALE:
+        data = np.maximum(data.astype(np.float32) / _NORMALIZED_SCALE[dtype.type], -1.0)
     return data[:, 0] if width == 1 else data
 
 
 def _view_array(document, blob, view_index, offset, dtype, count, width) -> np.ndarray:
     view = document["bufferViews"][view_index]
+    buffer = blob[view.get("buffer", 0)] if isinstance(blob, (list, tuple)) else blob
     start = view.get("byteOffset", 0) + offset
     stride = view.get("byteStride") or dtype.itemsize * width
+    end = start + (stride * (count - 1) + dtype.itemsize * width if count else 0)
+    if start < 0 or offset < 0 or end > view.get("byteOffset", 0) + view["byteLength"] or end > len(buffer):
+        raise InvalidInputError(f"bufferView {view_index}: {count} elements from byte {start} run past its data")
     if stride == dtype.itemsize * width:
-        return np.frombuffer(blob, dtype=dtype, count=count * width, offset=start).reshape(count, width)
-    rows = [np.frombuffer(blob, dtype=dtype, count=width, offset=start + k * stride) for k in range(count)]
-    return np.stack(rows) if rows else np.zeros((0, width), dtype)
+        return np.frombuffer(buffer, dtype=dtype, count=count * width, offset=start).reshape(count, width)
+    rows = np.lib.stride_tricks.as_strided(np.frombuffer(buffer, dtype=np.uint8, offset=start),
+                                           shape=(count, dtype.itemsize * width), strides=(stride, 1))
+    return np.ascontiguousarray(rows).view(dtype).reshape(count, width)
 
 
 def load_avatar_glb(path) -> AvatarFile:

@@ -123,7 +123,8 @@ class FaceTemplate:
     skeleton: the head skeleton and skinning weights (:class:`TemplateSkeleton`).
     identity_basis: (P, N_skin, 3) float32 identity modifiers (MakeHuman's semantic targets on
         the head), the coarse fit's α_id basis (Pan et al. Eq. 1); ``extras["identity_modifiers"]``
-        names them.
+        names them.  None for a template made from a glTF head (:mod:`.from_gltf`): the coarse fit
+        then uses its generic shape modes (:func:`pyfacerig.fit.shape_basis`).
     extras: generator facts (see docs/template.md): measures, skin_mirror, landmarks (478, 3),
         landmark_triangles/barycentrics, iris/pupil UV radii, sources, identity_modifiers,
         neck_cap_first, atlas_charts, skin_uv_charts, iris_landmarks_by_part.
@@ -196,6 +197,8 @@ def _assemble(header: dict, arrays: dict, path) -> FaceTemplate:
                for key, arr in arrays.items() if key.startswith("regions/")}
     extras = {k: header[k] for k in ("measures", "iris_uv_radius", "pupil_uv_radius", "sources",
                                      "identity_modifiers", "neck_cap_first", "atlas_charts", "landmark_views")}
+    # a template made from a studio's glTF head (from_gltf) also says what the maker decided
+    extras["notes"] = list(header.get("notes", []))
     extras["skin_mirror"] = arrays["skin_mirror"].astype(np.int64)
     extras["landmarks"] = arrays["landmarks"].astype(np.float64)
     extras["landmark_triangles"] = arrays["landmark_triangles"]
@@ -204,18 +207,22 @@ def _assemble(header: dict, arrays: dict, path) -> FaceTemplate:
     # MediaPipe's iris landmarks by eyeball part: centre first, then the four rim points
     extras["iris_landmarks_by_part"] = {"eye_left": np.arange(473, 478, dtype=np.int32),
                                         "eye_right": np.arange(468, 473, dtype=np.int32)}
-    import scipy.sparse as sp
-    refine = sp.csr_matrix((arrays["skin/refine_weights"].astype(np.float64), arrays["skin/refine_indices"],
-                            arrays["skin/refine_indptr"]), shape=(n_skin, int(arrays["skin/refine_indices"].max()) + 1))
-    base = dense_deltas(arrays["identity/delta_offsets"], arrays["identity/delta_ids"],
-                        arrays["identity/delta_values"], len(header["identity_modifiers"]), refine.shape[1])
-    identity = np.stack([refine @ b for b in base.astype(np.float64)]).astype(np.float32)
+    identity = None     # a head without identity modifiers: the coarse fit uses fit.shape_basis
+    if "identity/delta_offsets" in arrays:
+        import scipy.sparse as sp
+        refine = sp.csr_matrix((arrays["skin/refine_weights"].astype(np.float64), arrays["skin/refine_indices"],
+                                arrays["skin/refine_indptr"]),
+                               shape=(n_skin, int(arrays["skin/refine_indices"].max()) + 1))
+        base = dense_deltas(arrays["identity/delta_offsets"], arrays["identity/delta_ids"],
+                            arrays["identity/delta_values"], len(header["identity_modifiers"]), refine.shape[1])
+        identity = np.stack([refine @ b for b in base.astype(np.float64)]).astype(np.float32)
+        identity.setflags(write=False)
     for part in parts.values():
         for arr in (part.vertices, part.faces, part.uvs, part.shape_deltas, part.uv_welded_ids, part.uv_faces):
             if arr is not None:
                 arr.setflags(write=False)
-    identity.setflags(write=False)
-    skeleton = _skeleton(header["skeleton"], arrays, parts)
+    # A head made from a studio's glTF (from_gltf) carries no skeleton: its avatars export unskinned.
+    skeleton = _skeleton(header["skeleton"], arrays, parts) if "skeleton" in header else None
     return FaceTemplate(
         shape_names=names, parts=parts,
         landmark_vertex_ids=arrays["landmark_vertex_ids"],

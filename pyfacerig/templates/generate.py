@@ -141,6 +141,39 @@ def _mirror_map(vertices: np.ndarray, tolerance: float = 1e-5) -> np.ndarray:
     return index
 
 
+def iris_landmarks(centres: np.ndarray, eye_radius: float) -> np.ndarray:
+    """(10, 3) MediaPipe's iris landmarks 468..477 on our eyeballs: each centre on its eyeball's
+    front pole, the rim at IRIS_RADIUS.  centres: (2, 3), row 0 the subject's left eye."""
+    iris = []
+    for c in (centres[1], centres[0]):      # MediaPipe 468.. is the subject's right eye
+        front = c + [0.0, 0.0, eye_radius]
+        rim_dz = eye_radius - np.sqrt(eye_radius**2 - IRIS_RADIUS**2)
+        iris.append(front)
+        for dx, dy in ((1, 0), (0, 1), (-1, 0), (0, -1)):
+            iris.append(front + [dx * IRIS_RADIUS, dy * IRIS_RADIUS, -rim_dz])
+    return np.array(iris)
+
+
+def eye_and_measure_header(landmarks: np.ndarray, eye_radius: float) -> dict:
+    """The header's eyeball radius, iris/pupil UV radii and measures (H, W, IOD) from the 478 landmarks."""
+    iris_theta = np.arcsin(min(1.0, IRIS_RADIUS / eye_radius))
+    pupil_theta = np.arcsin(min(1.0, 0.4 * IRIS_RADIUS / eye_radius))
+    lm = landmarks
+    measures = {"H": float(lm[10, 1] - lm[152, 1]), "W": float(np.linalg.norm(lm[61] - lm[291])),
+                "IOD": float(np.linalg.norm(lm[468] - lm[473])), "iris_radius": IRIS_RADIUS}
+    return {"eye_radius": round(eye_radius, 9),
+            "measures": {k: round(v, 7) for k, v in measures.items()},
+            "iris_uv_radius": round(float(iris_theta / (2 * np.pi)), 6),
+            "pupil_uv_radius": round(float(pupil_theta / (2 * np.pi)), 6)}
+
+
+def eye_render_meshes(meshes: dict, eye_radius: float) -> list:
+    """render.Mesh of both eyeballs with a plain iris, for the detection renders."""
+    from .. import render
+    eye_texture = render.eye_texture(IRIS_RADIUS / eye_radius / (2 * np.pi) * 1.0, 0.4 * IRIS_RADIUS / eye_radius / (2 * np.pi))
+    return [render.Mesh(meshes[n][0], meshes[n][1], meshes[n][2], eye_texture) for n in ("eye_left", "eye_right")]
+
+
 def scalp_region(vertices: np.ndarray, landmarks: np.ndarray, ears: np.ndarray) -> np.ndarray:
     """(N,) bool: where a painted hair cap goes.
 
@@ -201,9 +234,7 @@ def generate(wheel: str | Path) -> tuple[dict, dict]:
     # Landmarks by render-and-detect, the inner lips seen with the head's own jawOpen.
     lips = source.mask("lips")
     colours = SKIN_RGB * (1.0 - lips[:, None]) + LIP_RGB * lips[:, None]
-    from .. import render
-    eye_texture = render.eye_texture(IRIS_RADIUS / eye_radius / (2 * np.pi) * 1.0, 0.4 * IRIS_RADIUS / eye_radius / (2 * np.pi))
-    eye_meshes = [render.Mesh(meshes[n][0], meshes[n][1], meshes[n][2], eye_texture) for n in ("eye_left", "eye_right")]
+    eye_meshes = eye_render_meshes(meshes, eye_radius)
     jaw = ARKIT_SHAPE_NAMES.index("jawOpen")
     open_mouth = skin_vertices + 0.45 * skin_deltas[jaw]
     target = np.array([0.0, -0.035, 0.09])
@@ -247,16 +278,8 @@ def generate(wheel: str | Path) -> tuple[dict, dict]:
     arrays["regions/mouth_interior"] = np.packbits(inside_mouth.astype(np.uint8))
     arrays["regions/scalp"] = np.packbits(scalp_region(skin_vertices, points, source.mask("ears")).astype(np.uint8))
 
-    # iris landmarks 468..477: centre on each eyeball's front pole, rim at the iris radius
-    iris = []
-    for c, (sign) in ((centres[1], -1.0), (centres[0], 1.0)):      # MediaPipe 468.. is the subject's right eye
-        front = c + [0.0, 0.0, eye_radius]
-        rim_dz = eye_radius - np.sqrt(eye_radius**2 - IRIS_RADIUS**2)
-        iris.append(front)
-        for dx, dy in ((1, 0), (0, 1), (-1, 0), (0, -1)):
-            iris.append(front + [dx * IRIS_RADIUS, dy * IRIS_RADIUS, -rim_dz])
     # stored as float32; everything derived from them uses the stored values
-    landmarks = np.vstack([points, np.array(iris)]).astype(np.float32).astype(np.float64)
+    landmarks = np.vstack([points, iris_landmarks(centres, eye_radius)]).astype(np.float32).astype(np.float64)
     arrays["landmarks"] = landmarks.astype(np.float32)
     arrays["eye_centers"] = centres.astype(np.float32)
     jaw_joint = base.vertices[base.group_vertices("joint-jaw")].mean(axis=0) - origin
@@ -279,19 +302,11 @@ def generate(wheel: str | Path) -> tuple[dict, dict]:
     arrays["skin/refine_indices"] = operator.indices.astype(np.int32)
     arrays["skin/refine_weights"] = operator.data.astype(np.float32)
 
-    iris_theta = np.arcsin(min(1.0, IRIS_RADIUS / eye_radius))
-    pupil_theta = np.arcsin(min(1.0, 0.4 * IRIS_RADIUS / eye_radius))
-    lm = landmarks
-    measures = {"H": float(lm[10, 1] - lm[152, 1]), "W": float(np.linalg.norm(lm[61] - lm[291])),
-                "IOD": float(np.linalg.norm(lm[468] - lm[473])), "iris_radius": IRIS_RADIUS}
     header = {
         "shape_names": list(ARKIT_SHAPE_NAMES),
         "parts": part_info,
         "part_order": list(PART_NAMES),
-        "eye_radius": round(eye_radius, 9),
-        "measures": {k: round(v, 7) for k, v in measures.items()},
-        "iris_uv_radius": round(float(iris_theta / (2 * np.pi)), 6),
-        "pupil_uv_radius": round(float(pupil_theta / (2 * np.pi)), 6),
+        **eye_and_measure_header(landmarks, eye_radius),
         "identity_modifiers": modifier_names,
         "neck_cap_first": int(source.neck_cap_first),
         "skeleton": skeleton_header,
