@@ -186,7 +186,7 @@ def build(
         # expression weights, so the identity -- the avatar's rest pose -- stays neutral.
         coarse = fit.coarse_fit(skin.vertices, landmark_ids, points,
                                 identity_basis=_identity_basis(template),
-                                expression_basis=skin.shape_deltas if _fits_expression(template) else None,
+                                expression_basis=skin.shape_deltas,
                                 closed_pairs=INNER_LIP_PAIRS)
     with stage("eye_refine"):
         refined = points
@@ -196,23 +196,20 @@ def build(
         posed = fit.fine_fit(coarse.vertices, skin.faces, coarse.pose, landmark_ids, refined[:468, :2])
         # The rest pose is the fine fit with the fitted expression taken off again: it keeps the
         # fine fit's detail (Eq. 10) on the identity, not the photo's smile or open mouth.
-        expression = coarse.expression_weights
-        if len(expression):
-            expression = fit.refit_expression(posed, coarse.neutral_vertices, landmark_ids, skin.shape_deltas,
-                                              expression, _mouth_shapes(template))
+        expression = fit.refit_expression(posed, coarse.neutral_vertices, landmark_ids, skin.shape_deltas,
+                                          coarse.expression_weights, _mouth_shapes(template))
         fitted = posed - np.tensordot(expression.astype(np.float32), skin.shape_deltas, axes=1)
-        if len(expression):
-            # What the shapes could not take off (a laugh opens the mouth past jawOpen's reach)
-            # would leave the rest pose's lips apart: close them as the template's touch.
-            lip_ids = landmark_ids[np.asarray(INNER_LIP_PAIRS)]
-            corner_ids = landmark_ids[list(MOUTH_CORNERS)]
-            rest = skin.vertices
-            size_ratio = fit.face_size_of(fitted, landmark_ids) / fit.face_size_of(rest, landmark_ids)
-            rest_meet = 0.5 * (rest[lip_ids[:, 0], 1] + rest[lip_ids[:, 1], 1]).mean()
-            fitted = fit.close_mouth(fitted, skin.faces, lip_ids, rest[lip_ids[:, 0]] - rest[lip_ids[:, 1]],
-                                     corner_ids, size_ratio * (rest[corner_ids, 1] - rest_meet),
-                                     coarse.neutral_vertices,
-                                     radius=0.45 * fit.face_size_of(fitted, landmark_ids))
+        # What the shapes could not take off (a laugh opens the mouth past jawOpen's reach)
+        # would leave the rest pose's lips apart: close them as the template's touch.
+        lip_ids = landmark_ids[np.asarray(INNER_LIP_PAIRS)]
+        corner_ids = landmark_ids[list(MOUTH_CORNERS)]
+        rest = skin.vertices
+        size_ratio = fit.face_size_of(fitted, landmark_ids) / fit.face_size_of(rest, landmark_ids)
+        rest_meet = 0.5 * (rest[lip_ids[:, 0], 1] + rest[lip_ids[:, 1], 1]).mean()
+        fitted = fit.close_mouth(fitted, skin.faces, lip_ids, rest[lip_ids[:, 0]] - rest[lip_ids[:, 1]],
+                                 corner_ids, size_ratio * (rest[corner_ids, 1] - rest_meet),
+                                 coarse.neutral_vertices,
+                                 radius=0.45 * fit.face_size_of(fitted, landmark_ids))
     pose = coarse.pose
 
     with stage("texture"):
@@ -338,10 +335,6 @@ MOUTH_CORNERS = (61, 291, 78, 308)
 def _mouth_shapes(template) -> np.ndarray:
     """(E,) bool: the shapes of the jaw, mouth and cheeks, which the fine fit re-reads."""
     return np.array([name.startswith(("jaw", "mouth", "cheek")) for name in template.shape_names])
-
-
-def _fits_expression(template) -> bool:
-    return template.identity_basis is not None and len(template.shape_names) == len(template.parts["skin"].shape_deltas)
 
 
 def _identity_basis(template):

@@ -429,6 +429,8 @@ def close_mouth(
     corner_targets[:, 1] = meet[:, 1].mean() + np.asarray(corner_heights, dtype=np.float64)
     centre = vertices[pairs.reshape(-1)].mean(axis=0)
     distance = np.linalg.norm(vertices - centre, axis=1)
+    # A coarse head's landmark vertices can sit far apart: the patch always holds them.
+    radius = max(radius, 1.2 * float(distance[np.concatenate([pairs.reshape(-1), corners])].max()))
     # Solve on the patch around the mouth only: a ring of fixed vertices bounds it.
     inside = distance < 1.25 * radius
     patch_faces = faces[inside[faces].all(axis=1)]

@@ -66,7 +66,7 @@ def renders(out_dir: Path, names) -> None:
 
 def compose(before: Path, after: Path, path: Path, names=SMILING) -> None:
     from pyfacerig.landmarks import detect_landmarks
-    tile = 300
+    tile = 240
     sheet = Image.new("RGB", (3 * tile, len(names) * tile), (255, 255, 255))
     for row, name in enumerate(names):
         photo = portrait(name)
