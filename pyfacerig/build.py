@@ -184,10 +184,7 @@ def build(
     with stage("coarse_fit"):
         # Identity and expression together (Pan et al. Eq. 1): the photo's smile goes into the
         # expression weights, so the identity -- the avatar's rest pose -- stays neutral.
-        coarse = fit.coarse_fit(skin.vertices, landmark_ids, points,
-                                identity_basis=_identity_basis(template),
-                                expression_basis=skin.shape_deltas,
-                                closed_pairs=INNER_LIP_PAIRS)
+        coarse = coarse_fit(template, points)
     with stage("eye_refine"):
         refined = points
         if refine_eyes:
@@ -328,6 +325,40 @@ _EXPRESSION_LIKE_MODIFIERS = ("mouth/mouth-angles-", "chin/chin-jaw-drop-", "mou
 
 #: MediaPipe's inner-lip landmarks, upper with the lower one it meets when the mouth is closed.
 INNER_LIP_PAIRS = ((13, 14), (82, 87), (312, 317), (81, 178), (311, 402), (80, 88), (310, 318))
+#: The coarse fit's Tikhonov weight on the identity (fit.coarse_fit's ``regularization``) and its
+#: landmark weights (Eq. 4's ω_n): brows and nose count more, since the identity modifiers of a
+#: MakeHuman head reach the face oval more easily than the brow ridge and the nose.  Tuned on the
+#: six real portraits against dlib (docs/pipeline.md, "Quality").
+COARSE_REGULARIZATION = 0.01
+COARSE_MOUTH_REGULARIZATION = 1.0
+COARSE_BROW_WEIGHT = 3.0
+COARSE_NOSE_WEIGHT = 5.0
+_BROWS = (70, 63, 105, 66, 107, 55, 65, 52, 53, 46, 336, 296, 334, 293, 300, 285, 295, 282, 283, 276)
+_NOSE = (168, 6, 197, 195, 5, 4, 1, 19, 94, 2, 98, 327, 97, 326, 164, 48, 278, 64, 294, 129, 358)
+
+
+def coarse_fit(template, points: np.ndarray) -> fit.CoarseFit:
+    """build()'s coarse fit: pose, identity and expression of ``template`` to 468+ landmarks."""
+    skin = template.parts["skin"]
+    basis, names = _identity_basis(template)
+    regularization = 1.0            # the generic shape modes of a template without named modifiers
+    if names is not None:
+        # The mouth's own modifiers keep the full weight: with less, the width of a smile
+        # is read as the person's (the rest pose's corners then sit wide).
+        regularization = np.array([COARSE_REGULARIZATION] * 2 + [
+            COARSE_MOUTH_REGULARIZATION if name.startswith("mouth/") else COARSE_REGULARIZATION for name in names])
+    return fit.coarse_fit(skin.vertices, np.asarray(template.landmark_vertex_ids, dtype=np.int64), points,
+                          weights=_coarse_weights(), regularization=regularization, identity_basis=basis,
+                          expression_basis=skin.shape_deltas, closed_pairs=INNER_LIP_PAIRS)
+
+
+def _coarse_weights() -> np.ndarray:
+    weights = np.ones(468)
+    weights[list(_BROWS)] = COARSE_BROW_WEIGHT
+    weights[list(_NOSE)] = COARSE_NOSE_WEIGHT
+    return weights
+
+
 #: MediaPipe's mouth corners, outer (61, 291) and inner (78, 308).
 MOUTH_CORNERS = (61, 291, 78, 308)
 
@@ -338,13 +369,14 @@ def _mouth_shapes(template) -> np.ndarray:
 
 
 def _identity_basis(template):
-    """The template's identity modifiers the joint fit may use (all but the expression-like)."""
+    """The template's identity modifiers the joint fit may use (all but the expression-like),
+    and their names (None when the template does not name them)."""
     basis = template.identity_basis
     names = template.extras.get("identity_modifiers")
     if basis is None or names is None:
-        return basis
+        return basis, None
     keep = [i for i, name in enumerate(names) if not name.startswith(_EXPRESSION_LIKE_MODIFIERS)]
-    return basis if len(keep) == len(names) else basis[keep]
+    return (basis if len(keep) == len(names) else basis[keep]), [names[i] for i in keep]
 
 
 def _part(template_part, vertices, deltas) -> AvatarPart:

@@ -222,7 +222,7 @@ def coarse_fit(
     landmark_vertex_ids: np.ndarray,
     landmarks: np.ndarray,
     weights: np.ndarray | None = None,
-    regularization: float = 1.0,
+    regularization: float | np.ndarray = 1.0,
     iterations: int = 3,
     identity_basis: np.ndarray | None = None,
     expression_basis: np.ndarray | None = None,
@@ -236,7 +236,8 @@ def coarse_fit(
     of each MediaPipe landmark; landmarks (>=468, 3) image frame (pixels, y down, MediaPipe
     relative depth); weights (468,) per-landmark weight (Eq. 4's ω_n, default ones).
     ``regularization`` is the Tikhonov weight on the shape coefficients (Eq. 6's role),
-    relative to the data term measured in units of the face size.
+    relative to the data term measured in units of the face size: one number, or one per
+    shape mode (with ``identity_basis``: the width and height scales, then the P modifiers).
     identity_basis (P, N, 3): the template's identity modifiers (Eq. 1's α_id basis).  With it
     the shape modes are the head's width and height scales plus these; without it, the three
     axis scales plus smooth Gaussian bumps on the facial parts (:func:`shape_basis`).
