@@ -325,12 +325,9 @@ _EXPRESSION_LIKE_MODIFIERS = ("mouth/mouth-angles-", "chin/chin-jaw-drop-", "mou
 
 #: MediaPipe's inner-lip landmarks, upper with the lower one it meets when the mouth is closed.
 INNER_LIP_PAIRS = ((13, 14), (82, 87), (312, 317), (81, 178), (311, 402), (80, 88), (310, 318))
-#: The coarse fit's Tikhonov weight on the identity (fit.coarse_fit's ``regularization``) and its
-#: landmark weights (Eq. 4's ω_n): brows and nose count more, since the identity modifiers of a
-#: MakeHuman head reach the face oval more easily than the brow ridge and the nose.  Tuned on the
-#: six real portraits against dlib (docs/pipeline.md, "Quality").
-COARSE_REGULARIZATION = 0.01
-COARSE_MOUTH_REGULARIZATION = 1.0
+#: The coarse fit's landmark weights (Eq. 4's ω_n): the brows and the nose count more, since the
+#: identity modifiers of a MakeHuman head reach the face oval more easily than the brow ridge and
+#: the nose.  Tuned on the six real portraits against dlib (docs/pipeline.md, "Quality").
 COARSE_BROW_WEIGHT = 3.0
 COARSE_NOSE_WEIGHT = 5.0
 _BROWS = (70, 63, 105, 66, 107, 55, 65, 52, 53, 46, 336, 296, 334, 293, 300, 285, 295, 282, 283, 276)
@@ -340,15 +337,9 @@ _NOSE = (168, 6, 197, 195, 5, 4, 1, 19, 94, 2, 98, 327, 97, 326, 164, 48, 278, 6
 def coarse_fit(template, points: np.ndarray) -> fit.CoarseFit:
     """build()'s coarse fit: pose, identity and expression of ``template`` to 468+ landmarks."""
     skin = template.parts["skin"]
-    basis, names = _identity_basis(template)
-    regularization = 1.0            # the generic shape modes of a template without named modifiers
-    if names is not None:
-        # The mouth's own modifiers keep the full weight: with less, the width of a smile
-        # is read as the person's (the rest pose's corners then sit wide).
-        regularization = np.array([COARSE_REGULARIZATION] * 2 + [
-            COARSE_MOUTH_REGULARIZATION if name.startswith("mouth/") else COARSE_REGULARIZATION for name in names])
+    basis, _ = _identity_basis(template)
     return fit.coarse_fit(skin.vertices, np.asarray(template.landmark_vertex_ids, dtype=np.int64), points,
-                          weights=_coarse_weights(), regularization=regularization, identity_basis=basis,
+                          weights=_coarse_weights(), identity_basis=basis,
                           expression_basis=skin.shape_deltas, closed_pairs=INNER_LIP_PAIRS)
 
 
