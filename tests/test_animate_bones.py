@@ -27,6 +27,7 @@ from pyfacerig.cli import EXAMPLES
 from pyfacerig.errors import InvalidInputError
 from pyfacerig.templates import ARKIT_SHAPE_NAMES
 from test_export_fbx import probe
+from test_animate_clip import slot_fcurves
 from test_export_model import make_head_asset
 
 FPS, FRAMES, FRAME = 30.0, 31, 15            # FRAME is t = 0.5 s, a whole frame at 24 and 30 fps
@@ -352,7 +353,6 @@ def _blender_bone_turns(paths, bones, time):  # runs in a subprocess
         frame = first + time * fps
         assert abs(frame - round(frame)) < 1e-9, (fps, time)
         (arm,) = [o for o in scene.objects if o.type == "ARMATURE"]
-        action = arm.animation_data.action if arm.animation_data else None
         scene.frame_set(int(round(frame)))       # plays the clip
         turns = {}
         for name in bones:
@@ -361,8 +361,8 @@ def _blender_bone_turns(paths, bones, time):  # runs in a subprocess
             rest = (arm.matrix_world @ pb.bone.matrix_local).to_3x3().normalized()
             turns[name] = [list(row) for row in posed @ rest.transposed()]
         out[path] = {"turns": turns, "fps": fps,
-                     "animated_bones": sorted({fc.data_path.split('"')[1] for fc in action.fcurves
-                                               if fc.data_path.startswith("pose.bones")}) if action else []}
+                     "animated_bones": sorted({path.split('"')[1] for path in slot_fcurves(arm)
+                                               if path.startswith("pose.bones")})}
     sys.stdout.write("\nRESULT " + json.dumps(out) + "\n")
 
 
