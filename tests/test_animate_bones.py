@@ -148,8 +148,10 @@ def test_an_eye_bone_turned_by_the_gaze_moves_the_iris_as_the_gaze_shape_does(av
         morphed = rig.deltas[k, pole_row[eye]]
         turned = head_rotation_matrices([yaw], [pitch])[0] @ (pole - centre[eye]) + centre[eye] - pole
         cosine = morphed @ turned / (np.linalg.norm(morphed) * np.linalg.norm(turned))
-        assert cosine > 0.95, (shape, morphed, turned)
-        assert np.linalg.norm(turned) == pytest.approx(np.linalg.norm(morphed), rel=0.25), shape
+        # Measured on the astronaut: within 15.2 deg of direction (1.4 deg for a look out) and
+        # 3.6 % of length; the opposite sign would point the other way (cosine near -1).
+        assert cosine > 0.9, (shape, morphed, turned)
+        assert np.linalg.norm(turned) == pytest.approx(np.linalg.norm(morphed), rel=0.1), shape
 
 
 # ----------------------------------------------------------------------------- glTF
