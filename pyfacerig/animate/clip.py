@@ -227,8 +227,18 @@ def joint_rotation_curves(avatar: AvatarFile, take: Take, neck_share: float = NE
     for node in sorted(turns):
         parent = world(parents[node]) if node in parents else np.broadcast_to(np.eye(3), (frames, 3, 3))
         local = np.swapaxes(parent, 1, 2) @ world(node)
-        curves[node] = _matrix_to_quat(local).astype(np.float32)
+        curves[node] = _continuous(_matrix_to_quat(local)).astype(np.float32)
     return curves
+
+
+def _continuous(quats: np.ndarray) -> np.ndarray:
+    """(T, 4) quaternions with each key's sign chosen nearest the previous key's: q and -q are
+    one rotation, and a sign flip between keys would send a linear (slerp) interpolation the
+    long way round in readers that do not pick the short arc themselves."""
+    out = np.array(quats, np.float64)
+    flips = np.cumsum(np.einsum("ij,ij->i", out[1:], out[:-1]) < 0) % 2
+    out[1:][flips == 1] *= -1
+    return out
 
 
 class _Appender:
