@@ -11,7 +11,9 @@ Per mesh of the asset:
   channel would lose a name that animation drivers look up;
 - when skinned: Deformer "Skin" with one "Cluster" per influencing joint and a BindPose.
 Joints become LimbNode Models.  Clips become AnimationStack -> AnimationLayer ->
-AnimationCurveNode "DeformPercent" -> AnimationCurve (weights x 100, linear keys).
+AnimationCurveNode "DeformPercent" -> AnimationCurve (weights x 100, linear keys), and for the
+joints a clip turns, AnimationCurveNode "R" on the LimbNode's Lcl Rotation -> three
+AnimationCurves d|X, d|Y, d|Z (XYZ Euler degrees in the file's axes, linear keys).
 Object ids are assigned by a counter in a fixed order, so the output is deterministic.
 """
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 
 from .atomic import check_destination, write_files_atomically
 from .fbx_binary import CREATION_TIME, FILE_ID, Node, encode_file
-from .model import Asset, joint_world_matrices, validate_asset
+from .model import Asset, joint_world_matrices, quat_to_matrix, validate_asset
 from .presets import Preset, get_preset
 from .rootjoint import add_root_joint
 
@@ -266,6 +268,34 @@ def _skin(scene: _Scene, mesh, data: dict, geometry_id, joint_ids, joint_names,
         scene.connect(joint_id, cluster)
 
 
+def _joint_euler_keys(quats, basis: np.ndarray) -> np.ndarray:
+    """(T, 3) Lcl Rotation keys in degrees (FBX's XYZ order) for local rotations given as glTF
+    quaternions: each turned into the file's axes (A R A^-1, as the rest matrices are), then
+    unwrapped over time so that linear interpolation between keys never takes the long way."""
+    rotation = basis / np.linalg.norm(basis[0])
+    matrices = rotation @ quat_to_matrix(quats) @ rotation.T
+    degrees = np.array([_euler_xyz_degrees(m) for m in matrices])
+    return np.degrees(np.unwrap(np.radians(degrees), axis=0))
+
+
+def _rotation_curves(scene: _Scene, layer, model_id, ktimes: np.ndarray, degrees: np.ndarray) -> None:
+    """An AnimationCurveNode "R" on the joint's Lcl Rotation with one linear curve per axis."""
+    node = scene.add("AnimationCurveNode", "R", "AnimCurveNode", "", _props(
+        *[_p(f"d|{axis}", "Number", "", "A", float(degrees[0, k])) for k, axis in enumerate("XYZ")]))
+    for k, axis in enumerate("XYZ"):
+        curve = scene.add(
+            "AnimationCurve", "", "AnimCurve", "",
+            Node("Default", float(degrees[0, k])), Node("KeyVer", 4008),
+            Node("KeyTime", ktimes),
+            Node("KeyValueFloat", degrees[:, k].astype(np.float32)),
+            Node("KeyAttrFlags", np.array([INTERPOLATION_LINEAR], dtype=np.int32)),
+            Node("KeyAttrDataFloat", np.array([0, 0, DEFAULT_TANGENT_WEIGHTS, 0], np.float32)),
+            Node("KeyAttrRefCount", np.array([len(ktimes)], dtype=np.int32)))
+        scene.connect(curve, node, f"d|{axis}")
+    scene.connect(node, model_id, "Lcl Rotation")
+    scene.connect(node, layer)
+
+
 def _global_settings(preset: Preset, stop_time: int) -> Node:
     if preset.fbx_up_axis == "Y":
         up, front, coord = (1, 1), (2, 1), (0, 1)
@@ -383,6 +413,10 @@ def build_fbx(asset: Asset, preset="unity") -> list:
             scene.connect(curve, node, "d|DeformPercent")
             scene.connect(node, channel, "DeformPercent")
             scene.connect(node, layer)
+        for j, name in enumerate(skel.joint_names if clip.joint_rotations else ()):
+            if name in clip.joint_rotations:
+                _rotation_curves(scene, layer, joint_ids[j], ktimes,
+                                 _joint_euler_keys(clip.joint_rotations[name], basis))
 
     header = Node("FBXHeaderExtension", children=[
         Node("FBXHeaderVersion", 1003), Node("FBXVersion", 7400), Node("EncryptionType", 0),

@@ -6,7 +6,8 @@ Layout of what is written (see docs/engine_export.md for the reasons):
 - morph targets: POSITION deltas (with min/max) and, when given, NORMAL deltas; each target
   accessor is sparse when that is smaller than dense (``sparse="auto"``);
 - target names in ``mesh.extras.targetNames`` and in every ``primitive.extras.targetNames``;
-- one animation per clip: a LINEAR sampler on path "weights", output frame-major (T x M floats).
+- one animation per clip: a LINEAR sampler on path "weights", output frame-major (T x M floats),
+  plus a LINEAR "rotation" sampler per joint the clip turns (``AnimationClip.joint_rotations``).
 """
 from __future__ import annotations
 
@@ -191,12 +192,22 @@ def build_gltf(asset: Asset, preset="unity", sparse: str = "auto") -> tuple:
         times = np.asarray(clip.times, dtype=np.float32)
         # Frame-major: all M weights of key 0, then key 1, ... (the spec's layout for "weights").
         weights = np.asarray(clip.weights, dtype=np.float32).reshape(-1)
-        sampler = g.AnimationSampler(
-            input=buf.accessor(times, FLOAT, "SCALAR", bounds=True),
-            output=buf.accessor(weights, FLOAT, "SCALAR"), interpolation="LINEAR")
-        gltf.animations.append(g.Animation(name=clip.name, samplers=[sampler], channels=[
-            g.AnimationChannel(sampler=0, target=g.AnimationChannelTarget(node=clip.mesh,
-                                                                          path="weights"))]))
+        key_times = buf.accessor(times, FLOAT, "SCALAR", bounds=True)
+        samplers = [g.AnimationSampler(input=key_times, output=buf.accessor(weights, FLOAT, "SCALAR"),
+                                       interpolation="LINEAR")]
+        channels = [g.AnimationChannel(sampler=0, target=g.AnimationChannelTarget(node=clip.mesh,
+                                                                                 path="weights"))]
+        # Joint rotations: one LINEAR "rotation" sampler per joint (glTF slerps between keys).
+        for j, name in enumerate(skel.joint_names if clip.joint_rotations else ()):
+            if name not in clip.joint_rotations:
+                continue
+            quats = np.asarray(clip.joint_rotations[name], dtype=np.float64)
+            quats = (quats / np.linalg.norm(quats, axis=1, keepdims=True)).astype(np.float32)
+            samplers.append(g.AnimationSampler(input=key_times, output=buf.accessor(quats, FLOAT, "VEC4"),
+                                               interpolation="LINEAR"))
+            channels.append(g.AnimationChannel(sampler=len(samplers) - 1, target=g.AnimationChannelTarget(
+                node=joint_node0 + j, path="rotation")))
+        gltf.animations.append(g.Animation(name=clip.name, samplers=samplers, channels=channels))
 
     buf.blob += b"\0" * (-len(buf.blob) % 4)
     gltf.buffers.append(g.Buffer(byteLength=len(buf.blob)))

@@ -11,7 +11,7 @@ assume a valid asset and nothing is written for a bad one.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -100,15 +100,20 @@ class Skeleton:
 
 @dataclass
 class AnimationClip:
-    """Morph weights of one mesh over time, linearly interpolated.
+    """Morph weights of one mesh over time, and optionally joint rotations, linearly interpolated.
 
-    times     (T,) float seconds, strictly increasing, T >= 1
-    weights   (T, M) float, M = len(asset.meshes[mesh].target_names); 1.0 is the full shape
+    times            (T,) float seconds, strictly increasing, T >= 1
+    weights          (T, M) float, M = len(asset.meshes[mesh].target_names); 1.0 is the full shape
+    joint_rotations  joint name -> (T, 4) unit quaternions (x, y, z, w): the joint's local
+                     rotation relative to its parent at each key, in the glTF frame -- what
+                     replaces ``Skeleton.rotations`` of that joint while the clip plays.  The
+                     joint's translation and scale stay at rest.  Needs ``asset.skeleton``.
     """
     name: str
     times: np.ndarray
     weights: np.ndarray
     mesh: int = 0
+    joint_rotations: Optional[Mapping[str, np.ndarray]] = None
 
 
 @dataclass
@@ -366,6 +371,12 @@ def validate_asset(asset: Asset, *, ascii_names: bool = False) -> None:
         if np.any(np.diff(times.astype(np.float32)) <= 0):
             _fail(f"{where}.times", "keys collapse when rounded to float32")
         _array(clip.weights, f"{where}.weights", (times.shape[0], m))
+        for joint, quats in (clip.joint_rotations or {}).items():
+            if asset.skeleton is None or joint not in list(asset.skeleton.joint_names):
+                _fail(f"{where}.joint_rotations", f"{joint!r} is not a joint of the asset's skeleton")
+            q = _array(quats, f"{where}.joint_rotations[{joint!r}]", (times.shape[0], 4))
+            if np.any(np.abs(np.linalg.norm(q.astype(np.float64), axis=1) - 1) > 1e-3):
+                _fail(f"{where}.joint_rotations[{joint!r}]", "quaternions must have unit length")
     _check_unique([c.name for c in asset.animations], "animations")
 
 

@@ -1,5 +1,6 @@
 """A take written into an avatar as an animation clip: glTF morph-weight and joint-rotation
-curves, FBX morph curves, retargeting by name, and Blender playing the result."""
+curves, FBX morph curves, retargeting by name, and Blender playing the result (the bone curves
+are read back by every reader in test_animate_bones.py)."""
 import json
 import subprocess
 import sys
@@ -41,6 +42,8 @@ def rigged_avatar(avatar_glb, tmp_path_factory):
     """The astronaut avatar with a neck -> head -> eye_l/eye_r skeleton (the skeleton issue's names);
     the head's rest rotation is not the identity, to check curves are relative to the rest pose."""
     asset = avatar_asset(load_avatar_glb(avatar_glb))
+    for primitive in asset.meshes[0].primitives:     # drop the avatar's own skin: these joints bind nothing
+        primitive.joints = primitive.joint_weights = None
     tilt = np.array([np.sin(np.radians(10) / 2), 0, 0, np.cos(np.radians(10) / 2)])   # 10 deg about X
     asset.skeleton = ee.Skeleton(
         joint_names=("neck", "head", "eye_l", "eye_r"), parents=np.array([-1, 0, 1, 1]),
@@ -68,14 +71,18 @@ def test_glb_clip_holds_the_takes_weights_for_every_target_by_name(avatar_glb, t
     take = wave_take()
     report = write_take(avatar_glb, take, tmp_path / "anim.glb")
     gltf, channels = clip_arrays(tmp_path / "anim.glb")
-    (node, path), (times, values) = next(iter(channels.items()))
-    assert path == "weights" and gltf["nodes"][node]["mesh"] == 0 and len(channels) == 1
+    ((node, path), (times, values)), = [(key, value) for key, value in channels.items() if key[1] == "weights"]
+    assert gltf["nodes"][node]["mesh"] == 0
     np.testing.assert_allclose(times, take.times, atol=1e-6)
     names = gltf["meshes"][0]["extras"]["targetNames"]
     values = values.reshape(take.frame_count, len(names))
     for m, name in enumerate(names):
         np.testing.assert_array_equal(values[:, m], take.weight(name))
-    assert report["animated_joints"] == [] and report["shapes_not_on_avatar"] == []
+    # The avatar's skeleton (Unity names, the default preset): its neck, head and eyes turn.
+    assert report["animated_joints"] == ["Neck", "Head", "LeftEye", "RightEye"]
+    assert sorted(gltf["nodes"][n]["name"] for n, p in channels if p == "rotation") == \
+        sorted(report["animated_joints"])
+    assert report["shapes_not_on_avatar"] == []
 
 
 def test_the_avatar_is_kept_and_the_clip_passes_the_khronos_validator(avatar_glb, tmp_path):
@@ -103,12 +110,12 @@ def test_a_take_plays_on_a_mesh_with_other_targets_in_another_order(tmp_path):
 
 def test_head_and_eye_joints_turn_by_the_takes_angles_from_their_rest_pose(rigged_avatar, tmp_path):
     take = wave_take()
-    report = write_take(rigged_avatar, take, tmp_path / "anim.glb")
-    assert report["animated_joints"] == ["head", "eye_l", "eye_r"]
+    report = write_take(rigged_avatar, take, tmp_path / "anim.glb", neck_share=0.0)
+    assert report["animated_joints"] == ["head", "eye_l", "eye_r"]     # no share: the neck stays at rest
     gltf, channels = clip_arrays(tmp_path / "anim.glb")
     index = {node.get("name"): k for k, node in enumerate(gltf["nodes"])}
     rest = {name: _quat_to_matrix(gltf["nodes"][index[name]].get("rotation", [0, 0, 0, 1]))
-            for name in ("head", "eye_l", "eye_r")}
+            for name in ("neck", "head", "eye_l", "eye_r")}
     frame = 17
     local = {name: _quat_to_matrix(channels[(index[name], "rotation")][1][frame].astype(np.float64))
              for name in ("head", "eye_l", "eye_r")}
@@ -119,6 +126,16 @@ def test_head_and_eye_joints_turn_by_the_takes_angles_from_their_rest_pose(rigge
     eye_turn = head_rotation_matrices(take.gaze[frame:frame + 1, 0], take.gaze[frame:frame + 1, 1])[0]
     np.testing.assert_allclose(local["head"] @ local["eye_l"],
                                head_turn @ eye_turn @ rest["head"] @ rest["eye_l"], atol=1e-5)
+    # The default share: the neck turns part of the way, the head's world rotation is unchanged.
+    assert write_take(rigged_avatar, take, tmp_path / "shared.glb")["animated_joints"] == \
+        ["neck", "head", "eye_l", "eye_r"]
+    _, shared = clip_arrays(tmp_path / "shared.glb")
+    now = {name: _quat_to_matrix(shared[(index[name], "rotation")][1][frame].astype(np.float64))
+           for name in ("neck", "head")}
+    np.testing.assert_allclose(now["neck"] @ now["head"], head_turn @ rest["neck"] @ rest["head"], atol=1e-5)
+    neck_angle = np.degrees(np.arccos((np.trace(now["neck"]) - 1) / 2))
+    head_angle = np.degrees(np.arccos((np.trace(head_turn) - 1) / 2))
+    assert neck_angle == pytest.approx(0.4 * head_angle, abs=1e-3)
     report = khronos_validate(tmp_path / "anim.glb")
     assert report["issues"]["numErrors"] == 0, report["issues"]
 
@@ -156,6 +173,20 @@ def test_a_clip_name_already_in_the_file_is_refused(avatar_glb, tmp_path):
 
 
 # ----------------------------------------------------------------------------- Blender
+def slot_fcurves(datablock) -> list:  # runs in Blender
+    """Sorted data paths of the F-curves that animate ``datablock``.  Blender 4.4+ keeps one
+    action with a slot per animated datablock (the glTF importer puts the armature's and the
+    shape keys' curves in one action), so read the curves of this datablock's slot."""
+    anim = datablock.animation_data
+    if anim is None or anim.action is None:
+        return []
+    slot = getattr(anim, "action_slot", None)
+    if slot is None or not getattr(anim.action, "layers", None):
+        return sorted(fc.data_path for fc in anim.action.fcurves)
+    return sorted(fc.data_path for layer in anim.action.layers for strip in layer.strips
+                  for bag in [strip.channelbag(slot)] if bag is not None for fc in bag.fcurves)
+
+
 def _blender_clip_values(paths, shapes, frames):  # runs in a subprocess
     import bpy
 
@@ -168,13 +199,12 @@ def _blender_clip_values(paths, shapes, frames):  # runs in a subprocess
             bpy.ops.import_scene.gltf(filepath=path)
         (obj,) = [o for o in bpy.context.scene.objects if o.type == "MESH" and o.data.shape_keys is not None]
         keys = obj.data.shape_keys
-        action = keys.animation_data.action if keys.animation_data else None
         values = {}
         for frame in frames:
             bpy.context.scene.frame_set(frame)      # plays the clip: the action sets the key values
             values[frame] = {name: keys.key_blocks[name].value for name in shapes}
         out[path] = {"fps": bpy.context.scene.render.fps / bpy.context.scene.render.fps_base,
-                     "fcurves": sorted(fc.data_path for fc in action.fcurves) if action else [],
+                     "fcurves": slot_fcurves(keys),
                      "values": values}
     sys.stdout.write("\nRESULT " + json.dumps(out) + "\n")
 

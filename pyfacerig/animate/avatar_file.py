@@ -73,7 +73,9 @@ class AvatarPrimitive:
 
     positions (N, 3), normals (N, 3) float32; indices (F, 3) int64; uvs (N, 2) or None;
     target_positions / target_normals (M, N, 3) float32 deltas (normals None when absent);
-    material: index into the file's materials or None.
+    material: index into the file's materials or None;
+    joints (N, 4) int64 indices into the skin's joints and joint_weights (N, 4) float32 (JOINTS_0 /
+    WEIGHTS_0), or None when the part is not skinned.
     """
 
     name: str
@@ -84,6 +86,8 @@ class AvatarPrimitive:
     target_positions: np.ndarray
     target_normals: np.ndarray | None
     material: int | None
+    joints: np.ndarray | None = None
+    joint_weights: np.ndarray | None = None
 
 
 @dataclass
@@ -94,6 +98,8 @@ class AvatarFile:
     target_names: that mesh's morph-target names (file order).
     primitives: its parts, in file order (``part("skin")`` finds one by name).
     joints: joint-like node names -> node index (every named node without a mesh).
+    skin_joints: the node indices of the face mesh's skin joints, in the skin's order (the
+        indices the parts' ``joints`` refer to); empty when the mesh is not skinned.
     """
 
     path: Path
@@ -104,6 +110,7 @@ class AvatarFile:
     target_names: tuple
     primitives: list = field(default_factory=list)
     joints: dict = field(default_factory=dict)
+    skin_joints: list = field(default_factory=list)
 
     def part(self, name: str) -> AvatarPrimitive:
         for primitive in self.primitives:
@@ -230,9 +237,20 @@ def _avatar_from_document(path: Path, document: dict, blob: bytes) -> AvatarFile
         normal_deltas = None
         if all("NORMAL" in t for t in prim["targets"]):
             normal_deltas = np.stack([avatar.accessor(t["NORMAL"]) for t in prim["targets"]]).astype(np.float32)
+        joints = weights = None
+        if nodes[placed[0]].get("skin") is not None and "JOINTS_0" in attributes and "WEIGHTS_0" in attributes:
+            joints = avatar.accessor(attributes["JOINTS_0"]).astype(np.int64)
+            weights = avatar.accessor(attributes["WEIGHTS_0"]).astype(np.float32)
         avatar.primitives.append(AvatarPrimitive(name, positions, normals, indices, uvs, deltas, normal_deltas,
-                                                 prim.get("material")))
+                                                 prim.get("material"), joints, weights))
     avatar.joints = {node["name"]: k for k, node in enumerate(nodes) if node.get("mesh") is None and node.get("name")}
+    skin = nodes[placed[0]].get("skin")
+    if skin is not None:
+        avatar.skin_joints = [int(j) for j in document["skins"][skin]["joints"]]
+        for primitive in avatar.primitives:
+            if primitive.joints is not None and primitive.joints.size and \
+                    not 0 <= primitive.joints.min() <= primitive.joints.max() < len(avatar.skin_joints):
+                raise InvalidInputError(f"{str(path)!r}: part {primitive.name!r} names a joint outside its skin")
     return avatar
 
 

@@ -52,7 +52,9 @@ __all__ = ["DetectorCalibration", "calibrate", "load_or_calibrate", "default_cac
 CALIBRATION_VERSION = 1
 #: (yaw, pitch) in degrees of the neutral renders: both sides of the turn, up and down, and
 #: two diagonals, so every landmark's offset is seen from several directions.
-POSES = ((0, 0), (-30, 0), (-15, 0), (15, 0), (30, 0), (0, -15), (0, 15), (-20, 10), (20, -10))
+#: (Pitch > 0 is the face tipped down; these are the renders of version 1, whose pitch sign was the
+#: opposite, so the calibration and its cache are unchanged.)
+POSES = ((0, 0), (-30, 0), (-15, 0), (15, 0), (30, 0), (0, 15), (0, -15), (-20, -10), (20, 10))
 #: Render size (pixels) and the weight each shape is rendered at.
 SIZE = 320
 SHAPE_WEIGHT = 1.0

@@ -192,12 +192,13 @@ def rotation_to_angles(rotation: np.ndarray) -> np.ndarray:
     """(3,) yaw, pitch, roll (radians) of R = Ry(yaw) Rx(pitch) Rz(roll) in the take's signs
     (pitch > 0 tips the face down, roll > 0 tilts the head toward the subject's right)."""
     r = np.asarray(rotation, np.float64)
-    # Standard R = Ry(a) Rx(b) Rz(c): R[1,2] = -sin b, R[0,2] = cos b sin a, R[2,2] = cos b cos a,
-    # R[1,0] = cos b sin c, R[1,1] = cos b cos c.  The take's pitch and roll are -b and -c.
+    # Right-handed R = Ry(a) Rx(b) Rz(c): R[1,2] = -sin b, R[0,2] = cos b sin a, R[2,2] = cos b cos a,
+    # R[1,0] = cos b sin c, R[1,1] = cos b cos c.  A positive b takes +Z toward -Y (face down) and a
+    # positive c takes +Y toward -X (the subject's right): exactly the take's signs.
     b = np.arcsin(np.clip(-r[1, 2], -1.0, 1.0))
     a = np.arctan2(r[0, 2], r[2, 2])
     c = np.arctan2(r[1, 0], r[1, 1])
-    return np.array([a, -b, -c])
+    return np.array([a, b, c])
 
 
 def solve_box_qp(g: np.ndarray, b: np.ndarray, start: np.ndarray, lower: float = 0.0, upper: float = 1.0,
