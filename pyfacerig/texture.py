@@ -120,7 +120,8 @@ def _layout_cached(uvs, faces, size: int, what: str, compute):
         return hit[2]
     value = compute()
     for array in (value if isinstance(value, tuple) else (value,)):
-        array.setflags(write=False)
+        if isinstance(array, np.ndarray):
+            array.setflags(write=False)
     if not (isinstance(uvs, np.ndarray) and isinstance(faces, np.ndarray) and not uvs.flags.writeable
             and not faces.flags.writeable):
         return value                          # only immutable (template) layouts are cached
@@ -148,6 +149,25 @@ def _uv_texels(uvs, faces, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
         return (texels, texel_triangle, bary.reshape(-1, 3)[texels],
                 np.asarray(faces, dtype=np.int64)[texel_triangle])
     return _layout_cached(uvs, faces, size, "texels", compute)
+
+
+def _texel_interpolation(uvs, faces, size: int):
+    """(K, M) CSR matrix taking per-vertex values to :func:`_uv_texels`'s texels (row k holds
+    texel k's three barycentrics at its corners, in corner order); cached per template.
+
+    Its product with float32 values adds the three products in corner order in float32, as
+    :func:`_interpolate` does, about six times faster than gathering the corners.
+    """
+    import scipy.sparse as sp
+
+    def compute():
+        _, _, bary, corners = _uv_texels(uvs, faces, size)
+        matrix = sp.csr_matrix((bary.ravel(), corners.ravel(), np.arange(0, corners.size + 1, 3)),
+                               shape=(len(corners), len(uvs)))
+        for array in (matrix.data, matrix.indices, matrix.indptr):
+            array.setflags(write=False)
+        return matrix
+    return _layout_cached(uvs, faces, size, "interpolation", compute)
 
 
 def _interpolate(bary: np.ndarray, values: np.ndarray, corners: np.ndarray) -> np.ndarray:
@@ -292,7 +312,7 @@ def bake_skin(
     height, width = image.shape[:2]
     camera_vertices = np.asarray(camera_vertices, dtype=np.float64)
     texels, texel_triangle, texel_bary, texel_corners = _uv_texels(uvs, faces, size)
-    faces = np.asarray(faces, dtype=np.int64)
+    faces_in, faces = faces, np.asarray(faces, dtype=np.int64)
     image_xy = np.column_stack([camera_vertices[:, 0], -camera_vertices[:, 1]])
 
     # Work on a crop around the face: diffusion and z-buffer cost scale with its area.  A face
@@ -333,15 +353,19 @@ def bake_skin(
     points_f32 = crop_vertices.astype(np.float32)
     texel_count = np.maximum(np.bincount(texel_triangle, minlength=len(faces)), 1)
 
-    def sample(subset, corner_ids: np.ndarray, facing: np.ndarray):
+    def sample(subset, corner_ids, facing: np.ndarray):
         """Photo colour and visibility of the surface points ``bary . points[corner_ids]``
-        of the texels ``subset`` (an index array, or ``slice(None)`` for all of them).
+        of the texels ``subset`` (an index array, or ``slice(None)`` for all of them, whose
+        corners ``None`` means the texels' own).
 
         The depth test is voted per triangle (visible if most of its texels pass): per-texel
         tests flicker where the z-buffer is coarse at the silhouette, which would leave a
         stipple of photo and fill texels.
         """
-        points = _interpolate(texel_bary[subset], points_f32, corner_ids)
+        if corner_ids is None:             # the texels' own triangles: the cached interpolation
+            points = _texel_interpolation(uvs, faces_in, size) @ points_f32
+        else:
+            points = _interpolate(texel_bary[subset], points_f32, corner_ids)
         col = np.clip(np.floor(points[:, 0]).astype(np.int64), 0, crop_w - 1)
         row = np.clip(np.floor(points[:, 1]).astype(np.int64), 0, crop_h - 1)
         inside = (points[:, 0] >= 0) & (points[:, 1] >= 0) & (points[:, 0] < crop_w) & (points[:, 1] < crop_h)
@@ -355,7 +379,7 @@ def bake_skin(
 
     everything = slice(None)
     # Grazing triangles (under ~10 degrees to the line of sight) smear a pixel over many texels.
-    colour, visible = sample(everything, texel_corners, cosine[texel_triangle] > min_cosine)
+    colour, visible = sample(everything, None, cosine[texel_triangle] > min_cosine)
     # Unseen texels: the mirror point across the symmetry plane, if that one is visible.
     unseen = np.flatnonzero(~visible)
     mirrored = mirror[texel_corners[unseen]]
@@ -490,7 +514,7 @@ def bake_head(image: np.ndarray, camera_vertices: np.ndarray, skin, mirror: np.n
     colours[mouth] = MOUTH_INTERIOR_RGB
     # One pass bakes the fill colours and how much the hair cap / mouth interior cover the photo.
     cover = np.maximum(smooth_scalp, mouth.astype(float))
-    baked = _interpolate(texel_bary, np.column_stack([colours, cover])[welded].astype(np.float32), texel_corners)
+    baked = _texel_interpolation(skin.uvs, skin.uv_faces, size) @ np.column_stack([colours, cover])[welded].astype(np.float32)
     fill, cover_map = baked[:, :3], np.clip(baked[:, 3], 0.0, 1.0)
     photo_weight = known.astype(np.float32) * (1.0 - cover_map)
     chart = photo * photo_weight[:, None] + fill * (1.0 - photo_weight[:, None])
