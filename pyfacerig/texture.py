@@ -106,28 +106,29 @@ def rasterize(points: np.ndarray, faces: np.ndarray, shape: tuple[int, int], dep
 _LAYOUTS: dict = {}
 
 
-def _layout_cached(uvs, faces, size: int, what: str, compute):
+def _layout_cached(uvs, faces, size: int, what: str, compute, *more):
     """``compute()`` for one UV layout at one atlas size, kept for the life of the process.
 
     A template's atlas never changes, so everything derived from it alone (its rasterisation,
     its texel list, the nearest-chart-texel map) is computed once per template.  Entries are
-    keyed by the arrays' ids and hold the arrays themselves, so an id cannot be reused while
-    its entry lives; only read-only (template) arrays are cached, and results are read-only.
+    keyed by the ids of the arrays they derive from (``uvs``, ``faces`` and any ``more``) and
+    hold those arrays, so an id cannot be reused while its entry lives; only read-only
+    (template) arrays are cached, and results are read-only.
     """
-    key = (id(uvs), id(faces), int(size), what)
+    sources = (uvs, faces) + more
+    key = tuple(id(a) for a in sources) + (int(size), what)
     hit = _LAYOUTS.get(key)
-    if hit is not None and hit[0] is uvs and hit[1] is faces:
-        return hit[2]
+    if hit is not None and all(a is b for a, b in zip(hit[0], sources)):
+        return hit[1]
     value = compute()
     for array in (value if isinstance(value, tuple) else (value,)):
         if isinstance(array, np.ndarray):
             array.setflags(write=False)
-    if not (isinstance(uvs, np.ndarray) and isinstance(faces, np.ndarray) and not uvs.flags.writeable
-            and not faces.flags.writeable):
+    if not all(isinstance(a, np.ndarray) and not a.flags.writeable for a in sources):
         return value                          # only immutable (template) layouts are cached
     if len(_LAYOUTS) > 32:
         _LAYOUTS.clear()
-    _LAYOUTS[key] = (uvs, faces, value)
+    _LAYOUTS[key] = (sources, value)
     return value
 
 
@@ -151,36 +152,28 @@ def _uv_texels(uvs, faces, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return _layout_cached(uvs, faces, size, "texels", compute)
 
 
-def _texel_interpolation(uvs, faces, size: int):
+def _texel_interpolation(uvs, faces, size: int, mirror=None):
     """(K, M) CSR matrix taking per-vertex values to :func:`_uv_texels`'s texels (row k holds
-    texel k's three barycentrics at its corners, in corner order); cached per template.
+    texel k's three barycentrics at its corners, in corner order); with ``mirror`` (M,), at
+    the mirror images of its corners instead.  Cached per template (and mirror map).
 
-    Its product with float32 values adds the three products in corner order in float32, as
-    :func:`_interpolate` does, about six times faster than gathering the corners.
+    Its product with float32 values adds the three products in corner order in float32 (the
+    einsum over gathered corners it replaces did the same), about six times faster.
     """
     import scipy.sparse as sp
 
     def compute():
         _, _, bary, corners = _uv_texels(uvs, faces, size)
+        if mirror is not None:
+            corners = np.asarray(mirror)[corners]
         matrix = sp.csr_matrix((bary.ravel(), corners.ravel(), np.arange(0, corners.size + 1, 3)),
                                shape=(len(corners), len(uvs)))
         for array in (matrix.data, matrix.indices, matrix.indptr):
             array.setflags(write=False)
         return matrix
-    return _layout_cached(uvs, faces, size, "interpolation", compute)
-
-
-def _interpolate(bary: np.ndarray, values: np.ndarray, corners: np.ndarray) -> np.ndarray:
-    """Per-texel ``sum_j bary[k, j] * values[corners[k, j]]``: (K, C) float32.
-
-    bary (K, 3) float32; values (M, C) float32; corners (K, 3) int.  The three products are
-    added in corner order in float32, the same arithmetic as the einsum it replaces, but
-    without materialising the (K, 3, C) gather.
-    """
-    out = bary[:, 0, None] * values[corners[:, 0]]
-    out += bary[:, 1, None] * values[corners[:, 1]]
-    out += bary[:, 2, None] * values[corners[:, 2]]
-    return out
+    if mirror is None:
+        return _layout_cached(uvs, faces, size, "interpolation", compute)
+    return _layout_cached(uvs, faces, size, "mirror interpolation", compute, mirror)
 
 
 def bfs_diffuse(image: np.ndarray, known: np.ndarray) -> np.ndarray:
@@ -311,7 +304,7 @@ def bake_skin(
     """
     height, width = image.shape[:2]
     camera_vertices = np.asarray(camera_vertices, dtype=np.float64)
-    texels, texel_triangle, texel_bary, texel_corners = _uv_texels(uvs, faces, size)
+    texels, texel_triangle, _, _ = _uv_texels(uvs, faces, size)
     faces_in, faces = faces, np.asarray(faces, dtype=np.int64)
     image_xy = np.column_stack([camera_vertices[:, 0], -camera_vertices[:, 1]])
 
@@ -353,19 +346,14 @@ def bake_skin(
     points_f32 = crop_vertices.astype(np.float32)
     texel_count = np.maximum(np.bincount(texel_triangle, minlength=len(faces)), 1)
 
-    def sample(subset, corner_ids, facing: np.ndarray):
-        """Photo colour and visibility of the surface points ``bary . points[corner_ids]``
-        of the texels ``subset`` (an index array, or ``slice(None)`` for all of them, whose
-        corners ``None`` means the texels' own).
+    def sample(subset, points: np.ndarray, facing: np.ndarray):
+        """Photo colour and visibility of the surface points ``points`` (crop pixels and depth)
+        of the texels ``subset`` (an index array, or ``slice(None)`` for all of them).
 
         The depth test is voted per triangle (visible if most of its texels pass): per-texel
         tests flicker where the z-buffer is coarse at the silhouette, which would leave a
         stipple of photo and fill texels.
         """
-        if corner_ids is None:             # the texels' own triangles: the cached interpolation
-            points = _texel_interpolation(uvs, faces_in, size) @ points_f32
-        else:
-            points = _interpolate(texel_bary[subset], points_f32, corner_ids)
         col = np.clip(np.floor(points[:, 0]).astype(np.int64), 0, crop_w - 1)
         row = np.clip(np.floor(points[:, 1]).astype(np.int64), 0, crop_h - 1)
         inside = (points[:, 0] >= 0) & (points[:, 1] >= 0) & (points[:, 0] < crop_w) & (points[:, 1] < crop_h)
@@ -379,16 +367,17 @@ def bake_skin(
 
     everything = slice(None)
     # Grazing triangles (under ~10 degrees to the line of sight) smear a pixel over many texels.
-    colour, visible = sample(everything, None, cosine[texel_triangle] > min_cosine)
+    colour, visible = sample(everything, _texel_interpolation(uvs, faces_in, size) @ points_f32,
+                             cosine[texel_triangle] > min_cosine)
     # Unseen texels: the mirror point across the symmetry plane, if that one is visible.
     unseen = np.flatnonzero(~visible)
-    mirrored = mirror[texel_corners[unseen]]
-    mirrored_corners = camera_vertices[mirrored]
+    mirrored_corners = camera_vertices[mirror[faces]]       # per triangle: its mirror image
     mirrored_normals = np.cross(mirrored_corners[:, 1] - mirrored_corners[:, 0],
                                 mirrored_corners[:, 2] - mirrored_corners[:, 0])
     # A mirrored triangle has the opposite winding, so it faces the camera when its z is negative.
     mirrored_cosine = -mirrored_normals[:, 2] / np.maximum(np.linalg.norm(mirrored_normals, axis=1), 1e-30)
-    mirror_colour, mirror_visible = sample(unseen, mirrored, mirrored_cosine > min_cosine)
+    mirror_points = (_texel_interpolation(uvs, faces_in, size, mirror) @ points_f32)[unseen]
+    mirror_colour, mirror_visible = sample(unseen, mirror_points, mirrored_cosine[texel_triangle[unseen]] > min_cosine)
     use_mirror = np.zeros(len(texels), dtype=bool)
     use_mirror[unseen[mirror_visible]] = True
     colour[use_mirror] = mirror_colour[mirror_visible]
