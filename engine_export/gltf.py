@@ -242,13 +242,19 @@ def _plain(obj):
         return obj
     out = {}
     for key, value in items:
-        if key.startswith("_"):
+        if value is None or key.startswith("_"):
             continue                             # pygltflib's private state (paths, loaded blobs)
-        value = _plain(value)
-        if value is None or (isinstance(value, (list, dict, str)) and len(value) == 0):
+        if type(value) not in _PLAIN_LEAVES:     # numbers and names (most values) need no walk
+            value = _plain(value)
+            if value is None or (isinstance(value, (list, dict, str)) and len(value) == 0):
+                continue
+        elif type(value) is str and not value:
             continue
         out[key] = value
     return out
+
+
+_PLAIN_LEAVES = frozenset((int, float, bool, str))
 
 
 def glb_bytes(gltf: g.GLTF2, blob: bytes) -> bytes:
