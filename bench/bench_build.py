@@ -63,14 +63,15 @@ def bench_stages(name: str, repeat: int, template) -> tuple[list, list]:
     with tempfile.TemporaryDirectory() as tmp:
         build(image, out=Path(tmp) / "warmup.glb", template=template)  # detector/template warm-up
         for k in range(repeat):
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             avatar = build(image, out=Path(tmp) / f"{name}.glb", template=template)
             avatar.timings["total"] = time.perf_counter() - start
+            avatar.timings["cpu"] = time.process_time() - cpu
             runs.append(avatar.timings)
             _clear_template_caches()
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             build(image, out=Path(tmp) / f"{name}.glb", template=template)
-            cold.append(time.perf_counter() - start)
+            cold.append({"total": time.perf_counter() - start, "cpu": time.process_time() - cpu})
     print(f"\n{name} ({image.shape[1]}x{image.shape[0]}), median of {repeat}, {_load()}")
     print(f"{'stage':<12} {'ours s':>9} {'paper s':>9} {'paper/ours':>11}")
     for stage in STAGES + ("total",):
@@ -78,17 +79,23 @@ def bench_stages(name: str, repeat: int, template) -> tuple[list, list]:
         paper = PAPER.get(stage)
         ratio = f"{paper / ours:10.0f}x" if paper and ours > 0 else ""
         print(f"{stage:<12} {ours:9.4f} {paper if paper else '':>9} {ratio:>11}")
-    return [r["total"] for r in runs], cold
+    return [{"total": r["total"], "cpu": r["cpu"]} for r in runs], cold
 
 
 def report_total(warm: list, cold: list) -> None:
-    """The issue's figure: the median warm build() over all portraits' runs, and the baseline."""
-    ours, baseline = _median(warm), _median(cold)
+    """The issue's figure: the median warm build() over all portraits' runs, and the baseline.
+
+    CPU seconds (all threads of the process) are printed too: on a shared machine wall time
+    also counts the time other processes hold the cores, CPU time much less so.
+    """
+    ours, baseline = _median([r["total"] for r in warm]), _median([r["total"] for r in cold])
+    ours_cpu, baseline_cpu = _median([r["cpu"] for r in warm]), _median([r["cpu"] for r in cold])
     print(f"\nwhole build() incl. .glb export, median over the bundled portraits ({len(warm)} runs), {_load()}")
-    print(f"{'build':<36} {'s':>8} {'ratio':>8}")
-    print(f"{'warm (ours)':<36} {ours:8.3f} {1.0:8.2f}")
-    print(f"{'per-template caches emptied first':<36} {baseline:8.3f} {baseline / ours:8.2f}")
-    print(f"target <= {TARGET_S} s warm: {'OK' if ours <= TARGET_S else 'OVER'}")
+    print(f"{'build':<36} {'wall s':>8} {'ratio':>8} {'CPU s':>8} {'ratio':>8}")
+    print(f"{'warm (ours)':<36} {ours:8.3f} {1.0:8.2f} {ours_cpu:8.3f} {1.0:8.2f}")
+    print(f"{'per-template caches emptied first':<36} {baseline:8.3f} {baseline / ours:8.2f} "
+          f"{baseline_cpu:8.3f} {baseline_cpu / ours_cpu:8.2f}")
+    print(f"target <= {TARGET_S} s warm (wall): {'OK' if ours <= TARGET_S else 'OVER'}")
 
 
 def bench_diffusion(name: str, repeat: int) -> None:
