@@ -58,7 +58,10 @@ class _Buffer:
         """A VEC3 float accessor of (N, 3) deltas, sparse when that takes fewer bytes."""
         deltas = np.ascontiguousarray(deltas, dtype=np.float32)
         n = len(deltas)
-        moved = np.flatnonzero(np.any(deltas != 0, axis=1)).astype(np.uint32)
+        nonzero = deltas != 0
+        # OR of the columns: several times faster than any(axis=1) on (N, 3), and a target is
+        # written per shape and part (hundreds per avatar).
+        moved = np.flatnonzero(nonzero[:, 0] | nonzero[:, 1] | nonzero[:, 2]).astype(np.uint32)
         index_type, index_dtype = ((UBYTE, np.uint8) if n <= 256 else
                                    (USHORT, np.uint16) if n <= 65536 else (UINT, np.uint32))
         if len(moved) == 0:
@@ -81,8 +84,10 @@ class _Buffer:
 
 
 def _bounds(array: np.ndarray):
+    # Per column: reducing (N, C) over axis 0 is ~30x slower than C one-dimensional reductions.
     flat = array.reshape(len(array), -1)
-    return [v.item() for v in flat.min(axis=0)], [v.item() for v in flat.max(axis=0)]
+    columns = [flat[:, c] for c in range(flat.shape[1])]
+    return [c.min().item() for c in columns], [c.max().item() for c in columns]
 
 
 def build_gltf(asset: Asset, preset="unity", sparse: str = "auto") -> tuple:
@@ -214,31 +219,53 @@ def build_gltf(asset: Asset, preset="unity", sparse: str = "auto") -> tuple:
     return gltf, bytes(buf.blob)
 
 
+_PLAIN_KINDS: dict = {}
+
+
+def _plain_kind(cls) -> int:
+    """How :func:`_plain` walks an instance of ``cls`` (1 object, 2 dict, 3 sequence, 4 numpy
+    scalar, 0 leaf); decided once per type, since the same few types recur thousands of times."""
+    kind = _PLAIN_KINDS.get(cls)
+    if kind is None:
+        kind = (1 if dataclasses.is_dataclass(cls) or issubclass(cls, g.Attributes) else
+                2 if issubclass(cls, dict) else 3 if issubclass(cls, (list, tuple)) else
+                4 if issubclass(cls, np.generic) else 0)
+        _PLAIN_KINDS[cls] = kind
+    return kind
+
+
 def _plain(obj):
     """A pygltflib object as plain JSON data, with None and empty values left out.
 
     pygltflib's own serialisation deep-copies every object and took most of the time of
     writing a 52-target avatar; this walks the same dataclasses once.
     """
-    if dataclasses.is_dataclass(obj) or isinstance(obj, g.Attributes):
+    kind = _plain_kind(type(obj))
+    if kind == 1:
         items = obj.__dict__.items()            # Attributes is a plain class with custom keys
-    elif isinstance(obj, dict):
+    elif kind == 2:
         items = obj.items()
-    elif isinstance(obj, (list, tuple)):
+    elif kind == 3:
         return [_plain(v) for v in obj]
-    elif isinstance(obj, np.generic):
+    elif kind == 4:
         return obj.item()
     else:
         return obj
     out = {}
     for key, value in items:
-        if key.startswith("_"):
+        if value is None or key.startswith("_"):
             continue                             # pygltflib's private state (paths, loaded blobs)
-        value = _plain(value)
-        if value is None or (isinstance(value, (list, dict, str)) and len(value) == 0):
+        if type(value) not in _PLAIN_LEAVES:     # numbers and names (most values) need no walk
+            value = _plain(value)
+            if value is None or (isinstance(value, (list, dict, str)) and len(value) == 0):
+                continue
+        elif type(value) is str and not value:
             continue
         out[key] = value
     return out
+
+
+_PLAIN_LEAVES = frozenset((int, float, bool, str))
 
 
 def glb_bytes(gltf: g.GLTF2, blob: bytes) -> bytes:

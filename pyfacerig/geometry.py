@@ -19,6 +19,18 @@ __all__ = ["LaplacianDeformer", "DeformationTransfer"]
 
 LAPLACIANS = ("cotangent", "uniform")
 
+# The last solver data per mesh size: the next precompute on the same mesh (a template fitted
+# to another face) hands it to the core as ``like``, which reuses its ordering and symbolic
+# factorisation when the new system's sparsity pattern is the same (the core checks that, so
+# a different mesh of the same size only costs the check).  Numbers are identical either way.
+_LAST: dict = {}
+
+
+def _remember(key, data) -> None:
+    if key not in _LAST and len(_LAST) >= 8:
+        _LAST.pop(next(iter(_LAST)))
+    _LAST[key] = data
+
 
 # --------------------------------------------------------------------------- checks
 def _as_points(name: str, array, rows: int | None = None) -> np.ndarray:
@@ -172,10 +184,13 @@ class LaplacianDeformer:
                 f"anchor_ids leave a connected component of {members.size} vertices (containing vertex "
                 f"{int(members[0])}) without an anchor; the system would be singular")
 
+        key = ("laplacian", vertices.shape[0], faces.shape[0], anchor_ids.size, laplacian)
         try:
-            self._data = _core.laplacian_deformation_precompute(vertices, faces, anchor_ids, weight, laplacian)
+            self._data = _core.laplacian_deformation_precompute(vertices, faces, anchor_ids, weight, laplacian,
+                                                                like=_LAST.get(key))
         except ValueError as exc:
             raise InvalidInputError(f"Laplacian deformation: {exc}") from None
+        _remember(key, self._data)
         self.num_vertices = vertices.shape[0]
         self.anchor_ids = anchor_ids
         self.weight = weight
@@ -225,10 +240,13 @@ class DeformationTransfer:
         faces = _as_faces(faces, source_neutral.shape[0])
         _check_triangle_areas("source_neutral", source_neutral, faces)
         _check_triangle_areas("target_neutral", target_neutral, faces)
+        key = ("transfer", source_neutral.shape[0], faces.shape[0])
         try:
-            self._data = _core.deformation_transfer_precompute(source_neutral, target_neutral, faces)
+            self._data = _core.deformation_transfer_precompute(source_neutral, target_neutral, faces,
+                                                               like=_LAST.get(key))
         except ValueError as exc:
             raise InvalidInputError(f"deformation transfer: {exc}") from None
+        _remember(key, self._data)
         self.num_vertices = source_neutral.shape[0]
 
     def transfer(self, source_shapes) -> np.ndarray:

@@ -178,3 +178,32 @@ def test_irregular_delaunay_mesh_matches_the_scipy_solve_too():
         ours = LaplacianDeformer(vertices, faces, anchor_ids, weight=10.0, laplacian=kind).solve(anchor_positions)
         reference = _scipy_solve(vertices, faces, anchor_ids, anchor_positions, 10.0, kind)
         assert np.linalg.norm(ours - reference) <= 1e-8 * np.linalg.norm(reference)
+
+
+def test_a_second_mesh_of_the_same_template_reuses_the_analysis_and_matches_a_fresh_solve():
+    """Precomputing on new vertices of the same faces and anchors reuses the previous symbolic
+    factorisation (same pattern, checked by the core): results must be bit-identical; a mesh
+    of the same size with other triangles must be analysed afresh."""
+    from pyfacerig import geometry
+
+    vertices, faces = icosphere(3)
+    anchors = np.arange(0, len(vertices), 7)
+    rng = np.random.default_rng(5)
+    second = vertices + 0.03 * rng.normal(size=vertices.shape)
+    goals = second[anchors] + 0.1
+    geometry._LAST.clear()
+    LaplacianDeformer(vertices, faces, anchors, rotation_aware=True)
+    warm = LaplacianDeformer(second, faces, anchors, rotation_aware=True).solve(goals)
+    geometry._LAST.clear()
+    cold = LaplacianDeformer(second, faces, anchors, rotation_aware=True).solve(goals)
+    assert np.array_equal(warm, cold)
+    # Same vertex and face counts, other connectivity: a relabelled sphere.
+    permutation = rng.permutation(len(vertices))
+    relabelled_faces = np.argsort(permutation)[faces].astype(np.int32)
+    relabelled = second[permutation]
+    geometry._LAST.clear()
+    LaplacianDeformer(second, faces, anchors)  # leaves the sphere's analysis behind
+    moved = LaplacianDeformer(relabelled, relabelled_faces, anchors).solve(relabelled[anchors] + 0.1)
+    geometry._LAST.clear()
+    fresh = LaplacianDeformer(relabelled, relabelled_faces, anchors).solve(relabelled[anchors] + 0.1)
+    assert np.array_equal(moved, fresh)

@@ -147,3 +147,33 @@ def test_irregular_mesh_with_several_shapes_matches_the_reference_solve():
     for shape, result in zip(shapes, ours):
         reference = _reference_transfer(source, target, faces, shape)
         assert np.abs(result - reference).max() < 1e-8 * np.abs(reference).max()
+
+
+def test_a_second_target_on_the_same_mesh_reuses_the_analysis_and_matches_a_fresh_solve():
+    """The core keeps each moving set's symbolic factorisation per mesh (a template fitted to
+    many faces); the transfer onto a later target must equal the one computed from scratch."""
+    from pyfacerig import geometry
+
+    vertices, faces = icosphere(3)
+    shapes = _local_bump_shapes(vertices, 5, seed=3)
+    rng = np.random.default_rng(4)
+    targets = [vertices * [1.1, 0.9, 1.0], vertices + 0.02 * rng.normal(size=vertices.shape)]
+    geometry._LAST.clear()
+    warm = [DeformationTransfer(vertices, target, faces).transfer(shapes) for target in targets]
+    cold = []
+    for target in targets:
+        geometry._LAST.clear()
+        cold.append(DeformationTransfer(vertices, target, faces).transfer(shapes))
+    for a, b in zip(warm, cold):
+        assert np.array_equal(a, b)
+    # A mesh of the same size but other connectivity (a relabelled sphere) must not take the
+    # cached order and analysis.
+    permutation = rng.permutation(len(vertices))
+    relabelled_faces = np.argsort(permutation)[faces].astype(np.int32)
+    relabelled, relabelled_shapes = vertices[permutation], shapes[:, permutation]
+    geometry._LAST.clear()
+    DeformationTransfer(vertices, targets[0], faces).transfer(shapes)  # leaves the sphere's cache behind
+    moved = DeformationTransfer(relabelled, targets[0][permutation], relabelled_faces).transfer(relabelled_shapes)
+    geometry._LAST.clear()
+    fresh = DeformationTransfer(relabelled, targets[0][permutation], relabelled_faces).transfer(relabelled_shapes)
+    assert np.array_equal(moved, fresh)

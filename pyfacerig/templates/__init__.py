@@ -65,7 +65,9 @@ class TemplatePart:
         """A per-vertex array (..., N, C) on the UV vertices (..., M, C)."""
         if self.uv_welded_ids is None:
             return per_vertex
-        return np.asarray(per_vertex)[..., self.uv_welded_ids, :]
+        # np.take returns a C-contiguous array (indexing [..., ids, :] does not for stacked shapes,
+        # which made every exporter's per-shape slice a strided copy) and is ~3x faster.
+        return np.take(np.asarray(per_vertex), self.uv_welded_ids, axis=-2)
 
     def uv_vertex_of(self, vertex_ids) -> np.ndarray:
         """The first UV vertex copying each given vertex: ids into the exported (split) vertices."""

@@ -12,16 +12,24 @@
 
 namespace pyfacerig {
 
-namespace {
-
-using RowVector3dMap = Eigen::Map<const Eigen::RowVector3d>;
-
-// Vertices with the same moving set share one reduced system.
-struct MovingSetSystem {
+// Everything about one moving set that depends on the mesh alone.
+struct MovingSet {
   std::vector<int> local;                      // (N,) unknown index of each vertex, -1 if fixed
   std::vector<int> unknowns;                   // global id of each unknown
   std::vector<int> triangles;                  // triangles with at least one unknown corner
   std::vector<std::vector<int>> floating;      // moving components with no fixed neighbour
+  std::vector<int> order;                      // unknowns' elimination order (local ids)
+  SupernodalCholesky symbolic;                 // K_FF's analysis, from the first target factored
+};
+
+namespace {
+
+using RowVector3dMap = Eigen::Map<const Eigen::RowVector3d>;
+
+// One shape's reduced system: the moving set's structure (shared, cached per mesh) and the
+// numeric factorisation of K_FF for this target.
+struct MovingSetSystem {
+  std::shared_ptr<const MovingSet> set;
   SupernodalCholesky solver;
   bool ok = true;
 };
@@ -31,13 +39,12 @@ double rms_radius(const RowMatrixX3d& V) {
   return std::sqrt((V.rowwise() - centre).squaredNorm() / static_cast<double>(V.rows()));
 }
 
-// Builds the reduced system of one moving set: unknowns are the moving
-// vertices, except one pinned vertex in each moving component that touches no
-// fixed vertex (otherwise that component could translate freely).
-void build_system(const DeformationTransferData& data, const std::vector<char>& moving,
-                  MovingSetSystem& sys) {
+// The structure of one moving set: unknowns are the moving vertices, except one pinned vertex
+// in each moving component that touches no fixed vertex (otherwise that component could
+// translate freely).
+void build_set(const DeformationTransferData& data, const std::vector<char>& moving, MovingSet& set) {
   const int n = static_cast<int>(data.K.rows());
-  sys.local.assign(n, -1);
+  set.local.assign(n, -1);
   std::vector<char> visited(n, 0);
   std::vector<char> pinned(n, 0);
   std::vector<int> stack, component;
@@ -64,43 +71,73 @@ void build_system(const DeformationTransferData& data, const std::vector<char>& 
     }
     if (!touches_fixed) {
       pinned[seed] = 1;  // the seed is the component's smallest index: deterministic
-      sys.floating.push_back(component);
+      set.floating.push_back(component);
     }
   }
   for (int i = 0; i < n; ++i) {
     if (moving[i] && !pinned[i]) {
-      sys.local[i] = static_cast<int>(sys.unknowns.size());
-      sys.unknowns.push_back(i);
+      set.local[i] = static_cast<int>(set.unknowns.size());
+      set.unknowns.push_back(i);
     }
   }
   for (Eigen::Index f = 0; f < data.F.rows(); ++f)
-    if (sys.local[data.F(f, 0)] >= 0 || sys.local[data.F(f, 1)] >= 0 || sys.local[data.F(f, 2)] >= 0)
-      sys.triangles.push_back(static_cast<int>(f));
-  if (sys.unknowns.empty()) return;
+    if (set.local[data.F(f, 0)] >= 0 || set.local[data.F(f, 1)] >= 0 || set.local[data.F(f, 2)] >= 0)
+      set.triangles.push_back(static_cast<int>(f));
+  set.order.reserve(set.unknowns.size());
+  for (int i : data.elimination_order)
+    if (set.local[i] >= 0) set.order.push_back(set.local[i]);
+}
 
-  // K_FF: rows and columns of the unknowns.
-  const int m = static_cast<int>(sys.unknowns.size());
+// K_FF: rows and columns of the set's unknowns, for this target's K.
+SparseMatrixd reduced_matrix(const DeformationTransferData& data, const MovingSet& set) {
+  const int m = static_cast<int>(set.unknowns.size());
   std::vector<Eigen::Triplet<double>> triplets;
   triplets.reserve(static_cast<size_t>(m) * 7);
   for (int c = 0; c < m; ++c)
-    for (SparseMatrixd::InnerIterator it(data.K, sys.unknowns[c]); it; ++it) {
-      const int r = sys.local[it.row()];
+    for (SparseMatrixd::InnerIterator it(data.K, set.unknowns[c]); it; ++it) {
+      const int r = set.local[it.row()];
       if (r >= 0) triplets.emplace_back(r, c, it.value());
     }
   SparseMatrixd Kff(m, m);
   Kff.setFromTriplets(triplets.begin(), triplets.end());
-  std::vector<int> order;
-  order.reserve(m);
-  for (int i : data.elimination_order)
-    if (sys.local[i] >= 0) order.push_back(sys.local[i]);
-  sys.ok = sys.solver.compute(Kff, &order);
+  return Kff;
+}
+
+// The reduced system of one moving set: its structure from the cache (built and cached on
+// first sight), then K_FF factored on the cached symbolic analysis.
+void build_system(const DeformationTransferData& data, const std::vector<char>& moving,
+                  MovingSetSystem& sys) {
+  MovingSetCache& cache = *data.cache;
+  {
+    std::lock_guard<std::mutex> lock(cache.mutex);
+    auto found = cache.sets.find(moving);
+    if (found != cache.sets.end()) sys.set = found->second;
+  }
+  if (sys.set) {
+    if (!sys.set->unknowns.empty())
+      sys.ok = sys.solver.compute_like(&sys.set->symbolic, reduced_matrix(data, *sys.set), &sys.set->order);
+    return;
+  }
+  auto set = std::make_shared<MovingSet>();
+  build_set(data, moving, *set);
+  if (!set->unknowns.empty()) {
+    sys.ok = sys.solver.compute(reduced_matrix(data, *set), &set->order);
+    if (!sys.ok) return;  // not cached: a failed factorisation is reported, not remembered
+    set->symbolic = sys.solver.symbolic_copy();
+  }
+  sys.set = set;
+  std::lock_guard<std::mutex> lock(cache.mutex);
+  // A template has a few dozen moving sets; the bound only stops a caller that transfers
+  // ever new shapes onto one mesh from growing the cache without end.
+  if (cache.sets.size() < 512) cache.sets.emplace(moving, set);
 }
 
 }  // namespace
 
 bool deformation_transfer_precompute(const RowMatrixX3d& source_neutral,
                                      const RowMatrixX3d& target_neutral, const RowMatrixX3i& F,
-                                     DeformationTransferData& data, std::string* error) {
+                                     DeformationTransferData& data, std::string* error,
+                                     const DeformationTransferData* like) {
   const Eigen::Index n = target_neutral.rows(), nf = F.rows();
   if (source_neutral.rows() != n) {
     if (error) *error = "source_neutral and target_neutral have different vertex counts";
@@ -139,7 +176,17 @@ bool deformation_transfer_precompute(const RowMatrixX3d& source_neutral,
     if (error) *error = "deformation transfer system has non-finite entries (degenerate triangles?)";
     return false;
   }
-  data.elimination_order = SupernodalCholesky::fill_reducing_order(data.K);
+  // K's pattern depends on the faces alone: with the same faces as `like`, its order and
+  // moving sets carry over.
+  if (like != nullptr && like->cache && like->cache->F.rows() == F.rows() && like->cache->F == F &&
+      like->K.rows() == n) {
+    data.cache = like->cache;
+  } else {
+    data.cache = std::make_shared<MovingSetCache>();
+    data.cache->F = F;
+    data.cache->elimination_order = SupernodalCholesky::fill_reducing_order(data.K);
+  }
+  data.elimination_order = data.cache->elimination_order;
   const double source_radius = rms_radius(source_neutral);
   data.scale_ratio = source_radius > 0.0 ? rms_radius(target_neutral) / source_radius : 1.0;
   data.num_threads = default_thread_count();
@@ -187,28 +234,29 @@ bool deformation_transfer(const DeformationTransferData& data,
   std::vector<char> shape_ok(num_shapes, 1);
   parallel_for(num_shapes, data.num_threads, [&](int s) {
     const MovingSetSystem& sys = *systems[group[s]];
+    const MovingSet& set = *sys.set;
     const double* shape = source_shapes.row(s).data();
     double* out = target_shapes.row(s).data();
     RowMatrixX3d d;
-    if (!sys.unknowns.empty()) {
+    if (!set.unknowns.empty()) {
       // Right-hand side r = sum_j D_j ((Q_j - I) E_j W_j)^T restricted to the unknowns.
-      RowMatrixX3d r = RowMatrixX3d::Zero(sys.unknowns.size(), 3);
-      for (int f : sys.triangles) {
+      RowMatrixX3d r = RowMatrixX3d::Zero(set.unknowns.size(), 3);
+      for (int f : set.triangles) {
         const int a = data.F(f, 0), b = data.F(f, 1), c = data.F(f, 2);
         const Eigen::Matrix3d frame =
             triangle_frame(RowVector3dMap(shape + 3 * a), RowVector3dMap(shape + 3 * b), RowVector3dMap(shape + 3 * c));
         const Eigen::Matrix<double, 3, 2> G = frame * data.source_to_target[f] - data.target_edges[f];
-        if (sys.local[a] >= 0) r.row(sys.local[a]) -= (G.col(0) + G.col(1)).transpose();
-        if (sys.local[b] >= 0) r.row(sys.local[b]) += G.col(0).transpose();
-        if (sys.local[c] >= 0) r.row(sys.local[c]) += G.col(1).transpose();
+        if (set.local[a] >= 0) r.row(set.local[a]) -= (G.col(0) + G.col(1)).transpose();
+        if (set.local[b] >= 0) r.row(set.local[b]) += G.col(0).transpose();
+        if (set.local[c] >= 0) r.row(set.local[c]) += G.col(1).transpose();
       }
       sys.solver.solve3(r, d);
-      for (size_t k = 0; k < sys.unknowns.size(); ++k)
-        for (int c = 0; c < 3; ++c) out[3 * sys.unknowns[k] + c] += d(k, c);
+      for (size_t k = 0; k < set.unknowns.size(); ++k)
+        for (int c = 0; c < 3; ++c) out[3 * set.unknowns[k] + c] += d(k, c);
     }
     // Floating components: set their free translation from the source's mean
     // displacement, scaled to the target's size.
-    for (const auto& component : sys.floating) {
+    for (const auto& component : set.floating) {
       Eigen::RowVector3d source_mean = Eigen::RowVector3d::Zero(), target_mean = Eigen::RowVector3d::Zero();
       for (int i : component) {
         source_mean += RowVector3dMap(shape + 3 * i) - data.source_neutral.row(i);

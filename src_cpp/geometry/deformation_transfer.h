@@ -26,12 +26,28 @@
 // by the target/source size ratio, which keeps the result covariant under
 // uniform scale and translation and exact when both neutrals are identical.
 #pragma once
+#include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "types.h"
 
 namespace pyfacerig {
+
+struct MovingSet;  // deformation_transfer.cpp
+
+// What the reduced systems of one mesh (faces) share across target faces: the moving sets
+// seen so far with their unknowns, triangles and symbolic factorisation.  A template's
+// shapes always have the same moving sets, so each later fit of the template only
+// refactors them numerically.
+struct MovingSetCache {
+  RowMatrixX3i F;
+  std::vector<int> elimination_order;
+  std::mutex mutex;
+  std::map<std::vector<char>, std::shared_ptr<const MovingSet>> sets;
+};
 
 struct DeformationTransferData {
   RowMatrixX3i F;
@@ -45,11 +61,15 @@ struct DeformationTransferData {
   std::vector<int> elimination_order;
   double scale_ratio = 1.0;  // rms size of target / source, for pinned components
   int num_threads = 1;
+  std::shared_ptr<MovingSetCache> cache;  // shared with `like` when it has the same faces
 };
 
+// With `like` (an earlier precompute on the same faces), its fill-reducing order and moving-set
+// cache are shared instead of recomputed; results are identical either way.
 bool deformation_transfer_precompute(const RowMatrixX3d& source_neutral,
                                      const RowMatrixX3d& target_neutral, const RowMatrixX3i& F,
-                                     DeformationTransferData& data, std::string* error);
+                                     DeformationTransferData& data, std::string* error,
+                                     const DeformationTransferData* like = nullptr);
 
 // source_shapes: (M, 3N) row-major, shape m's vertex i at columns 3i..3i+2.
 // target_shapes: (M, 3N) out, same layout.

@@ -13,7 +13,7 @@ namespace pyfacerig {
 bool laplacian_deformation_precompute(const RowMatrixX3d& V, const RowMatrixX3i& F,
                                       const Eigen::VectorXi& anchor_ids, double weight,
                                       LaplacianKind kind, LaplacianDeformationData& data,
-                                      std::string* error) {
+                                      std::string* error, const LaplacianDeformationData* like) {
   const Eigen::Index n = V.rows();
   if (!validate_mesh(V, F, error) || !validate_index_set(anchor_ids, n, "anchor_ids", error)) return false;
   if (anchor_ids.size() == 0 || !(weight > 0.0) || !std::isfinite(weight)) {
@@ -51,7 +51,7 @@ bool laplacian_deformation_precompute(const RowMatrixX3d& V, const RowMatrixX3i&
   SparseMatrixd A = data.Lt * L;
   for (Eigen::Index k = 0; k < anchor_ids.size(); ++k) A.coeffRef(anchor_ids(k), anchor_ids(k)) += weight;
   A.makeCompressed();
-  if (!data.solver.compute(A)) {
+  if (!data.solver.compute_like(like ? &like->solver : nullptr, A)) {
     if (error) *error = "Cholesky factorisation of the Laplacian system failed (singular system)";
     return false;
   }

@@ -37,10 +37,13 @@ struct LaplacianDeformationData {
 // Builds and factors the normal equations.  Returns false with a message in
 // *error if the factorisation fails (the caller validates inputs first; this
 // still catches numerically singular systems instead of returning NaN).
+// With `like` (an earlier precompute on the same faces and anchors, e.g. the same template
+// fitted to another face), its ordering and symbolic factorisation are reused when the new
+// system has the same sparsity pattern (checked); the result is the same either way.
 bool laplacian_deformation_precompute(const RowMatrixX3d& V, const RowMatrixX3i& F,
                                       const Eigen::VectorXi& anchor_ids, double weight,
                                       LaplacianKind kind, LaplacianDeformationData& data,
-                                      std::string* error);
+                                      std::string* error, const LaplacianDeformationData* like = nullptr);
 
 // Solves for all three coordinates at once.  rotation_iterations = 0 is the
 // plain Eq. 10 solve; n > 0 adds n local/global rotation refinements.

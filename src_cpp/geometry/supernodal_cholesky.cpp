@@ -25,7 +25,43 @@ bool SupernodalCholesky::compute(const SparseMatrixd& A, const std::vector<int>*
   if (static_cast<int>(order.size()) != n_) return false;
   new_of_old_.assign(n_, -1);
   for (int k = 0; k < n_; ++k) new_of_old_[order[k]] = k;
+  if (A.isCompressed()) {
+    pattern_outer_.assign(A.outerIndexPtr(), A.outerIndexPtr() + A.outerSize() + 1);
+    pattern_inner_.assign(A.innerIndexPtr(), A.innerIndexPtr() + A.nonZeros());
+  } else {
+    pattern_outer_.clear();  // never matches: an uncompressed matrix is always analysed afresh
+    pattern_inner_.clear();
+  }
   return analyse(A) && factorise(A);
+}
+
+bool SupernodalCholesky::same_pattern(const SparseMatrixd& A) const {
+  return A.isCompressed() && A.rows() == n_ && A.cols() == n_ && !pattern_outer_.empty() &&
+         std::equal(pattern_outer_.begin(), pattern_outer_.end(), A.outerIndexPtr()) &&
+         static_cast<Eigen::Index>(pattern_inner_.size()) == A.nonZeros() &&
+         std::equal(pattern_inner_.begin(), pattern_inner_.end(), A.innerIndexPtr());
+}
+
+bool SupernodalCholesky::compute_like(const SupernodalCholesky* analysed, const SparseMatrixd& A,
+                                      const std::vector<int>* elimination_order) {
+  if (analysed == nullptr || !analysed->same_pattern(A)) return compute(A, elimination_order);
+  *this = analysed->symbolic_copy();
+  values_.reset(new double[value_begin_.back()]);
+  return factorise(A);
+}
+
+SupernodalCholesky SupernodalCholesky::symbolic_copy() const {
+  SupernodalCholesky copy;
+  copy.n_ = n_;
+  copy.pattern_outer_ = pattern_outer_;
+  copy.pattern_inner_ = pattern_inner_;
+  copy.new_of_old_ = new_of_old_;
+  copy.super_first_ = super_first_;
+  copy.super_of_column_ = super_of_column_;
+  copy.row_begin_ = row_begin_;
+  copy.rows_ = rows_;
+  copy.value_begin_ = value_begin_;
+  return copy;
 }
 
 bool SupernodalCholesky::analyse(const SparseMatrixd& A) {

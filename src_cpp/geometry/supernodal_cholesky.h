@@ -30,6 +30,18 @@ class SupernodalCholesky {
   // elimination_order (old indices in elimination order) defaults to AMD.
   bool compute(const SparseMatrixd& A, const std::vector<int>* elimination_order = nullptr);
 
+  // As compute(), but when A (compressed) has exactly the sparsity pattern `analysed` was
+  // computed for, its ordering and symbolic analysis are reused and only the numeric
+  // factorisation runs: the same factor, bit for bit, without the analysis.  Otherwise (or
+  // with analysed == nullptr) this is compute(A, elimination_order).  Callers keep one
+  // analysed solver per mesh (a template) and factor each new matrix on it.
+  bool compute_like(const SupernodalCholesky* analysed, const SparseMatrixd& A,
+                    const std::vector<int>* elimination_order = nullptr);
+
+  // A copy holding only the ordering and symbolic analysis (no numeric factor): what
+  // compute_like() needs, at a fraction of the memory.
+  SupernodalCholesky symbolic_copy() const;
+
   // Eigen's approximate minimum degree ordering of A's pattern.
   static std::vector<int> fill_reducing_order(const SparseMatrixd& A);
 
@@ -42,7 +54,10 @@ class SupernodalCholesky {
   void forward(int s, double* y, double* work) const;
   void backward(int s, double* y, double* work) const;
 
+  bool same_pattern(const SparseMatrixd& A) const;
+
   int n_ = 0;
+  std::vector<int> pattern_outer_, pattern_inner_;  // A's structure as analysed (compressed)
   std::vector<int> new_of_old_;      // permutation: row i of A is row new_of_old_[i] of P A P^T
   std::vector<int> super_first_;     // supernode s owns columns [super_first_[s], super_first_[s+1])
   std::vector<int> super_of_column_;

@@ -25,7 +25,7 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "laplacian_deformation_precompute",
       [](const RowMatrixX3d& V, const RowMatrixX3i& F, const Eigen::VectorXi& anchor_ids, double weight,
-         const std::string& laplacian) {
+         const std::string& laplacian, std::shared_ptr<const LaplacianDeformationData> like) {
         if (laplacian != "uniform" && laplacian != "cotangent")
           throw py::value_error("laplacian must be 'cotangent' or 'uniform'");
         const LaplacianKind kind = laplacian == "uniform" ? LaplacianKind::Uniform : LaplacianKind::Cotangent;
@@ -34,12 +34,13 @@ PYBIND11_MODULE(_core, m) {
         bool ok;
         {
           py::gil_scoped_release release;
-          ok = laplacian_deformation_precompute(V, F, anchor_ids, weight, kind, *data, &error);
+          ok = laplacian_deformation_precompute(V, F, anchor_ids, weight, kind, *data, &error, like.get());
         }
         if (!ok) throw py::value_error(error);
         return data;
       },
-      py::arg("vertices"), py::arg("faces"), py::arg("anchor_ids"), py::arg("weight"), py::arg("laplacian"));
+      py::arg("vertices"), py::arg("faces"), py::arg("anchor_ids"), py::arg("weight"), py::arg("laplacian"),
+      py::arg("like") = nullptr);
 
   m.def(
       "laplacian_deformation_solve",
@@ -61,18 +62,19 @@ PYBIND11_MODULE(_core, m) {
 
   m.def(
       "deformation_transfer_precompute",
-      [](const RowMatrixX3d& source_neutral, const RowMatrixX3d& target_neutral, const RowMatrixX3i& F) {
+      [](const RowMatrixX3d& source_neutral, const RowMatrixX3d& target_neutral, const RowMatrixX3i& F,
+         std::shared_ptr<const DeformationTransferData> like) {
         auto data = std::make_shared<DeformationTransferData>();
         std::string error;
         bool ok;
         {
           py::gil_scoped_release release;
-          ok = deformation_transfer_precompute(source_neutral, target_neutral, F, *data, &error);
+          ok = deformation_transfer_precompute(source_neutral, target_neutral, F, *data, &error, like.get());
         }
         if (!ok) throw py::value_error(error);
         return data;
       },
-      py::arg("source_neutral"), py::arg("target_neutral"), py::arg("faces"));
+      py::arg("source_neutral"), py::arg("target_neutral"), py::arg("faces"), py::arg("like") = nullptr);
 
   // source_shapes arrives as (M, 3N) C-contiguous float64 and is read in place.
   m.def(
