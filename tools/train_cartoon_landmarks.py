@@ -1,6 +1,6 @@
 """Train pyfacerig's cartoon landmark network (issue #14) and export it to ONNX.
 
-    python tools/train_cartoon_landmarks.py [--work DIR] [--rasters 900] [--steps 2400] [--jobs 2]
+    python tools/train_cartoon_landmarks.py [--work DIR] [--rasters 350] [--steps 1000] [--jobs 2]
 
 Stages (each cached in --work, so a re-run only does what is missing):
 
@@ -15,7 +15,7 @@ Stages (each cached in --work, so a re-run only does what is missing):
    AdamW, cosine schedule, L1 loss with the eyes and irises weighted x3; seeded, with torch's
    deterministic algorithms on one thread per process.
 4. **export** -- ONNX (opset 17) to ``pyfacerig/models/cartoon_landmarks.onnx``: input
-   (1, 3, S, S) float32 RGB in [0, 1], output (1, 478, 2) in [0, 1] of the crop.
+   (1, 3, 96, 96) float32 RGB in [0, 1], output (1, 478, 2) in [0, 1] of the crop.
 
 torch is needed for training only (``pip install ".[train]"``); pyfacerig runs the ONNX file
 with ONNX Runtime (:class:`pyfacerig.networks.CartoonLandmarkDetector`).
@@ -41,7 +41,7 @@ from pyfacerig._landmark_mirror import LANDMARK_MIRROR  # noqa: E402
 from pyfacerig.cartoon_renders import TRAINING_LOOKS, Renderer, crop_box  # noqa: E402
 
 SEED = 14
-INPUT = 128           # network input side (pixels)
+INPUT = 96           # network input side (pixels)
 CROP_SCALE = 1.35     # crop side = CROP_SCALE x the face box's longer side
 LOOKS_PER_RASTER = 3
 CHUNK = 25            # rasters per render job
@@ -152,19 +152,19 @@ def make_network():
             nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU6(inplace=True))
 
     class LandmarkNet(nn.Module):
-        """128 px crop -> 478 x 2 points in [0, 1]: a MobileNet-ish trunk (128 -> 4 px) and one
-        linear layer over the 4 x 4 map (it keeps where things are, unlike global pooling)."""
+        """96 px crop -> 478 x 2 points in [0, 1]: a MobileNet-ish trunk (96 -> 3 px) and one
+        linear layer over the 3 x 3 map (it keeps where things are, unlike global pooling)."""
 
         def __init__(self):
             super().__init__()
             self.trunk = nn.Sequential(
-                nn.Conv2d(3, 24, 3, 2, 1, bias=False), nn.BatchNorm2d(24), nn.ReLU6(inplace=True),   # 64
-                block(24, 32, 1), block(32, 48, 2),                                                 # 32
-                block(48, 48, 1), block(48, 96, 2),                                                 # 16
-                block(96, 96, 1), block(96, 160, 2),                                                # 8
-                block(160, 160, 1), block(160, 256, 2),                                             # 4
+                nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU6(inplace=True),   # 48
+                block(16, 24, 2),                                                                   # 24
+                block(24, 48, 2), block(48, 48, 1),                                                 # 12
+                block(48, 96, 2), block(96, 96, 1),                                                 # 6
+                block(96, 128, 2),                                                                  # 3
             )
-            self.head = nn.Linear(256 * 16, 478 * 2)
+            self.head = nn.Linear(128 * 9, 478 * 2)
             # Start at the mean shape: the bias holds it, the weights learn the offsets.
             nn.init.zeros_(self.head.bias)
             nn.init.normal_(self.head.weight, std=1e-3)
@@ -239,8 +239,8 @@ def evaluate(net, images, points):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, default=ROOT / ".cartoon_train")
-    ap.add_argument("--rasters", type=int, default=900)
-    ap.add_argument("--steps", type=int, default=2400)
+    ap.add_argument("--rasters", type=int, default=350)
+    ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", type=Path, default=OUT)
