@@ -208,3 +208,52 @@ def test_cli_takes_the_landmarks_option(tmp_path):
     assert record["detector"] == "cartoon_network"
     bad = run_cli("build", path, "-o", tmp_path / "out2" / "drawn.glb", "--landmarks", "anime")
     assert bad.returncode != 0 and "--landmarks" in bad.stderr
+
+
+# ----------------------------------------------------------------------------- when the network steps in
+class EyesOffDetector:
+    """MediaPipe with the eye points moved 20 % of the IOD toward the image's right: the mirror
+    pass then disagrees (its flipped-back points move left), so the gate refuses the eyes."""
+
+    num_points = 478
+
+    def __init__(self):
+        from pyfacerig.landmarks import default_detector
+        self.inner = default_detector()
+
+    def detect(self, image):
+        from pyfacerig.landmark_quality import REGIONS
+        out = []
+        for points in self.inner.detect(image):
+            points = points.copy()
+            points[list(REGIONS["eyes"]), 0] += 0.2 * np.linalg.norm(points[33, :2] - points[263, :2])
+            out.append(points)
+        return out
+
+
+def test_auto_uses_the_network_when_the_gate_refuses_and_the_network_passes(astronaut_rgb, template, monkeypatch):
+    # The decision, on a photo with a stand-in for each detector: the first detector's eyes are
+    # off (refused); the "network" here is MediaPipe itself, whose landmarks pass.
+    from pyfacerig import cartoon_landmarks
+    from pyfacerig.landmarks import default_detector
+    monkeypatch.setattr(cartoon_landmarks, "default_cartoon_detector", default_detector)
+    avatar = build(astronaut_rgb, template=template, landmark_detector=EyesOffDetector())
+    assert avatar.landmark_quality["detector"] == "cartoon_network" and avatar.landmark_quality["passed"]
+
+
+def test_auto_refuses_when_the_network_fails_the_gate_too(astronaut_rgb, template, monkeypatch, tmp_path):
+    from pyfacerig import cartoon_landmarks
+    monkeypatch.setattr(cartoon_landmarks, "default_cartoon_detector", EyesOffDetector)
+    with pytest.raises(LandmarkQualityError, match="cartoon landmark network") as caught:
+        build(astronaut_rgb, out=tmp_path / "a.glb", template=template, landmark_detector=EyesOffDetector())
+    assert caught.value.region == "eyes" and list(tmp_path.iterdir()) == []
+
+
+def test_photo_mode_never_runs_the_network(astronaut_rgb, template, monkeypatch):
+    from pyfacerig import cartoon_landmarks
+
+    def unexpected():
+        raise AssertionError("the cartoon network ran")
+    monkeypatch.setattr(cartoon_landmarks, "default_cartoon_detector", unexpected)
+    with pytest.raises(LandmarkQualityError):
+        build(astronaut_rgb, template=template, landmark_detector=EyesOffDetector(), landmarks="photo")
