@@ -5,7 +5,8 @@ human eyes inside the drawn ones.  ``pyfacerig/models/cartoon_landmarks.onnx`` w
 ``tools/train_cartoon_landmarks.py`` on renders of pyfacerig's own head template in cartoon and
 photo looks, with drawn eyes up to twice the eye opening (:mod:`pyfacerig.cartoon_renders`), so
 it puts the eye contour on the drawn eye.  It returns MediaPipe's 478 points (with irises), so
-everything after the landmark stage is unchanged.
+everything after the landmark stage is unchanged.  The network reads x and y; the depth is
+the template's, turned to the face's pose (:func:`template_depth`).
 
 How a face is read (:meth:`CartoonLandmarkDetector.detect`):
 
@@ -43,6 +44,28 @@ def _box_of(points: np.ndarray):
     p = np.asarray(points, dtype=np.float64)[:468, :2]
     (x0, y0), (x1, y1) = p.min(axis=0), p.max(axis=0)
     return float(x0), float(y0), float(x1), float(y1)
+
+
+def template_depth(points2d: np.ndarray) -> np.ndarray:
+    """(478,) depth for 2-D landmarks, in MediaPipe's convention (pixels like x, smaller = closer,
+    zero at the face's mean): the template's own landmarks turned to the face's pose.
+
+    The coarse fit aligns the template to the landmarks in 3-D; a 2-D detector's zero depth
+    would tell it the face is flat, and it would tilt and crumple the head to agree.  The pose
+    is the weak-perspective one that best maps the template's 468 neutral landmarks onto the
+    points (an affine fit whose two rows are made orthonormal); the depth row completes them.
+    """
+    from .templates import load_default
+    model = np.asarray(load_default().extras["landmarks"], dtype=np.float64)[:NUM_POINTS]
+    p = np.asarray(points2d, dtype=np.float64)[:, :2]
+    x = model[:468] - model[:468].mean(axis=0)
+    y = p[:468] - p[:468].mean(axis=0)
+    m = np.linalg.lstsq(x, y, rcond=None)[0].T          # (2, 3): image x, y rows of s * R
+    u, sv, vt = np.linalg.svd(m, full_matrices=False)
+    rows = u @ vt                                       # nearest matrix with orthonormal rows
+    scale = float(sv.mean())
+    depth_row = np.cross(rows[0], rows[1])              # image frame: x right, y down, z away
+    return scale * (model - model[:468].mean(axis=0)) @ depth_row
 
 
 class CartoonLandmarkDetector:
@@ -101,12 +124,13 @@ class CartoonLandmarkDetector:
         return (points - affine[:, 2]) / k
 
     def landmarks_in_box(self, image: np.ndarray, box) -> np.ndarray:
-        """(478, 3) points (depth 0) of the face in ``box``, after :attr:`passes` passes."""
+        """(478, 3) points of the face in ``box``, after :attr:`passes` passes; depth from
+        :func:`template_depth`."""
         image = _check_rgb8(image, "cartoon landmark network")
         points = self.run_crop(image, box)
         for _ in range(self.passes - 1):
             points = self.run_crop(image, _box_of(points))
-        return np.column_stack([points, np.zeros(NUM_POINTS)])
+        return np.column_stack([points, template_depth(points)])
 
     def detect(self, image: np.ndarray) -> list[np.ndarray]:
         """(H, W, 3) uint8 RGB -> one (478, 3) float64 array per face, image pixels (depth 0)."""
