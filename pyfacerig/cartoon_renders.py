@@ -327,12 +327,16 @@ class Renderer:
 
     # ------------------------------------------------------------------ shading
     def _canvas(self, rng, drawing, brow_colour, draw_brows, res=0.0004):
-        """The drawing over the neutral front view: (RGB float, alpha float, mapping)."""
+        """The drawing over the neutral front view (x in [-0.1, 0.1] m, y in [-0.13, 0.13] m):
+        (RGB (h, w, 3) uint8, alpha (h, w) uint8, lower-left corner (2,), metres per texel)."""
         lo = np.array([-0.1, -0.13])
         size = (int(0.2 / res), int(0.26 / res))
         rgb = np.zeros((size[1], size[0], 3), np.uint8)
         alpha = np.zeros((size[1], size[0]), np.uint8)
-        to_px = lambda p: np.round((np.array([p[..., 0] - lo[0], 0.26 - (p[..., 1] - lo[1])]).T / res) * 4).astype(np.int32)  # noqa: E731
+
+        def to_px(p):   # neutral metres -> canvas pixels (y down), in cv2's 2-bit fixed point
+            texel = np.column_stack([p[..., 0] - lo[0], 0.26 - (p[..., 1] - lo[1])]) / res
+            return np.round(texel * 4).astype(np.int32)
         targets = drawing["targets"] if drawing else self.landmarks[:, :2]
         ink = tuple(int(v) for v in _INK)
 

@@ -46,7 +46,6 @@ CROP_SCALE = 1.35     # crop side = CROP_SCALE x the face box's longer side
 LOOKS_PER_RASTER = 3
 CHUNK = 25            # rasters per render job
 OUT = ROOT / "pyfacerig" / "models" / "cartoon_landmarks.onnx"
-EYE_IDS = None        # filled in below (eye contours + irises)
 
 
 def _eye_ids():
@@ -142,7 +141,6 @@ def augment_batch(images, points, indices, rng):
 
 # ----------------------------------------------------------------------------- network
 def make_network():
-    import torch
     from torch import nn
 
     def block(cin, cout, stride):
