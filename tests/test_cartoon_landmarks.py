@@ -269,3 +269,15 @@ def test_the_networks_depth_is_the_templates_turned_to_the_face(portraits):
         assert depth.shape == (478,)
         assert np.corrcoef(depth[:468], points[:468, 2])[0, 1] > 0.85
         assert depth[1] < depth[234] and depth[1] < depth[454]      # the nose tip is nearer than the cheeks
+
+
+def test_the_training_renders_are_deterministic(template):
+    renderer = Renderer(template)
+    a = renderer.render_looks(np.random.default_rng([14, 0]), [TRAINING_LOOKS[5], TRAINING_LOOKS[-1]])
+    b = renderer.render_looks(np.random.default_rng([14, 0]), [TRAINING_LOOKS[5], TRAINING_LOOKS[-1]])
+    for x, y in zip(a, b):
+        assert np.array_equal(x.image, y.image) and np.array_equal(x.points, y.points)
+        assert x.image.shape == (160, 160, 3) and x.points.shape == (478, 2)
+        # The face is in the frame: its box lies inside the image.
+        x0, y0, x1, y1 = crop_box(x.points)
+        assert 0 < x0 < x1 < 160 and 0 < y0 < y1 < 160
