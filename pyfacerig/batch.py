@@ -46,6 +46,7 @@ class BuildOptions:
     face: object = "error"
     refine_eyes: bool = True
     force: bool = False          # build past the landmark quality gate (issue #14)
+    landmarks: str = "auto"      # landmark detector: "auto", "photo" (MediaPipe) or "cartoon"
 
     def key(self) -> str:
         """Hash of the options and the pyfacerig version: equal keys build equal avatars."""
@@ -104,7 +105,8 @@ def run_job(job: BatchJob) -> dict:
             image = job.image if job.image is not None else job.path
             avatar = build(image, out=out, template=load_default(), formats=job.options.formats,
                            preset=job.options.preset, style=job.options.style, face=job.options.face,
-                           refine_eyes=job.options.refine_eyes, force=job.options.force)
+                           refine_eyes=job.options.refine_eyes, force=job.options.force,
+                           landmarks=job.options.landmarks)
             files = {path.name: path.read_bytes() for path in avatar.paths}
         except PyFaceRigError as exc:
             error, error_type = str(exc), type(exc).__name__

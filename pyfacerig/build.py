@@ -22,7 +22,7 @@ import numpy as np
 import engine_export
 
 from . import fit, rig, runtime, skeleton, texture
-from .errors import ExportError, InvalidInputError
+from .errors import ExportError, InvalidInputError, PyFaceRigError
 from .eye_refine import refine_eye_landmarks
 from .image_io import load_image
 from .landmark_quality import assess_landmark_quality, check_landmark_quality
@@ -37,6 +37,11 @@ STAGES = ("load", "stylize", "landmarks", "coarse_fit", "eye_refine", "fine_fit"
 FORMATS = ("glb", "fbx", "frig")
 PRESETS = ("unity", "unreal")
 STYLES = (None, "cartoon")
+#: ``build(landmarks=...)``: which landmark detector reads the face.
+LANDMARK_SOURCES = ("auto", "photo", "cartoon")
+#: Largest iris (angular radius on the eyeball, degrees) taken from the cartoon network's irises.
+CARTOON_MAX_IRIS_DEG = 60.0
+_DETECTOR_NAMES = {"photo": "mediapipe", "cartoon": "cartoon_network"}
 
 #: Atlas sizes: the skin's fixed UV atlas and the eyeball texture.
 SKIN_TEXTURE_SIZE = 1024
@@ -130,6 +135,7 @@ def build(
     landmark_detector=None,
     refine_eyes: bool = True,
     force: bool = False,
+    landmarks: str = "auto",
     progress: Optional[Callable[[str], None]] = None,
 ) -> "Avatar":
     """Reconstruct, texture and rig the face in ``image``; write it if ``out`` is given.
@@ -147,12 +153,21 @@ def build(
         fit (default True; False keeps MediaPipe's eye contours as detected).
     force: build even when the landmark quality gate (:mod:`pyfacerig.landmark_quality`) judges
         that the landmarks do not fit the image; the scores are recorded in the sidecar either way.
+    landmarks: which landmark detector reads the face (issue #14):
+        ``"auto"`` (default) MediaPipe (or ``landmark_detector``), and when the quality gate
+        refuses its landmarks, pyfacerig's cartoon network
+        (:mod:`pyfacerig.cartoon_landmarks`) -- used if ITS landmarks pass the gate;
+        ``"photo"`` MediaPipe only (the gate's refusal stands);
+        ``"cartoon"`` the cartoon network only (say so for drawings and cartoons).
+        The sidecar's ``landmark_quality.detector`` records which one was used.
     progress: called with each stage name from :data:`STAGES` as it starts.
 
     Raises LandmarkQualityError (a FaceDetectionError) when the landmarks do not fit the image
     and ``force`` is False; nothing is written then.
     """
     formats = _check_options(formats, preset, style, refine_eyes, force)
+    if landmarks not in LANDMARK_SOURCES:
+        raise InvalidInputError(f"landmarks must be one of {LANDMARK_SOURCES}, got {landmarks!r}")
     out_paths = _output_paths(out, formats) if out is not None else {}
     timings: dict[str, float] = {}
     announce = progress or (lambda stage: None)
@@ -171,13 +186,7 @@ def build(
         if style == "cartoon":
             photo = stylize(photo, stylizer)
     with stage("landmarks"):
-        landmarks = detect_landmarks(photo, face=face, detector=landmark_detector)
-        points = np.asarray(landmarks.points, dtype=np.float64)
-        # Judge the landmarks before fitting: a detector misreading a drawing would otherwise
-        # yield an avatar with the drawn eyes painted on its cheeks, silently (issue #14).
-        quality = assess_landmark_quality(photo, points, detector=landmark_detector)
-        if not force:
-            check_landmark_quality(quality)
+        points, quality, source = _landmarks(photo, face, landmark_detector, landmarks, force)
     skin = template.parts["skin"]
     landmark_ids = np.asarray(template.landmark_vertex_ids, dtype=np.int64)
 
@@ -187,7 +196,9 @@ def build(
         coarse = coarse_fit(template, points)
     with stage("eye_refine"):
         refined = points
-        if refine_eyes:
+        # The cartoon network was trained to put the contour on the drawn eye itself; the
+        # refinement's segmentation would only re-read the drawing.
+        if refine_eyes and source == "photo":
             refined = np.asarray(refine_eye_landmarks(photo, points, parser=parser), dtype=np.float64)
     with stage("fine_fit"):
         posed = fit.fine_fit(coarse.vertices, skin.faces, coarse.pose, landmark_ids, refined[:468, :2])
@@ -222,7 +233,13 @@ def build(
         textures = {"skin": texture.encode_png(skin_atlas)}
         eye = template.parts["eye_left"]
         iris_rgb = texture.iris_colour(photo, refined)
-        iris_angle = _iris_angle(refined, pose, template.eye_radius)
+        # A drawn eye's iris may be far larger than a person's (the eyeball follows the drawn
+        # eye's size, rig.follow_parts, and so does its iris).
+        if source == "cartoon":
+            iris_angle = _iris_angle(refined, pose, template.eye_radius * _eyeball_scale(template, fitted),
+                                     max_deg=CARTOON_MAX_IRIS_DEG)
+        else:
+            iris_angle = _iris_angle(refined, pose, template.eye_radius)
         textures["eye"] = texture.encode_png(texture.eyeball_texture(
             eye.vertices, eye.faces, eye.uvs, _eye_centre(template, "eye_left"), iris_angle, iris_rgb,
             size=EYE_TEXTURE_SIZE))
@@ -261,7 +278,7 @@ def build(
         posed_skin=posed.astype(np.float32),
         expression_weights={name: float(round(weight, 4)) for name, weight
                             in zip(template.shape_names, expression)},
-        landmark_quality=quality.as_dict(),
+        landmark_quality={**quality.as_dict(), "detector": _DETECTOR_NAMES[source]},
         skeleton=calibration,
         timings=timings,
     )
@@ -272,6 +289,47 @@ def build(
 
 
 # ----------------------------------------------------------------------------- helpers
+def _landmarks(photo, face, detector, source: str, force: bool):
+    """(points (478, 3), LandmarkQuality, "photo" | "cartoon"): the landmarks the fit will use.
+
+    "auto": the photo detector first; when the gate refuses it, the cartoon network, whose
+    landmarks are used only if they pass the gate themselves -- otherwise the photo detector's
+    refusal is raised (or, with ``force``, its landmarks are used, as before)."""
+    from .cartoon_landmarks import default_cartoon_detector
+    from .errors import LandmarkQualityError
+    if source == "cartoon":
+        cartoon = default_cartoon_detector()
+        points = np.asarray(detect_landmarks(photo, face=face, detector=cartoon).points, dtype=np.float64)
+        quality = assess_landmark_quality(photo, points, detector=cartoon)
+        if not force:
+            check_landmark_quality(quality)
+        return points, quality, "cartoon"
+    landmarks = detect_landmarks(photo, face=face, detector=detector)
+    points = np.asarray(landmarks.points, dtype=np.float64)
+    # Judge the landmarks before fitting: a detector misreading a drawing would otherwise
+    # yield an avatar with the drawn eyes painted on its cheeks, silently (issue #14).
+    quality = assess_landmark_quality(photo, points, detector=detector)
+    if quality.passed or source == "photo":
+        if not force:
+            check_landmark_quality(quality)
+        return points, quality, "photo"
+    try:
+        cartoon = default_cartoon_detector()
+        cartoon_points = np.asarray(detect_landmarks(photo, face=face, detector=cartoon).points, dtype=np.float64)
+        cartoon_quality = assess_landmark_quality(photo, cartoon_points, detector=cartoon)
+    except PyFaceRigError:
+        cartoon_quality = None
+    if cartoon_quality is not None and cartoon_quality.passed:
+        return cartoon_points, cartoon_quality, "cartoon"
+    if not force:
+        try:
+            check_landmark_quality(quality)
+        except LandmarkQualityError as exc:
+            raise LandmarkQualityError(f"{exc}; the cartoon landmark network's landmarks did not fit either",
+                                       region=exc.region, score=exc.score) from None
+    return points, quality, "photo"
+
+
 def _check_options(formats, preset, style, refine_eyes, force=False) -> tuple[str, ...]:
     if isinstance(formats, str):
         formats = (formats,)
@@ -387,17 +445,27 @@ def _eye_centre(template, name: str) -> np.ndarray:
     return centres[0] if name == "eye_left" else centres[1]
 
 
-def _iris_angle(points: np.ndarray, pose: fit.Pose, eye_radius: float) -> float:
+def _eyeball_scale(template, fitted_skin: np.ndarray) -> float:
+    """Mean scale of the two eyeballs as :func:`pyfacerig.rig.follow_parts` sizes them to the
+    fitted eye openings (a drawn eye twice the template's gets an eyeball twice as large)."""
+    ids = np.asarray(template.landmark_vertex_ids, dtype=np.int64)
+    skin = template.parts["skin"].vertices
+    return float(np.mean([rig.eye_similarity(skin[ids[contour]], fitted_skin[ids[contour]])[0]
+                          for contour in rig.EYE_CONTOURS.values()]))
+
+
+def _iris_angle(points: np.ndarray, pose: fit.Pose, eye_radius: float, max_deg: float = 40.0) -> float:
     """Angular radius of the person's iris on an eyeball of ``eye_radius`` metres.
 
     The iris rim landmarks give the iris radius in pixels; the pose's scale turns it into
-    metres.  Clamped to a plausible human range (20-40 degrees).
+    metres.  Clamped to a plausible human range (20-40 degrees), or up to ``max_deg`` for a
+    cartoon's drawn iris.
     """
     radii = []
     for centre, rim in ((468, slice(469, 473)), (473, slice(474, 478))):
         radii.append(np.mean(np.linalg.norm(points[rim, :2] - points[centre, :2], axis=1)))
     radius_m = float(np.mean(radii)) / pose.scale
-    return float(np.clip(np.arcsin(np.clip(radius_m / eye_radius, 0.0, 1.0)), np.radians(20), np.radians(40)))
+    return float(np.clip(np.arcsin(np.clip(radius_m / eye_radius, 0.0, 1.0)), np.radians(20), np.radians(max_deg)))
 
 
 def _parser_face_mask(parser, photo) -> Optional[np.ndarray]:

@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
                          help="snap eye contours to the segmented eyes (Pan et al. 3.2.1), default on")
         sub.add_argument("--force", action="store_true",
                          help="build even when the landmarks do not fit the image (scores go in the sidecar)")
+        sub.add_argument("--landmarks", choices=("auto", "photo", "cartoon"), default="auto",
+                         help="landmark detector: MediaPipe, with the cartoon network when the gate refuses it "
+                              "(auto, default); MediaPipe only (photo); the cartoon network only (cartoon)")
         sub.add_argument("--face", default="error",
                          help="with several faces: 'largest', or an index counted left to right (default: refuse)")
 
@@ -214,7 +217,7 @@ def _build_one(image, out: Path, args, console, label: str):
 
         avatar = build(image, out=out, formats=_formats(args, out), preset=args.preset, style=args.style,
                        face=_face_option(args.face), refine_eyes=_REFINE[args.refine_eyes], force=args.force,
-                       progress=report)
+                       landmarks=args.landmarks, progress=report)
         progress.update(task, completed=len(STAGES))
     return avatar
 
@@ -249,7 +252,8 @@ def _run_batch(args, console, errors) -> int:
         return fail(f"output folder {str(out_dir)!r} is a file")
     face = _face_option(args.face)
     options = BuildOptions(formats=tuple(args.format or ("glb",)), preset=args.preset, style=args.style,
-                           face=face, refine_eyes=_REFINE[args.refine_eyes], force=args.force)
+                           face=face, refine_eyes=_REFINE[args.refine_eyes], force=args.force,
+                           landmarks=args.landmarks)
     try:
         from .build import _check_creatable
         _check_creatable(out_dir)

@@ -36,21 +36,32 @@ def cartoon_eye_error(landmarks68: np.ndarray, cartoon) -> float:
     return max(right, left) / cartoon.interocular
 
 
-@pytest.fixture(scope="module")
-def cartoon_builds(template, tmp_path_factory):
-    """Each cartoon built with the gate on: name -> ("built", sidecar) | ("refused", error, folder)
-    | ("no face", error)."""
+def _build_cartoons(template, tmp_path_factory, landmarks):
     out = {}
     for image, cartoon in CARTOONS:
         folder = tmp_path_factory.mktemp(cartoon.name)
         try:
-            avatar = build(image, out=folder / "avatar.glb", template=template)
+            build(image, out=folder / "avatar.glb", template=template, landmarks=landmarks)
             out[cartoon.name] = ("built", json.loads((folder / "avatar.json").read_text()))
         except LandmarkQualityError as exc:
             out[cartoon.name] = ("refused", exc, folder)
         except NoFaceError as exc:
             out[cartoon.name] = ("no face", exc)
     return out
+
+
+@pytest.fixture(scope="module")
+def cartoon_builds(template, tmp_path_factory):
+    """Each cartoon built with the gate on and MediaPipe alone (``landmarks="photo"``, the gate's
+    own behaviour): name -> ("built", sidecar) | ("refused", error, folder) | ("no face", error)."""
+    return _build_cartoons(template, tmp_path_factory, "photo")
+
+
+@pytest.fixture(scope="module")
+def cartoon_builds_auto(template, tmp_path_factory):
+    """The same with the default ``landmarks="auto"``: the cartoon network steps in where the gate
+    refuses MediaPipe's landmarks and its own pass."""
+    return _build_cartoons(template, tmp_path_factory, "auto")
 
 
 # ----------------------------------------------------------------------------- mirror table
@@ -158,10 +169,11 @@ def test_the_sidecar_records_the_gates_scores_on_a_real_portrait(built):
 
 
 # ----------------------------------------------------------------------------- cartoons
+@pytest.mark.parametrize("mode", ["cartoon_builds", "cartoon_builds_auto"])
 @pytest.mark.parametrize("index", range(len(CARTOONS)))
-def test_no_cartoon_builds_with_its_eyes_off_the_drawn_eyes(cartoon_builds, index):
+def test_no_cartoon_builds_with_its_eyes_off_the_drawn_eyes(request, mode, index):
     _, cartoon = CARTOONS[index]
-    outcome = cartoon_builds[cartoon.name]
+    outcome = request.getfixturevalue(mode)[cartoon.name]
     if outcome[0] == "built":
         error = cartoon_eye_error(outcome[1]["landmarks68.fine"], cartoon)
         assert error <= EYES_ON_DRAWN_EYES, f"{cartoon.name} built with its eyes {error:.1%} off"
@@ -181,7 +193,7 @@ def test_the_gate_refuses_the_cartoons_mediapipe_misreads_and_lets_the_rest_buil
     forced_errors = []
     for image, cartoon in CARTOONS:
         if cartoon_builds[cartoon.name][0] == "refused":
-            avatar = build(image, template=template, force=True)
+            avatar = build(image, template=template, force=True, landmarks="photo")
             assert avatar.sidecar()["landmark_quality"]["passed"] is False
             forced_errors.append(cartoon_eye_error(avatar.landmarks68["fine"], cartoon))
     assert max(forced_errors) > 0.12, forced_errors
@@ -197,7 +209,7 @@ def _refused_cartoon(cartoon_builds):
 
 def test_force_builds_anyway_and_records_the_failing_scores(cartoon_builds, template, tmp_path):
     image, _ = _refused_cartoon(cartoon_builds)
-    avatar = build(image, out=tmp_path / "forced.glb", template=template, force=True)
+    avatar = build(image, out=tmp_path / "forced.glb", template=template, force=True, landmarks="photo")
     record = json.loads((tmp_path / "forced.json").read_text())["landmark_quality"]
     assert (tmp_path / "forced.glb").is_file()
     assert record["passed"] is False and "eyes" in record["failing"]
@@ -219,13 +231,13 @@ def test_cli_refuses_a_cartoon_with_a_non_zero_exit_and_writes_nothing(cartoon_b
     path = tmp_path / "in" / "cartoon.png"
     path.parent.mkdir()
     Image.fromarray(image).save(path)
-    run = run_cli("build", path, "-o", tmp_path / "out" / "cartoon.glb")
+    run = run_cli("build", path, "-o", tmp_path / "out" / "cartoon.glb", "--landmarks", "photo")
     assert run.returncode != 0
     message = " ".join(run.stderr.split())
     assert "do not fit the image" in message and "eyes" in message and "--force" in message
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
 
-    forced = run_cli("build", path, "-o", tmp_path / "out" / "cartoon.glb", "--force")
+    forced = run_cli("build", path, "-o", tmp_path / "out" / "cartoon.glb", "--force", "--landmarks", "photo")
     assert forced.returncode == 0, forced.stderr
     assert json.loads((tmp_path / "out" / "cartoon.json").read_text())["landmark_quality"]["passed"] is False
 
@@ -236,7 +248,7 @@ def test_batch_lists_the_refused_cartoons_and_builds_the_photo(cartoon_builds, a
     folder.mkdir()
     Image.fromarray(image).save(folder / "drawn.png")
     Image.fromarray(astronaut_rgb).save(folder / "photo.png")
-    run = run_cli("batch", folder, "-o", tmp_path / "out")
+    run = run_cli("batch", folder, "-o", tmp_path / "out", "--landmarks", "photo")
     assert run.returncode != 0
     assert "REFUSED drawn.png" in run.stdout and "ok     photo.png" in run.stdout
     assert "pyfacerig: refused: drawn.png: LandmarkQualityError" in run.stderr
