@@ -119,7 +119,12 @@ def test_the_detector_calibration_lowers_the_weight_and_yaw_errors(known_motion,
 
     calibrated, uncalibrated = errors(solved), errors(plain)
     assert calibrated[0] < uncalibrated[0] - 0.005, (calibrated, uncalibrated)
-    assert calibrated[1] < uncalibrated[1] - 0.5 and calibrated[2] < uncalibrated[2], (calibrated, uncalibrated)
+    # On the neutral rest pose (issue #11) the avatar's own landmark geometry is already close to
+    # the face mesh's, so the uncalibrated yaw is within 1.3 degrees on average (the smiling rest
+    # pose read the turn 5-7 degrees short): the calibration's gain on the yaw is smaller now, but
+    # it must still lower both the mean and the worst frame.  The issue's own bound (yaw within
+    # 3 degrees) is checked by test_head_yaw_follows_the_turn.
+    assert calibrated[1] < uncalibrated[1] - 0.1 and calibrated[2] < uncalibrated[2], (calibrated, uncalibrated)
     # The jaw opening's peak (0.6) comes out closer to the truth.
     assert abs(solved.weight("jawOpen").max() - 0.6) < abs(plain.weight("jawOpen").max() - 0.6)
 

@@ -124,8 +124,14 @@ class AvatarRig:
 
     def stable_landmarks(self, count: int = 60) -> np.ndarray:
         """Row indices of the ``count`` landmarks that the 52 shapes move least (for the head
-        pose), leaving out the face oval and the iris centres."""
+        pose), leaving out the face oval, the iris centres and the eye and brow contours.
+
+        The eye contours are left out whatever the avatar's own deltas say: the face mesh moves
+        them on every blink and squint, and an avatar whose lid moves little in its own shape
+        (the neutral astronaut's left upper lid, whose blink leaves the eyeball showing) would
+        otherwise put lid points among the pose's anchors, and each blink would tilt the head."""
         motion = np.linalg.norm(self.deltas, axis=2).max(axis=0) if self.motion is None else self.motion
-        candidates = [k for k, lm in enumerate(self.landmark_ids) if lm < 468 and lm not in FACE_OVAL]
+        excluded = set(FACE_OVAL) | set(EYE_AND_BROW)
+        candidates = [k for k, lm in enumerate(self.landmark_ids) if lm < 468 and lm not in excluded]
         candidates = np.array(candidates)
         return np.sort(candidates[np.argsort(motion[candidates], kind="stable")[:count]])
