@@ -70,9 +70,10 @@ class Avatar:
         expression as the photo shows it (for evaluation).
     posed_skin: (N_skin, 3) float32 world vertices of the fine fit as the photo shows it, with the
         photo's expression; the texture is baked on it, and the landmark figures are read off it.
-    expression_weights: ARKit name -> weight in [0, 1], the photo's expression as the coarse fit
-        read it.  The avatar's rest pose (``parts``) is without it; setting these weights on the
-        rig replays the photo's expression.
+    expression_weights: ARKit name -> weight in [0, 1], the photo's expression of the jaw, mouth
+        and cheeks as the fit read it (the eyes and brows are 0: they stay in the rest pose as the
+        photo shows them).  The avatar's rest pose (``parts``) is without it; setting these weights
+        on the rig replays the photo's expression.
     landmark_quality: the landmark quality gate's record (:meth:`LandmarkQuality.as_dict`:
         per-region scores, thresholds, failing regions, evidence), also when ``force`` built anyway.
     skeleton: the calibrated head skeleton (:class:`pyfacerig.skeleton.Calibration`: joints, rest
@@ -204,8 +205,13 @@ def build(
         posed = fit.fine_fit(coarse.vertices, skin.faces, coarse.pose, landmark_ids, refined[:468, :2])
         # The rest pose is the fine fit with the fitted expression taken off again: it keeps the
         # fine fit's detail (Eq. 10) on the identity, not the photo's smile or open mouth.
+        mouth = _mouth_shapes(template)
         expression = fit.refit_expression(posed, coarse.neutral_vertices, landmark_ids, skin.shape_deltas,
-                                          coarse.expression_weights, _mouth_shapes(template))
+                                          coarse.expression_weights, mouth)
+        # Only the mouth's expression is taken off.  From one photo a frown and a low brow ridge,
+        # or a squint and narrow eyes, look alike, and taking a squint off opened the lids past
+        # what the blink shapes close again (the eyeball showed through a blink).
+        expression = np.where(mouth, expression, 0.0)
         fitted = posed - np.tensordot(expression.astype(np.float32), skin.shape_deltas, axes=1)
         # What the shapes could not take off (a laugh opens the mouth past jawOpen's reach)
         # would leave the rest pose's lips apart: close them as the template's touch.
@@ -383,29 +389,13 @@ _EXPRESSION_LIKE_MODIFIERS = ("mouth/mouth-angles-", "chin/chin-jaw-drop-", "mou
 
 #: MediaPipe's inner-lip landmarks, upper with the lower one it meets when the mouth is closed.
 INNER_LIP_PAIRS = ((13, 14), (82, 87), (312, 317), (81, 178), (311, 402), (80, 88), (310, 318))
-#: The coarse fit's landmark weights (Eq. 4's ω_n): the brows and the nose count more, since the
-#: identity modifiers of a MakeHuman head reach the face oval more easily than the brow ridge and
-#: the nose.  Tuned on the six real portraits against dlib (docs/pipeline.md, "Quality").
-COARSE_BROW_WEIGHT = 3.0
-COARSE_NOSE_WEIGHT = 5.0
-_BROWS = (70, 63, 105, 66, 107, 55, 65, 52, 53, 46, 336, 296, 334, 293, 300, 285, 295, 282, 283, 276)
-_NOSE = (168, 6, 197, 195, 5, 4, 1, 19, 94, 2, 98, 327, 97, 326, 164, 48, 278, 64, 294, 129, 358)
-
-
 def coarse_fit(template, points: np.ndarray) -> fit.CoarseFit:
     """build()'s coarse fit: pose, identity and expression of ``template`` to 468+ landmarks."""
     skin = template.parts["skin"]
     basis, _ = _identity_basis(template)
     return fit.coarse_fit(skin.vertices, np.asarray(template.landmark_vertex_ids, dtype=np.int64), points,
-                          weights=_coarse_weights(), identity_basis=basis,
+                          identity_basis=basis,
                           expression_basis=skin.shape_deltas, closed_pairs=INNER_LIP_PAIRS)
-
-
-def _coarse_weights() -> np.ndarray:
-    weights = np.ones(468)
-    weights[list(_BROWS)] = COARSE_BROW_WEIGHT
-    weights[list(_NOSE)] = COARSE_NOSE_WEIGHT
-    return weights
 
 
 #: MediaPipe's mouth corners, outer (61, 291) and inner (78, 308).
@@ -413,7 +403,8 @@ MOUTH_CORNERS = (61, 291, 78, 308)
 
 
 def _mouth_shapes(template) -> np.ndarray:
-    """(E,) bool: the shapes of the jaw, mouth and cheeks, which the fine fit re-reads."""
+    """(E,) bool: the shapes of the jaw, mouth and cheeks: the fine fit re-reads them, and the rest
+    pose is without them."""
     return np.array([name.startswith(("jaw", "mouth", "cheek")) for name in template.shape_names])
 
 

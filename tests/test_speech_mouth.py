@@ -64,9 +64,14 @@ def frames_of(take, start, end):
     return frames or [int(round((start + end) / 2 * take.fps))]
 
 
-def test_the_avatar_neutral_has_parted_lips_so_closure_is_a_real_test(avatar, template):
+def test_the_avatar_rest_pose_has_its_lips_together(avatar, template):
+    # The rest pose is neutral (issue #11): the photo's open smile is gone, so every closure
+    # below starts from lips that speech itself has parted.
+    # The landmark vertices sit on the lips' inner faces, 2.5 mm apart on the template's own
+    # closed mouth: the avatar's rest pose is as closed, within 1 mm.
     avatar_obj, _ = avatar
-    assert lip_gaps(avatar_obj, template, np.zeros((1, 52)))[0] > 0.005
+    closed = lip_gaps(template, template, np.zeros((1, 52)))[0]
+    assert abs(lip_gaps(avatar_obj, template, np.zeros((1, 52)))[0] - closed) <= 0.001
 
 
 def test_every_p_b_m_shuts_the_lips_to_within_1_mm_with_the_jaw_nearly_closed(avatar, takes, template):
@@ -120,12 +125,15 @@ def test_the_jaw_stays_in_the_range_of_speech(takes):
 
 
 def test_curves_are_smooth_without_frame_to_frame_zigzag(takes):
-    """Jitter is a curve that flips direction on consecutive frames; lip sync must have none
-    bigger than 0.002 on any shape."""
+    """Jitter is a curve that flips direction on consecutive frames by steps of about the same
+    size (up, down, up: it returns where it was); lip sync must have none bigger than 0.002 on
+    any shape.  A lip held shut while the jaw starts to move and then released (m-y-m in "My
+    mother") also flips twice, but by very different steps: that is articulation, not jitter."""
     for text, take in takes:
         steps = np.diff(take.weights.astype(np.float64), axis=0)           # (T-1, 52)
         big = np.abs(steps) > 0.002
-        flips = (np.sign(steps[1:]) * np.sign(steps[:-1]) < 0) & big[1:] & big[:-1]
+        alike = np.minimum(np.abs(steps[1:]), np.abs(steps[:-1])) > 0.5 * np.maximum(np.abs(steps[1:]), np.abs(steps[:-1]))
+        flips = (np.sign(steps[1:]) * np.sign(steps[:-1]) < 0) & big[1:] & big[:-1] & alike
         zigzag = flips[1:] & flips[:-1]
         assert not zigzag.any(), (text, [ARKIT_SHAPE_NAMES[i] for i in np.flatnonzero(zigzag.any(axis=0))])
 

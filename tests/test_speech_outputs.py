@@ -118,12 +118,12 @@ def test_blender_plays_the_speech_clip_with_closed_lips_and_open_vowels(said, tm
             expected = np.interp(t, take.times, take.weights[:, ARKIT_SHAPE_NAMES.index(name)])
             assert played["values"][str(frame)][name] == pytest.approx(expected, abs=1e-3), (frame, name)
     # What Blender shows: lips shut on every p/b/m frame (the avatar's own inner-lip gap at the
-    # weights it plays, within 0.5 mm), the jaw open on the vowels.  The rest pose's lips already
+    # weights it plays, within 1 mm), the jaw open on the vowels.  The rest pose's lips already
     # touch (issue #11), so how much mouthClose that takes depends on the avatar, not a fixed floor.
     from pyfacerig.animate.speech.pipeline import avatar_lips
     lips = avatar_lips(folder / "line.glb")
     at = np.array([[np.interp(f / blender_fps, take.times, take.weights[:, k]) for k in range(52)] for f in closures])
-    assert np.abs(lips.gap(at)).max() < 5e-4
+    assert np.abs(lips.gap(at)).max() < 1e-3
     assert max(played["values"][str(f)]["jawOpen"] for f in closures) <= 0.08
     assert max(played["values"][str(f)]["jawOpen"] for f in vowels) >= 0.3
 
