@@ -19,7 +19,9 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# After the installed packages: an installed pyfacerig (with its compiled core) wins over this
+# source tree, which has no compiled core until tools/dev_build.sh has run.
+sys.path.append(str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from _readers import BLENDER_FROM_GLTF  # noqa: E402

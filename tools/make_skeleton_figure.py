@@ -14,7 +14,9 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# After the installed packages: an installed pyfacerig (with its compiled core) wins over this
+# source tree, which has no compiled core until tools/dev_build.sh has run.
+sys.path.append(str(ROOT))
 
 from pyfacerig import render, skeleton  # noqa: E402
 from pyfacerig.build import build  # noqa: E402

@@ -21,7 +21,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# After the installed packages: an installed pyfacerig (with its compiled core) wins over this
+# source tree, which has no compiled core until tools/dev_build.sh has run.
+sys.path.append(str(ROOT))
 
 from pyfacerig.templates import load  # noqa: E402
 from pyfacerig.templates.generate import DEFAULT_PATH, write_default  # noqa: E402

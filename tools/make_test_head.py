@@ -26,7 +26,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# After the installed packages: an installed pyfacerig (with its compiled core) wins over this
+# source tree, which has no compiled core until tools/dev_build.sh has run.
+sys.path.append(str(ROOT))
 
 from pyfacerig.animate.avatar_file import pack_glb  # noqa: E402
 from pyfacerig.templates import ARKIT_SHAPE_NAMES, head  # noqa: E402

@@ -35,7 +35,9 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# After the installed packages: an installed pyfacerig (with its compiled core) wins over this
+# source tree, which has no compiled core until tools/dev_build.sh has run.
+sys.path.append(str(ROOT))
 
 from pyfacerig._landmark_mirror import LANDMARK_MIRROR  # noqa: E402
 from pyfacerig.cartoon_renders import TRAINING_LOOKS, Renderer, crop_box  # noqa: E402
