@@ -31,12 +31,25 @@ def blender_import(paths, poses=None, timeout=600) -> dict:
     "material_images" (material -> [w, h] of its image texture, or None), "materials",
     "animated" (shape-key fcurve data paths)}.
     """
+    return _run_blender("blender", paths, poses, timeout)
+
+
+def _run_blender(mode, paths, poses, timeout):
+    """This file's ``mode`` in a fresh interpreter (bpy cannot be reset in-process): its RESULT."""
     spec = json.dumps({"paths": [str(p) for p in paths], "poses": poses})
-    run = subprocess.run([sys.executable, __file__, "blender", spec], capture_output=True,
+    run = subprocess.run([sys.executable, __file__, mode, spec], capture_output=True,
                          text=True, timeout=timeout)
     assert run.returncode == 0, run.stderr[-3000:]
     line = [ln for ln in run.stdout.splitlines() if ln.startswith("RESULT ")][-1]
     return json.loads(line[len("RESULT "):])
+
+
+def _import_into_empty_scene(bpy, path):
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    if path.endswith(".fbx"):
+        bpy.ops.import_scene.fbx(filepath=path)
+    else:
+        bpy.ops.import_scene.gltf(filepath=path)
 
 
 def _blender_main(spec):  # runs in the subprocess
@@ -44,11 +57,7 @@ def _blender_main(spec):  # runs in the subprocess
 
     out = {}
     for path in spec["paths"]:
-        bpy.ops.wm.read_factory_settings(use_empty=True)
-        if path.endswith(".fbx"):
-            bpy.ops.import_scene.fbx(filepath=path)
-        else:
-            bpy.ops.import_scene.gltf(filepath=path)
+        _import_into_empty_scene(bpy, path)
         # Only our mesh carries shape keys (the glTF importer adds a bone-display Icosphere).
         (obj,) = [o for o in bpy.context.scene.objects
                   if o.type == "MESH" and o.data.shape_keys is not None]
@@ -106,12 +115,7 @@ def blender_pose_bones(paths, poses, timeout=600) -> dict:
     group names, "weight_sums": per vertex sum of its group weights, "triangles": (T, 3)
     vertex ids, "rest" and "posed"[pose] world points}.
     """
-    spec = json.dumps({"paths": [str(p) for p in paths], "poses": poses})
-    run = subprocess.run([sys.executable, __file__, "blender_pose", spec], capture_output=True,
-                         text=True, timeout=timeout)
-    assert run.returncode == 0, run.stderr[-3000:]
-    line = [ln for ln in run.stdout.splitlines() if ln.startswith("RESULT ")][-1]
-    return json.loads(line[len("RESULT "):])
+    return _run_blender("blender_pose", paths, poses, timeout)
 
 
 def _blender_pose_main(spec):  # runs in the subprocess
@@ -120,11 +124,7 @@ def _blender_pose_main(spec):  # runs in the subprocess
 
     out = {}
     for path in spec["paths"]:
-        bpy.ops.wm.read_factory_settings(use_empty=True)
-        if path.endswith(".fbx"):
-            bpy.ops.import_scene.fbx(filepath=path)
-        else:
-            bpy.ops.import_scene.gltf(filepath=path)
+        _import_into_empty_scene(bpy, path)
         armatures = [o for o in bpy.context.scene.objects if o.type == "ARMATURE"]
         (obj,) = [o for o in bpy.context.scene.objects
                   if o.type == "MESH" and o.data.shape_keys is not None]
