@@ -278,20 +278,24 @@ def _joint_euler_keys(quats, basis: np.ndarray) -> np.ndarray:
     return np.degrees(np.unwrap(np.radians(degrees), axis=0))
 
 
+def _linear_curve(scene: _Scene, ktimes: np.ndarray, values: np.ndarray):
+    """An AnimationCurve of ``values`` at ``ktimes``, linear between keys; returns its id."""
+    return scene.add(
+        "AnimationCurve", "", "AnimCurve", "",
+        Node("Default", float(values[0])), Node("KeyVer", 4008),
+        Node("KeyTime", ktimes),
+        Node("KeyValueFloat", np.asarray(values).astype(np.float32)),
+        Node("KeyAttrFlags", np.array([INTERPOLATION_LINEAR], dtype=np.int32)),
+        Node("KeyAttrDataFloat", np.array([0, 0, DEFAULT_TANGENT_WEIGHTS, 0], np.float32)),
+        Node("KeyAttrRefCount", np.array([len(ktimes)], dtype=np.int32)))
+
+
 def _rotation_curves(scene: _Scene, layer, model_id, ktimes: np.ndarray, degrees: np.ndarray) -> None:
     """An AnimationCurveNode "R" on the joint's Lcl Rotation with one linear curve per axis."""
     node = scene.add("AnimationCurveNode", "R", "AnimCurveNode", "", _props(
         *[_p(f"d|{axis}", "Number", "", "A", float(degrees[0, k])) for k, axis in enumerate("XYZ")]))
     for k, axis in enumerate("XYZ"):
-        curve = scene.add(
-            "AnimationCurve", "", "AnimCurve", "",
-            Node("Default", float(degrees[0, k])), Node("KeyVer", 4008),
-            Node("KeyTime", ktimes),
-            Node("KeyValueFloat", degrees[:, k].astype(np.float32)),
-            Node("KeyAttrFlags", np.array([INTERPOLATION_LINEAR], dtype=np.int32)),
-            Node("KeyAttrDataFloat", np.array([0, 0, DEFAULT_TANGENT_WEIGHTS, 0], np.float32)),
-            Node("KeyAttrRefCount", np.array([len(ktimes)], dtype=np.int32)))
-        scene.connect(curve, node, f"d|{axis}")
+        scene.connect(_linear_curve(scene, ktimes, degrees[:, k]), node, f"d|{axis}")
     scene.connect(node, model_id, "Lcl Rotation")
     scene.connect(node, layer)
 
@@ -402,15 +406,7 @@ def build_fbx(asset: Asset, preset="unity") -> list:
         for t, channel in enumerate(channels_of_mesh[clip.mesh]):
             node = scene.add("AnimationCurveNode", "DeformPercent", "AnimCurveNode", "", _props(
                 _p("d|DeformPercent", "Number", "", "A", float(weights[0, t]))))
-            curve = scene.add(
-                "AnimationCurve", "", "AnimCurve", "",
-                Node("Default", float(weights[0, t])), Node("KeyVer", 4008),
-                Node("KeyTime", ktimes),
-                Node("KeyValueFloat", weights[:, t].astype(np.float32)),
-                Node("KeyAttrFlags", np.array([INTERPOLATION_LINEAR], dtype=np.int32)),
-                Node("KeyAttrDataFloat", np.array([0, 0, DEFAULT_TANGENT_WEIGHTS, 0], np.float32)),
-                Node("KeyAttrRefCount", np.array([len(ktimes)], dtype=np.int32)))
-            scene.connect(curve, node, "d|DeformPercent")
+            scene.connect(_linear_curve(scene, ktimes, weights[:, t]), node, "d|DeformPercent")
             scene.connect(node, channel, "DeformPercent")
             scene.connect(node, layer)
         for j, name in enumerate(skel.joint_names if clip.joint_rotations else ()):

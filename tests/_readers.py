@@ -44,6 +44,18 @@ def _run_blender(mode, paths, poses, timeout):
     return json.loads(line[len("RESULT "):])
 
 
+def _evaluated_world_points(obj, depsgraph) -> list:
+    """The object's vertices as Blender evaluates them now (shape keys, armature), world frame."""
+    depsgraph.update()
+    ev = obj.evaluated_get(depsgraph)
+    mesh = ev.to_mesh()
+    co = np.empty(len(mesh.vertices) * 3)
+    mesh.vertices.foreach_get("co", co)
+    world = np.array(ev.matrix_world)
+    ev.to_mesh_clear()
+    return (co.reshape(-1, 3) @ world[:3, :3].T + world[:3, 3]).tolist()
+
+
 def _import_into_empty_scene(bpy, path):
     bpy.ops.wm.read_factory_settings(use_empty=True)
     if path.endswith(".fbx"):
@@ -73,14 +85,7 @@ def _blender_main(spec):  # runs in the subprocess
         def evaluated(weights):
             for key in keys[1:]:
                 key.value = weights.get(key.name, 0.0)
-            depsgraph.update()
-            ev = obj.evaluated_get(depsgraph)
-            mesh = ev.to_mesh()
-            co = np.empty(len(mesh.vertices) * 3)
-            mesh.vertices.foreach_get("co", co)
-            world = np.array(ev.matrix_world)
-            ev.to_mesh_clear()
-            return (co.reshape(-1, 3) @ world[:3, :3].T + world[:3, 3]).tolist()
+            return _evaluated_world_points(obj, depsgraph)
 
         def texture_size(material):
             images = [n.image for n in (material.node_tree.nodes if material.node_tree else ())
@@ -132,14 +137,7 @@ def _blender_pose_main(spec):  # runs in the subprocess
         depsgraph = bpy.context.evaluated_depsgraph_get()
 
         def evaluated():
-            depsgraph.update()
-            ev = obj.evaluated_get(depsgraph)
-            mesh = ev.to_mesh()
-            co = np.empty(len(mesh.vertices) * 3)
-            mesh.vertices.foreach_get("co", co)
-            world = np.array(ev.matrix_world)
-            ev.to_mesh_clear()
-            return (co.reshape(-1, 3) @ world[:3, :3].T + world[:3, 3]).tolist()
+            return _evaluated_world_points(obj, depsgraph)
 
         mesh = obj.data
         mesh.calc_loop_triangles()
