@@ -319,8 +319,13 @@ def coarse_fit(
         relative = (by_landmark[pairs[:, 0]] - by_landmark[pairs[:, 1]]).reshape(-1, landmark_basis.shape[1])
         relative[:, shape_count:] = 0.0
         normal += CLOSED_PAIR_STIFFNESS * relative.T @ relative / (face_size**2 * len(pairs))
-    lower = np.concatenate([np.full(shape_count, -np.inf), np.zeros(expression_count)])
-    upper = np.concatenate([np.full(shape_count, np.inf), np.ones(expression_count)])
+    if expression_count:
+        # Only the expression weights are bounded: eliminate the identity exactly (its block is
+        # positive definite), leaving a small bounded problem in the E weights alone.
+        from scipy.linalg import cho_factor, cho_solve
+        identity_factor = cho_factor(normal[:shape_count, :shape_count])
+        cross = cho_solve(identity_factor, normal[:shape_count, shape_count:])       # (P, E)
+        reduced = normal[shape_count:, shape_count:] - normal[shape_count:, :shape_count] @ cross
     coefficients = np.zeros(landmark_basis.shape[1])
     vertices = template_vertices
     for _ in range(iterations):
@@ -329,7 +334,11 @@ def coarse_fit(
         residual = (pose.to_world(target) - template_vertices[ids]).reshape(-1)
         rhs = a.T @ (residual * row_weights) / (face_size**2 * w.sum())
         if expression_count:
-            coefficients = _bounded_quadratic(normal, rhs - 0.5 * linear_penalty, lower, upper)
+            rhs = rhs - 0.5 * linear_penalty
+            identity_part = cho_solve(identity_factor, rhs[:shape_count])
+            expression = _bounded_quadratic(reduced, rhs[shape_count:] - normal[shape_count:, :shape_count] @ identity_part,
+                                            np.zeros(expression_count), np.ones(expression_count))
+            coefficients = np.concatenate([identity_part - cross @ expression, expression])
         else:
             coefficients = np.linalg.solve(normal, rhs)
         neutral = template_vertices + apply(coefficients[:shape_count])
