@@ -415,8 +415,17 @@ def _identity_basis(template):
     names = template.extras.get("identity_modifiers")
     if basis is None or names is None:
         return basis, None
-    keep = [i for i, name in enumerate(names) if not name.startswith(_EXPRESSION_LIKE_MODIFIERS)]
-    return (basis if len(keep) == len(names) else basis[keep]), [names[i] for i in keep]
+    # The subset is a 60 MB copy: made once per template (its basis is read-only), not per build.
+    cached = _IDENTITY_SUBSETS.get(id(basis))
+    if cached is None or cached[0] is not basis:
+        keep = [i for i, name in enumerate(names) if not name.startswith(_EXPRESSION_LIKE_MODIFIERS)]
+        subset = basis if len(keep) == len(names) else basis[keep]
+        subset.setflags(write=False)
+        cached = _IDENTITY_SUBSETS[id(basis)] = (basis, subset, [names[i] for i in keep])
+    return cached[1], cached[2]
+
+
+_IDENTITY_SUBSETS: dict = {}
 
 
 def _part(template_part, vertices, deltas) -> AvatarPart:

@@ -56,7 +56,8 @@ def _evaluated_world_points(obj, depsgraph) -> list:
     return (co.reshape(-1, 3) @ world[:3, :3].T + world[:3, 3]).tolist()
 
 
-def _import_into_empty_scene(bpy, path):
+def blender_import_into_empty_scene(bpy, path):
+    """A fresh, empty Blender scene with the .fbx or .glb at ``path`` imported into it."""
     bpy.ops.wm.read_factory_settings(use_empty=True)
     if path.endswith(".fbx"):
         bpy.ops.import_scene.fbx(filepath=path)
@@ -69,7 +70,7 @@ def _blender_main(spec):  # runs in the subprocess
 
     out = {}
     for path in spec["paths"]:
-        _import_into_empty_scene(bpy, path)
+        blender_import_into_empty_scene(bpy, path)
         # Only our mesh carries shape keys (the glTF importer adds a bone-display Icosphere).
         (obj,) = [o for o in bpy.context.scene.objects
                   if o.type == "MESH" and o.data.shape_keys is not None]
@@ -129,7 +130,7 @@ def _blender_pose_main(spec):  # runs in the subprocess
 
     out = {}
     for path in spec["paths"]:
-        _import_into_empty_scene(bpy, path)
+        blender_import_into_empty_scene(bpy, path)
         armatures = [o for o in bpy.context.scene.objects if o.type == "ARMATURE"]
         (obj,) = [o for o in bpy.context.scene.objects
                   if o.type == "MESH" and o.data.shape_keys is not None]

@@ -340,16 +340,12 @@ def test_write_take_refuses_a_neck_share_outside_0_to_1(avatars, tmp_path):
 # ----------------------------------------------------------------------------- Blender
 def _blender_bone_turns(paths, bones, time):  # runs in a subprocess
     import bpy
+    from _readers import blender_import_into_empty_scene
 
     out = {}
     for path in paths:
-        bpy.ops.wm.read_factory_settings(use_empty=True)
-        if path.endswith(".fbx"):
-            bpy.ops.import_scene.fbx(filepath=path)
-            first = 1                       # Blender's FBX importer puts time 0 on frame 1
-        else:
-            bpy.ops.import_scene.gltf(filepath=path)
-            first = 0
+        blender_import_into_empty_scene(bpy, path)
+        first = 1 if path.endswith(".fbx") else 0   # Blender's FBX importer puts time 0 on frame 1
         scene = bpy.context.scene
         fps = scene.render.fps / scene.render.fps_base
         frame = first + time * fps

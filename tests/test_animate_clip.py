@@ -189,14 +189,11 @@ def slot_fcurves(datablock) -> list:  # runs in Blender
 
 def _blender_clip_values(paths, shapes, frames):  # runs in a subprocess
     import bpy
+    from _readers import blender_import_into_empty_scene
 
     out = {}
     for path in paths:
-        bpy.ops.wm.read_factory_settings(use_empty=True)
-        if path.endswith(".fbx"):
-            bpy.ops.import_scene.fbx(filepath=path)
-        else:
-            bpy.ops.import_scene.gltf(filepath=path)
+        blender_import_into_empty_scene(bpy, path)
         (obj,) = [o for o in bpy.context.scene.objects if o.type == "MESH" and o.data.shape_keys is not None]
         keys = obj.data.shape_keys
         values = {}
