@@ -26,7 +26,7 @@ from .errors import ExportError, InvalidInputError, PyFaceRigError
 from .eye_refine import refine_eye_landmarks
 from .image_io import load_image
 from .landmark_quality import assess_landmark_quality, check_landmark_quality
-from .landmarks import detect_landmarks, mediapipe_to_ibug68
+from .landmarks import LEFT_EYE_CONTOUR, RIGHT_EYE_CONTOUR, detect_landmarks, mediapipe_to_ibug68
 from .stylize import stylize
 from .templates import TemplatePart, load_default
 
@@ -203,6 +203,7 @@ def build(
             refined = np.asarray(refine_eye_landmarks(photo, points, parser=parser), dtype=np.float64)
     with stage("fine_fit"):
         posed = fit.fine_fit(coarse.vertices, skin.faces, coarse.pose, landmark_ids, refined[:468, :2])
+        posed = fold_safe(template, coarse.vertices, posed)
         # The rest pose is the fine fit with the fitted expression taken off again: it keeps the
         # fine fit's detail (Eq. 10) on the identity, not the photo's smile or open mouth.
         mouth = _mouth_shapes(template)
@@ -426,6 +427,92 @@ def _identity_basis(template):
 
 
 _IDENTITY_SUBSETS: dict = {}
+
+
+#: Radius (metres) of the fold-safe averaging of the fine fit's displacement (fit.fold_smoother).
+#: The lids' and nostrils' tucked skin lies within 1-3 mm of the sheet above it; at 3 mm a lid
+#: fold still cut through on obama's left eye, at 4 mm none did, and the fine fit's landmark
+#: error fell slightly (docs/pipeline.md, "Folds").
+FOLD_RADIUS = 0.004
+
+
+def fold_safe(template, coarse_vertices: np.ndarray, fine_vertices: np.ndarray) -> np.ndarray:
+    """The fine fit with skin sheets that touch moved together: (N, 3) float64.
+
+    A lid tucked under its fold, a nostril's rim, the lips' inner skin: the Laplacian fine fit
+    moves such sheets independently and pushes one through the other, which shows as jagged
+    ridges at rest and in every blink.  Its displacement from ``coarse_vertices`` is averaged
+    over FOLD_RADIUS in space (fit.fold_smoother), and the landmarks get back what the
+    averaging took from them (fit.anchor_spread)."""
+    motion = np.asarray(fine_vertices, dtype=np.float64) - coarse_vertices
+    smoother, spread = _fold_operators(template)
+    smoothed = smoother @ motion
+    ids = np.asarray(template.landmark_vertex_ids, dtype=np.int64)
+    return coarse_vertices + smoothed + spread @ (motion[ids] - smoothed[ids])
+
+
+def _fold_operators(template):
+    """(fit.fold_smoother, fit.anchor_spread) for the template's skin, made once per template:
+    the mouth interior stays out, and the parts that touch but must open apart never mix -- the
+    upper and lower lip, each upper and lower eyelid (:func:`_opening_sides`)."""
+    skin = template.parts["skin"]
+    cached = _FOLD_OPERATORS.get(id(skin.vertices))
+    if cached is not None and cached[0] is skin.vertices:
+        return cached[1]
+    vertices = np.asarray(skin.vertices, dtype=np.float64)
+    frozen = np.asarray(template.regions.get("mouth_interior", np.zeros(len(vertices), bool)), dtype=bool)
+    operators = (fit.fold_smoother(vertices, FOLD_RADIUS, frozen=frozen, sides=_opening_sides(template)),
+                 fit.anchor_spread(vertices, template.landmark_vertex_ids, FOLD_RADIUS))
+    if not skin.vertices.flags.writeable:       # a loaded template's arrays: safe to cache by identity
+        _FOLD_OPERATORS[id(skin.vertices)] = (skin.vertices, operators)
+    return operators
+
+
+_FOLD_OPERATORS: dict = {}
+
+
+#: The mouth's and the eyes' openings: (upper, lower) landmarks, corners left out.
+_OPENINGS = (
+    ((185, 40, 39, 37, 0, 267, 269, 270, 409, 191, 80, 81, 82, 13, 312, 311, 310, 415),
+     (146, 91, 181, 84, 17, 314, 405, 321, 375, 95, 88, 178, 87, 14, 317, 402, 318, 324)),
+    (RIGHT_EYE_CONTOUR[1:8], RIGHT_EYE_CONTOUR[9:]),
+    (LEFT_EYE_CONTOUR[1:8], LEFT_EYE_CONTOUR[9:]),
+)
+
+
+def _opening_sides(template) -> np.ndarray:
+    """(N,) int: for the skin within FOLD_RADIUS + 2 mm of the mouth's or an eye's landmarks, a
+    label per side of that opening (the side whose landmarks are nearest along the surface);
+    0 elsewhere.  Labels are per opening, so the lips and the lids never mix with each other."""
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import dijkstra
+    from scipy.spatial import cKDTree
+
+    skin = template.parts["skin"]
+    vertices = np.asarray(skin.vertices, dtype=np.float64)
+    faces = np.asarray(skin.faces, dtype=np.int64)
+    ids = np.asarray(template.landmark_vertex_ids, dtype=np.int64)
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    sides = np.zeros(len(vertices), dtype=np.int64)
+    tree = cKDTree(vertices)
+    for k, (upper, lower) in enumerate(_OPENINGS):
+        seeds = np.concatenate([ids[list(upper)], ids[list(lower)]])
+        near = np.concatenate(tree.query_ball_point(vertices[seeds], FOLD_RADIUS + 0.002))
+        if k == 0 and "lips" in template.regions:      # the lips' inner skin reaches deeper
+            near = np.concatenate([near, np.flatnonzero(template.regions["lips"])])
+        near = np.unique(near)
+        inside = np.zeros(len(vertices), bool)
+        inside[near] = True
+        local = np.full(len(vertices), -1, dtype=np.int64)
+        local[near] = np.arange(len(near))
+        e = edges[inside[edges].all(axis=1)]
+        lengths = np.linalg.norm(vertices[e[:, 0]] - vertices[e[:, 1]], axis=1)
+        graph = sp.csr_matrix((lengths, (local[e[:, 0]], local[e[:, 1]])), shape=(len(near), len(near)))
+        _, _, source = dijkstra(graph, directed=False, indices=local[seeds], min_only=True, return_predecessors=True)
+        reached = source >= 0
+        is_upper = np.isin(source, local[ids[list(upper)]])
+        sides[near[reached]] = np.where(is_upper[reached], 2 * k + 1, 2 * k + 2)
+    return sides
 
 
 def _part(template_part, vertices, deltas) -> AvatarPart:

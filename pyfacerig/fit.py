@@ -48,6 +48,8 @@ __all__ = [
     "coarse_fit",
     "refit_expression",
     "close_mouth",
+    "fold_smoother",
+    "anchor_spread",
     "fine_fit",
     "project",
 ]
@@ -454,6 +456,72 @@ def close_mouth(
     result = vertices.copy()
     result[used] = deformer.solve(targets)
     return result
+
+
+def fold_smoother(vertices: np.ndarray, radius: float, frozen: np.ndarray | None = None,
+                  sides: np.ndarray | None = None):
+    """(N, N) sparse row-stochastic matrix: a per-vertex field averaged over a ball in space.
+
+    A Laplacian deformation works along the surface, so two sheets of skin that touch in space
+    but are far apart on the mesh -- an upper lid tucked under the fold above it, a nostril's
+    rim, the lips' inner skin -- move independently; the fine fit then pushes one sheet through
+    the other and the intersection shows as a jagged ridge (and every blink opens it up again).
+    Averaging the fit's *displacement* over a Gaussian ball of ``radius`` metres (sigma
+    radius / 2) in the template makes sheets that touch move together, while a displacement
+    that is smooth at that scale passes almost unchanged.  ``frozen`` (N,) bool: vertices kept
+    out (they neither average nor are averaged); ``sides`` (N,) int: two vertices with different
+    non-zero labels never mix (the upper and lower lip, which touch but must open apart).
+    """
+    import scipy.sparse as sp
+    from scipy.spatial import cKDTree
+
+    vertices = _as_points("vertices", vertices)
+    count = len(vertices)
+    pairs = cKDTree(vertices).query_pairs(radius, output_type="ndarray").reshape(-1, 2)
+    keep = np.ones(len(pairs), bool)
+    if frozen is not None:
+        frozen = np.asarray(frozen, dtype=bool)
+        keep &= ~(frozen[pairs[:, 0]] | frozen[pairs[:, 1]])
+    if sides is not None:
+        sides = np.asarray(sides)
+        a, b = sides[pairs[:, 0]], sides[pairs[:, 1]]
+        keep &= ~((a != b) & (a != 0) & (b != 0))
+    pairs = pairs[keep]
+    distance = np.linalg.norm(vertices[pairs[:, 0]] - vertices[pairs[:, 1]], axis=1)
+    weight = np.exp(-0.5 * (distance / (0.5 * radius)) ** 2)
+    rows = np.concatenate([pairs[:, 0], pairs[:, 1], np.arange(count)])
+    cols = np.concatenate([pairs[:, 1], pairs[:, 0], np.arange(count)])
+    values = np.concatenate([weight, weight, np.ones(count)])
+    matrix = sp.csr_matrix((values, (rows, cols)), shape=(count, count))
+    return (sp.diags(1.0 / np.asarray(matrix.sum(axis=1)).ravel()) @ matrix).tocsr()
+
+
+def anchor_spread(vertices: np.ndarray, anchor_ids: np.ndarray, radius: float):
+    """(N, K) sparse: spreads a correction given at K anchor vertices over the ball of
+    ``radius`` metres around each, fading to zero at its edge.
+
+    After :func:`fold_smoother` the anchors have lost a little of their motion (an enlarged
+    eye's lid margin moves several millimetres more than the skin 4 mm away).  ``spread @
+    errors`` puts it back: a Wendland-weighted mean of the nearby anchors' errors, so at an
+    anchor it is about that anchor's error, and no anchor is overshot (an exact interpolation
+    with the same kernel rang between the close-set nostril anchors).  Like the smoother it is
+    a function of position in space, so sheets that touch get the same correction.
+    """
+    import scipy.sparse as sp
+    from scipy.spatial import cKDTree
+
+    vertices = _as_points("vertices", vertices)
+    anchor_ids = np.asarray(anchor_ids, dtype=np.int64)
+    near = cKDTree(vertices).sparse_distance_matrix(cKDTree(vertices[anchor_ids]), radius, output_type="coo_matrix")
+    q = near.data / radius
+    weight = (1.0 - q) ** 4 * (4.0 * q + 1.0)
+    # an anchor's own vertex is at distance 0, which the sparse distance matrix leaves out
+    rows = np.concatenate([near.row, anchor_ids])
+    cols = np.concatenate([near.col, np.arange(len(anchor_ids))])
+    matrix = sp.csr_matrix((np.concatenate([weight, np.ones(len(anchor_ids))]), (rows, cols)),
+                           shape=(len(vertices), len(anchor_ids)))
+    total = np.asarray(matrix.sum(axis=1)).ravel()
+    return (sp.diags(1.0 / np.maximum(total, 1.0)) @ matrix).tocsr()
 
 
 def fine_fit(

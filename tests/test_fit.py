@@ -113,3 +113,48 @@ def test_fine_fit_rejects_mismatched_anchor_arrays(grace_mesh, astronaut_points)
     pose = fit.Pose(np.eye(3), np.zeros(3), 1000.0)
     with pytest.raises(InvalidInputError, match="anchor_ids"):
         fit.fine_fit(world, faces, pose, np.arange(10), astronaut_points[:12, :2])
+
+
+# ----------------------------------------------------------------------------- folds
+def _two_sheets(gap=0.001, step=0.0005, n=20):
+    """Two unconnected square grids, ``gap`` metres apart in z (a lid under its fold)."""
+    u, v = np.meshgrid(np.arange(n) * step, np.arange(n) * step)
+    sheet = np.column_stack([u.ravel(), v.ravel(), np.zeros(n * n)])
+    return np.concatenate([sheet, sheet + [0.0, 0.0, gap]]), n * n
+
+
+def test_fold_smoother_moves_touching_sheets_together_and_keeps_a_uniform_motion():
+    vertices, half = _two_sheets()
+    smoother = fit.fold_smoother(vertices, 0.004)
+    assert np.allclose(np.asarray(smoother.sum(axis=1)).ravel(), 1.0)
+    # one sheet pushed down through the other: after averaging they move nearly alike
+    motion = np.zeros_like(vertices)
+    motion[:half, 2] = 0.002
+    smoothed = smoother @ motion
+    centre = half // 2 + 10
+    assert abs(smoothed[centre, 2] - smoothed[half + centre, 2]) < 0.2 * 0.002
+    # a motion shared by everything is left as it is
+    assert np.allclose(smoother @ np.tile([0.001, -0.002, 0.003], (len(vertices), 1)), [0.001, -0.002, 0.003])
+
+
+def test_fold_smoother_keeps_frozen_vertices_and_never_mixes_two_sides():
+    vertices, half = _two_sheets()
+    motion = np.zeros_like(vertices)
+    motion[:half, 1] = 0.003            # the upper lip opens away from the lower one
+    sides = np.repeat([1, 2], half)
+    assert np.allclose(fit.fold_smoother(vertices, 0.004, sides=sides) @ motion, motion)
+    frozen = np.zeros(len(vertices), bool)
+    frozen[half:] = True
+    smoothed = fit.fold_smoother(vertices, 0.004, frozen=frozen) @ motion
+    assert np.allclose(smoothed[half:], 0.0) and np.allclose(smoothed[:half], motion[:half])
+
+
+def test_anchor_spread_restores_an_anchor_and_fades_within_the_radius():
+    vertices, _ = _two_sheets(n=30)
+    anchor = 15 * 30 + 15
+    spread = fit.anchor_spread(vertices, [anchor], 0.004)
+    field = spread @ np.array([[0.0, 0.0, 0.001]])
+    assert np.isclose(field[anchor, 2], 0.001)
+    distance = np.linalg.norm(vertices - vertices[anchor], axis=1)
+    assert np.all(field[distance >= 0.004] == 0.0)
+    assert np.all(np.diff(field[np.argsort(distance), 2]) <= 1e-15)      # fades monotonically
