@@ -4,8 +4,8 @@
 
 On held-out renders (tests/test_cartoon_landmarks.py's set, upscaled 3x to 480 px) and the
 drawn cartoons of tests/_cartoons.py: the median time of the network on a given face box
-(``landmarks_in_box``: crop + every pass, the per-face cost issue #14 bounds at 20 ms), of one
-network pass, of the whole ``detect`` (MediaPipe's face detector for the box + the network), and
+(``landmarks_in_box``: crop + every pass + the eye stage, the per-face cost issue #14 bounds at
+20 ms), of one face-network pass, of the whole ``detect`` (MediaPipe's face detector for the box + the network), and
 of MediaPipe's ``detect`` (face detector + face mesh), with the ratios.
 """
 from __future__ import annotations

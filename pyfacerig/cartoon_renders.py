@@ -118,34 +118,61 @@ class Renderer:
         self.split_regions = {k: skin.split(v[:, None])[:, 0] for k, v in self.regions.items()}
 
     @staticmethod
-    def _front(vertices, faces):
+    def _front(vertices, faces, cells: int = 64):
+        """Front-facing triangles of a neutral part, for :meth:`_locate`: their 2-D corners, the
+        barycentric solve's dot products, and a ``cells`` x ``cells`` grid of the triangles whose
+        box meets each cell (sorted), so a query tests a few triangles instead of all of them."""
         n = np.cross(vertices[faces[:, 1]] - vertices[faces[:, 0]], vertices[faces[:, 2]] - vertices[faces[:, 0]])
         keep = n[:, 2] > 0.05 * np.linalg.norm(n, axis=1)
         f = faces[keep]
         a, b, c = (vertices[f[:, k], :2] for k in range(3))
-        return f, a, b, c
-
-    @staticmethod
-    def _locate(front, queries):
-        """(K,) triangle index into front faces (-1: none) and (K, 3) barycentrics of 2-D points."""
-        f, a, b, c = front
-        tri = np.full(len(queries), -1)
-        bary = np.zeros((len(queries), 3))
         v0, v1 = b - a, c - a
         d00, d01, d11 = (v0 * v0).sum(1), (v0 * v1).sum(1), (v1 * v1).sum(1)
         den = d00 * d11 - d01 * d01
-        ok = np.abs(den) > 1e-20
+        corners = np.stack([a, b, c])
+        # A margin well above the inside test's 1e-7 barycentric slack times a triangle's size.
+        lo_t, hi_t = corners.min(axis=0) - 1e-6, corners.max(axis=0) + 1e-6
+        lo, hi = lo_t.min(axis=0), hi_t.max(axis=0)
+        step = (hi - lo) / cells
+        first = np.clip(((lo_t - lo) // step).astype(int), 0, cells - 1)
+        last = np.clip(((hi_t - lo) // step).astype(int), 0, cells - 1)
+        grid = [[] for _ in range(cells * cells)]
+        for t in range(len(f)):
+            for iy in range(first[t, 1], last[t, 1] + 1):
+                for ix in range(first[t, 0], last[t, 0] + 1):
+                    grid[iy * cells + ix].append(t)
+        grid = [np.asarray(g, dtype=np.int64) for g in grid]
+        return {"faces": f, "a": a, "v0": v0, "v1": v1, "d00": d00, "d01": d01, "d11": d11, "den": den,
+                "ok": np.abs(den) > 1e-20, "lo": lo, "step": step, "cells": cells, "grid": grid}
+
+    @staticmethod
+    def _locate(front, queries):
+        """(K,) triangle index into front faces (-1: none) and (K, 3) barycentrics of 2-D points.
+
+        The first (lowest-index) front triangle that contains the point, as a test of every
+        triangle would give; only the triangles listed in the point's grid cell are tested."""
+        tri = np.full(len(queries), -1)
+        bary = np.zeros((len(queries), 3))
+        cells, lo, step = front["cells"], front["lo"], front["step"]
         for k, q in enumerate(queries):
-            v2 = q - a
+            ix, iy = np.floor((q - lo) / step).astype(int)
+            if not (0 <= ix < cells and 0 <= iy < cells):
+                continue
+            cand = front["grid"][iy * cells + ix]
+            if not len(cand):
+                continue
+            v0, v1, den = front["v0"][cand], front["v1"][cand], front["den"][cand]
+            d00, d01, d11 = front["d00"][cand], front["d01"][cand], front["d11"][cand]
+            v2 = q - front["a"][cand]
             d20, d21 = (v2 * v0).sum(1), (v2 * v1).sum(1)
             with np.errstate(divide="ignore", invalid="ignore"):
                 v = (d11 * d20 - d01 * d21) / den
                 w = (d00 * d21 - d01 * d20) / den
             u = 1 - v - w
-            inside = ok & (u >= -1e-7) & (v >= -1e-7) & (w >= -1e-7)
+            inside = front["ok"][cand] & (u >= -1e-7) & (v >= -1e-7) & (w >= -1e-7)
             hits = np.flatnonzero(inside)
             if len(hits):
-                tri[k] = hits[0]
+                tri[k] = cand[hits[0]]
                 bary[k] = (u[hits[0]], v[hits[0]], w[hits[0]])
         return tri, bary
 
@@ -303,7 +330,7 @@ class Renderer:
         """Posed 3-D points at neutral (x, y) positions: on the skin's front, else on an eyeball."""
         out = np.empty((len(queries), 3))
         tri, bary = self._locate(self.skin_front, queries)
-        faces = self.skin_front[0]
+        faces = self.skin_front["faces"]
         for k in range(len(queries)):
             if tri[k] >= 0:
                 out[k] = bary[k] @ posed["skin"][faces[tri[k]]]
@@ -311,7 +338,7 @@ class Renderer:
             for name in self.eye_parts:
                 etri, ebary = self._locate(self.eye_front[name], queries[k:k + 1])
                 if etri[0] >= 0:
-                    out[k] = ebary[0] @ posed[name][self.eye_front[name][0][etri[0]]]
+                    out[k] = ebary[0] @ posed[name][self.eye_front[name]["faces"][etri[0]]]
                     break
             else:   # outside every front triangle: the nearest skin vertex
                 nearest = int(np.argmin(np.linalg.norm(self.neutral[:, :2] - queries[k], axis=1)))

@@ -115,7 +115,8 @@ class _TensorSpec:
 class _OnnxModel:
     """An InferenceSession with the single NCHW float32 RGB input every stage contract uses."""
 
-    def __init__(self, model: ModelSource, stage: str, providers: Optional[Sequence[str]] = None):
+    def __init__(self, model: ModelSource, stage: str, providers: Optional[Sequence[str]] = None,
+                 threads: Optional[int] = None):
         import onnxruntime as ort
         self.stage = stage
         self.source = "<bytes>" if isinstance(model, (bytes, bytearray)) else str(model)
@@ -124,6 +125,8 @@ class _OnnxModel:
                 raise ModelError(f"{self.stage} model file not found: {self.source!r}")
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        if threads is not None:
+            options.intra_op_num_threads = int(threads)
         try:
             self.session = ort.InferenceSession(
                 bytes(model) if isinstance(model, (bytes, bytearray)) else os.fspath(model),
