@@ -196,6 +196,18 @@ def _block(cin, cout, stride):
         nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU6(inplace=True))
 
 
+def _trunk(stem: int, widths):
+    """A stride-2 3x3 stem to ``stem`` channels, then per width a stride-2 and a stride-1
+    depthwise-separable block: each width halves the map."""
+    from torch import nn
+    layers = [nn.Conv2d(3, stem, 3, 2, 1, bias=False), nn.BatchNorm2d(stem), nn.ReLU6(inplace=True)]
+    cin = stem
+    for width in widths:
+        layers += [_block(cin, width, 2), _block(width, width, 1)]
+        cin = width
+    return nn.Sequential(*layers)
+
+
 def make_network():
     from torch import nn
 
@@ -206,13 +218,7 @@ def make_network():
 
         def __init__(self):
             super().__init__()
-            self.trunk = nn.Sequential(
-                nn.Conv2d(3, 24, 3, 2, 1, bias=False), nn.BatchNorm2d(24), nn.ReLU6(inplace=True),   # 64
-                _block(24, 32, 2), _block(32, 32, 1),                                               # 32
-                _block(32, 64, 2), _block(64, 64, 1),                                               # 16
-                _block(64, 128, 2), _block(128, 128, 1),                                            # 8
-                _block(128, 192, 2), _block(192, 192, 1),                                           # 4
-            )
+            self.trunk = _trunk(24, (32, 64, 128, 192))                                      # 128 -> 4 px
             self.hidden = nn.Sequential(nn.Linear(192 * 16, 384), nn.ReLU6(inplace=True))
             self.head = nn.Linear(384, 478 * 2)
             # Start at the mean shape: the bias holds it, the weights learn the offsets.
@@ -234,12 +240,7 @@ def make_eye_network():
 
         def __init__(self):
             super().__init__()
-            self.trunk = nn.Sequential(
-                nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU6(inplace=True),   # 32
-                _block(16, 32, 2), _block(32, 32, 1),                                               # 16
-                _block(32, 64, 2), _block(64, 64, 1),                                               # 8
-                _block(64, 128, 2), _block(128, 128, 1),                                            # 4
-            )
+            self.trunk = _trunk(16, (32, 64, 128))                                           # 64 -> 4 px
             self.head = nn.Linear(128 * 16, 21 * 2)
             nn.init.zeros_(self.head.bias)
             nn.init.normal_(self.head.weight, std=1e-3)
