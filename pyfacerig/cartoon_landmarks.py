@@ -68,6 +68,23 @@ def warp_matrix(affine: np.ndarray) -> np.ndarray:
     return out
 
 
+def warp_crop(image: np.ndarray, affine: np.ndarray, size: int, interpolation: Optional[int] = None) -> np.ndarray:
+    """(size, size, 3) crop of ``image`` through the image -> crop map ``affine`` (2, 3), in
+    continuous pixel coordinates (:func:`warp_matrix`), black outside the image.  Area
+    averaging when the map shrinks, bilinear otherwise, unless ``interpolation`` is given."""
+    if interpolation is None:
+        shrink = np.sqrt(abs(np.linalg.det(np.asarray(affine, dtype=np.float64)[:, :2])))
+        interpolation = cv2.INTER_AREA if shrink < 1 else cv2.INTER_LINEAR
+    return cv2.warpAffine(image, warp_matrix(affine), (size, size), flags=interpolation,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def unwarp(points: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """Crop points (K, 2) back to the image through the inverse of ``affine`` (2, 3)."""
+    affine = np.asarray(affine, dtype=np.float64)
+    return (np.asarray(points, dtype=np.float64) - affine[:, 2]) @ np.linalg.inv(affine[:, :2]).T
+
+
 def eye_frame(points: np.ndarray, left: bool):
     """(centre (2,), width, unit axis (2,)) of one eye from its 16 contour points in ``points``
     (478 points): the contour's mean, the corner-to-corner distance, and the outer -> inner corner
@@ -180,9 +197,7 @@ class CartoonLandmarkDetector:
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
         k = self.size / side
         affine = np.array([[k, 0.0, self.size / 2 - cx * k], [0.0, k, self.size / 2 - cy * k]])
-        crop = cv2.warpAffine(image, warp_matrix(affine), (self.size, self.size),
-                              flags=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        crop = warp_crop(image, affine, self.size)
         points = self._run(crop)
         if self.mirror:
             # The mirror image read too (the network was trained on mirrored crops), its points
@@ -192,7 +207,7 @@ class CartoonLandmarkDetector:
             points = 0.5 * (points + flipped)
         if not np.all(np.isfinite(points)):
             raise ModelError("cartoon landmark network returned NaN or infinite coordinates")
-        return (points - affine[:, 2]) / k
+        return unwarp(points, affine)
 
     def _run(self, crop: np.ndarray) -> np.ndarray:
         tensor = np.ascontiguousarray((crop.astype(np.float32) / 255.0).transpose(2, 0, 1)[None])
@@ -222,10 +237,7 @@ class CartoonLandmarkDetector:
         for left in (False, True):
             centre, width, axis = eye_frame(points, left)
             m = eye_affine(centre, width, axis, left, size)
-            shrink = np.sqrt(abs(np.linalg.det(m[:, :2])))
-            crops.append(cv2.warpAffine(image, warp_matrix(m), (size, size),
-                                        flags=cv2.INTER_AREA if shrink < 1 else cv2.INTER_LINEAR,
-                                        borderMode=cv2.BORDER_CONSTANT, borderValue=0))
+            crops.append(warp_crop(image, m, size))
             maps.append(m)
         tensor = np.ascontiguousarray((np.stack(crops).astype(np.float32) / 255.0).transpose(0, 3, 1, 2))
         out = self.eye_model.run(tensor)
@@ -235,7 +247,7 @@ class CartoonLandmarkDetector:
         if not np.all(np.isfinite(out)):
             raise ModelError("cartoon eye network returned NaN or infinite coordinates")
         for left, m, q in zip((False, True), maps, out):
-            points[list(LEFT_EYE_IDS if left else RIGHT_EYE_IDS)] = (q - m[:, 2]) @ np.linalg.inv(m[:, :2]).T
+            points[list(LEFT_EYE_IDS if left else RIGHT_EYE_IDS)] = unwarp(q, m)
         return points
 
     def detect(self, image: np.ndarray) -> list[np.ndarray]:
