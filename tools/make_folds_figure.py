@@ -14,7 +14,6 @@ side, one row per portrait.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 from pathlib import Path
@@ -24,25 +23,16 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tools"))
 
 NAMES = ("astronaut", "obama", "biden")
-
-
-def portrait(name: str):
-    import matplotlib
-    from skimage import data
-    from _heldout import ensure
-    if name == "astronaut":
-        return np.ascontiguousarray(data.astronaut())
-    if name == "grace_hopper":
-        return Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
-    return ensure()[name]
 
 
 def renders(out: Path, names) -> None:
     from pyfacerig import render
     from pyfacerig.build import build
     from pyfacerig.templates import load_default
+    from make_neutral_figure import portrait
     from test_build_semantics import ear, read_back
 
     out.mkdir(parents=True, exist_ok=True)
