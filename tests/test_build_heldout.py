@@ -64,6 +64,11 @@ def test_heldout_fine_fit_is_better_than_the_coarse_fit_overall(heldout_built, n
     assert all(fine[r] < coarse[r] + 0.01 for r in REGIONS), (coarse, fine)
 
 
+# Since the template's landmarks are symmetric and its face oval and brows come from MediaPipe's
+# mean face, the coarse fit agrees with dlib nearly as well as MediaPipe does: fine beats coarse in
+# 12 of 20 comparisons (before: 16).  The brows are where it lost most (3 of 4 portraits: the mean
+# face's brows sit where dlib puts them, MediaPipe's detections on the photos do not).
+@pytest.mark.xfail(strict=True, reason="12 of 20 since the coarse fit improved (docs/pipeline.md, Quality)")
 def test_heldout_fine_fit_beats_the_coarse_fit_in_most_regions(heldout_built):
     wins = 0
     for avatar, _, ref in heldout_built.values():
@@ -117,13 +122,15 @@ def test_a_32_bit_rgba_png_builds(heldout_paths, template, tmp_path):
     assert len(avatar.blendshape_names) == 52
 
 
+@pytest.mark.xfail(strict=True, reason="the nose: coarse 2.63, fine 2.71 % IOD since the coarse fit improved")
 def test_table1_protocol_fine_beats_coarse_in_every_region_averaged_over_all_six_portraits(
         heldout_built, built, dlib68):
     # Pan et al. Table 1 reports each region's error averaged over the test set.  Over the six
     # real portraits here (the two bundled ones and the four held-out), measured in % of the IOD,
-    # coarse -> fine: eyes 2.23 -> 1.87, nose 2.80 -> 2.71, brows 5.01 -> 4.04, mouth 5.44 -> 2.29,
-    # contour 5.54 -> 4.73.  Per portrait the fine fit does not win every region (Grace Hopper:
-    # eyes, brows, mouth; see test_build.py).
+    # coarse -> fine: eyes 2.21 -> 1.85, nose 2.63 -> 2.71, brows 4.16 -> 4.04, mouth 3.22 -> 2.43,
+    # contour 5.37 -> 4.73.  The nose is lost at its bridge: iBUG point 29 read off MediaPipe's
+    # landmarks lies 4.07 % from dlib's on average, off the coarse model 2.99 %.  Per portrait the
+    # fine fit does not win every region (the astronaut's eyes; see test_build.py).
     pairs = [(avatar, ref) for avatar, _, ref in heldout_built.values()]
     pairs += [(avatar, dlib68[name]) for name, (avatar, _) in built.items()]
     coarse = {r: np.mean([landmark_error_by_region(a.landmarks68["coarse"], ref)[r] for a, ref in pairs]) for r in REGIONS}

@@ -37,12 +37,11 @@ def read_back(avatar) -> dict:
 @pytest.fixture(scope="module")
 def detected(built, heldout_built):
     avatars = {name: avatar for name, (avatar, _) in built.items()}
-    for name in ("obama", "biden"):
-        avatars[name] = heldout_built[name]
+    avatars.update(heldout_built)
     return {name: read_back(avatar) for name, avatar in avatars.items()}
 
 
-PORTRAITS = ("astronaut", "grace_hopper", "obama", "biden")
+PORTRAITS = ("astronaut", "grace_hopper", "obama", "obama2", "obama3", "biden")
 
 
 BLINKS = [(n, s, o) for n in PORTRAITS for s, o in (("left", "right"), ("right", "left"))]
@@ -71,7 +70,7 @@ def test_each_smile_lifts_its_own_corner(detected, name, side, corner, other):
 
 
 # Grace Hopper's brows are hidden behind her glasses' frames, which MediaPipe follows instead.
-@pytest.mark.parametrize("name", ("astronaut", "obama", "biden"))
+@pytest.mark.parametrize("name", ("astronaut", "obama", "obama2", "obama3", "biden"))
 def test_brow_inner_up_lifts_the_brows(detected, name):
     n0, up = detected[name]["neutral"], detected[name]["browInnerUp"]
     face_px = np.linalg.norm(n0[10] - n0[152])

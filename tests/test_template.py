@@ -58,6 +58,29 @@ def test_every_landmark_has_its_own_vertex_near_its_surface_point(head):
     assert gap[1] > 0.01
 
 
+def test_the_landmarks_are_mirror_symmetric_on_the_symmetric_head(head):
+    """Each landmark's vertex is the mirror image of its partner's (MediaPipe's left/right table),
+    so a fit treats the two eyes, brows and jaw sides of a face alike."""
+    from pyfacerig._landmark_mirror import LANDMARK_MIRROR
+    partner = np.asarray(LANDMARK_MIRROR)[:468]
+    ids = np.asarray(head.landmark_vertex_ids)
+    mirror = np.asarray(head.extras["skin_mirror"])
+    assert (ids[partner] == mirror[ids]).all()
+    points = np.asarray(head.extras["landmarks"])[:468]
+    assert np.abs(points[partner] * [-1, 1, 1] - points).max() < 1e-6
+
+
+def test_the_face_oval_runs_in_front_of_the_ears(head):
+    """The face oval is placed from MediaPipe's mean face (templates/mean_face.py): at the jaw and
+    the temples it lies on the cheek.  Render-and-detect on the plain grey head had put the
+    subject's left side beside the ear, 62 mm behind the eyeballs' centres (the right side 24 mm)."""
+    from pyfacerig.landmark_quality import FACE_OVAL
+    ids = np.asarray(head.landmark_vertex_ids)
+    oval = head.parts["skin"].vertices[ids[list(FACE_OVAL)]]
+    eye_depth = float(np.mean(np.asarray(head.eye_centers)[:, 2]))
+    assert oval[:, 2].min() > eye_depth - 0.045
+
+
 def test_the_face_units_move_what_their_names_say(head):
     skin = head.parts["skin"]
     ids = np.asarray(head.landmark_vertex_ids)

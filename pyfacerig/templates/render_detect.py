@@ -125,6 +125,50 @@ def find_landmarks(vertices: np.ndarray, faces: np.ndarray, colours: np.ndarray,
     return SurfaceLandmarks(triangles, barycentrics, counts)
 
 
+def mirror_side(landmarks: SurfaceLandmarks, faces: np.ndarray, vertex_mirror: np.ndarray,
+                landmark_mirror: np.ndarray, kept: np.ndarray) -> SurfaceLandmarks:
+    """The landmarks of a mirror-symmetric head made symmetric: each landmark not ``kept`` becomes
+    the mirror image of its partner (``landmark_mirror``, an involution on 0..467).
+
+    faces (F, 3); vertex_mirror (N,) the vertex at each vertex's mirror image; kept (468,) bool,
+    True for the side to keep and for the midline.  MediaPipe's guesses on a plain render are not
+    symmetric (a point may land a few millimetres off the lid margin on one side only), and a fit
+    then treats the two eyes of one face differently.
+    """
+    faces = np.asarray(faces, dtype=np.int64)
+    vertex_mirror = np.asarray(vertex_mirror, dtype=np.int64)
+    face_of = {tuple(sorted(f)): i for i, f in enumerate(faces.tolist())}
+    triangles = landmarks.triangles.copy()
+    barycentrics = landmarks.barycentrics.copy()
+    views = landmarks.views.copy()
+    for k in np.flatnonzero(~np.asarray(kept, bool)):
+        partner = int(landmark_mirror[k])
+        corners = vertex_mirror[faces[landmarks.triangles[partner]]]
+        mirrored = face_of.get(tuple(sorted(corners.tolist())))
+        if mirrored is None:
+            raise ValueError(f"landmark {partner}'s triangle has no mirror image on the mesh")
+        # the weights follow the corners into the mirrored triangle's own order
+        order = [int(np.flatnonzero(faces[mirrored] == c)[0]) for c in corners]
+        triangles[k] = mirrored
+        barycentrics[k] = 0.0
+        barycentrics[k, order] = landmarks.barycentrics[partner]
+        views[k] = landmarks.views[partner]
+    return SurfaceLandmarks(triangles, barycentrics, views)
+
+
+def at_vertices(landmarks: SurfaceLandmarks, faces: np.ndarray, placed: dict[int, int]) -> SurfaceLandmarks:
+    """``landmarks`` with the landmarks in ``placed`` ({landmark: vertex}) moved onto those
+    vertices (the lowest-numbered triangle using the vertex, with one-hot barycentrics)."""
+    faces = np.asarray(faces, dtype=np.int64)
+    triangles = landmarks.triangles.copy()
+    barycentrics = landmarks.barycentrics.copy()
+    for k, vertex in placed.items():
+        t = int(np.flatnonzero((faces == vertex).any(axis=1))[0])
+        triangles[k] = t
+        barycentrics[k] = (faces[t] == vertex).astype(np.float64)
+    return SurfaceLandmarks(triangles, barycentrics, landmarks.views)
+
+
 def landmark_vertex_ids(vertices: np.ndarray, faces: np.ndarray, landmarks: SurfaceLandmarks,
                         posed: list[np.ndarray] = (), candidates: int = 12) -> np.ndarray:
     """A distinct skin vertex for every landmark: (468,) int64.
