@@ -14,6 +14,9 @@ and the photo is sampled there.
 * Occlusion: unseen texels first try the mirror point across the face's symmetry plane
   (faces are nearly symmetric in colour, e.g. the far cheek of a turned head); whatever is
   still unseen is filled by the same BFS diffusion in UV space.
+* Shapes: where a blendshape stretches skin the photo shows only as a thin band (the upper
+  lid folded under the brow, opened over the eye by a blink), the photo would be smeared over
+  it; such skin takes the colour filled in from the seen skin around it instead.
 * Eyes: a procedural eyeball (sclera, the person's iris colour, pupil) laid out by each
   texel's angle from the eye's optical axis, so it does not depend on how the template
   unwrapped the eyeball.
@@ -35,6 +38,8 @@ __all__ = [
     "face_region_mask",
     "mirror_vertex_map",
     "bake_skin",
+    "shape_exposure",
+    "photo_reliability",
     "iris_colour",
     "eyeball_texture",
     "encode_png",
@@ -474,18 +479,24 @@ def bake_head(image: np.ndarray, camera_vertices: np.ndarray, skin, mirror: np.n
     count = len(camera_vertices)
     split_mirror, laplacian, smooth_scalp = _head_layout(skin, np.asarray(mirror), regions, count)
     texels, _, texel_bary, texel_corners = _uv_texels(skin.uvs, skin.uv_faces, size)
+    interpolation = _texel_interpolation(skin.uvs, skin.uv_faces, size)
     # Per chart texel (the atlas outside the charts is filled at the end): photo colour and seen.
     photo, known = bake_skin(image, np.asarray(camera_vertices)[welded], skin.uv_faces, skin.uvs, split_mirror,
                              face_mask, size=size, keep_unseen=True)
+    # How far the photo can be trusted where a shape opens up skin it shows only as a thin band
+    # (the upper lid tucked under the brow, stretched over the eye by a blink).
+    reliable = photo_reliability(skin, camera_vertices)
+    texel_reliable = interpolation @ reliable[welded].astype(np.float32)
     # Per welded vertex: the mean photo colour of its seen texels (each texel counts for the
-    # corner nearest it), where there are enough.
+    # corner nearest it, by its reliability), where there are enough and the vertex is reliable.
     vertex_of_texel = welded[texel_corners[known, np.argmax(texel_bary[known], axis=1)]]
     seen_colour = photo[known]
+    seen_weight = texel_reliable[known].astype(float)
     sums = np.zeros((count, 3))
-    hits = np.bincount(vertex_of_texel, minlength=count).astype(float)
+    hits = np.bincount(vertex_of_texel, weights=seen_weight, minlength=count)
     for c in range(3):
-        sums[:, c] = np.bincount(vertex_of_texel, weights=seen_colour[:, c], minlength=count)
-    seen = hits >= 2
+        sums[:, c] = np.bincount(vertex_of_texel, weights=seen_colour[:, c] * seen_weight, minlength=count)
+    seen = (hits >= 2) & (reliable >= 0.5)
     tone = np.median(seen_colour, axis=0) if known.any() else np.array([200.0, 160.0, 140.0])
     # Screened harmonic fill: smooth across the surface, relaxing to the skin tone far from the photo.
     free = np.flatnonzero(~seen)
@@ -506,9 +517,9 @@ def bake_head(image: np.ndarray, camera_vertices: np.ndarray, skin, mirror: np.n
     colours[mouth] = MOUTH_INTERIOR_RGB
     # One pass bakes the fill colours and how much the hair cap / mouth interior cover the photo.
     cover = np.maximum(smooth_scalp, mouth.astype(float))
-    baked = _texel_interpolation(skin.uvs, skin.uv_faces, size) @ np.column_stack([colours, cover])[welded].astype(np.float32)
+    baked = interpolation @ np.column_stack([colours, cover])[welded].astype(np.float32)
     fill, cover_map = baked[:, :3], np.clip(baked[:, 3], 0.0, 1.0)
-    photo_weight = known.astype(np.float32) * (1.0 - cover_map)
+    photo_weight = known.astype(np.float32) * texel_reliable * (1.0 - cover_map)
     chart = photo * photo_weight[:, None]
     fill *= 1.0 - photo_weight[:, None]
     chart += fill
@@ -518,6 +529,111 @@ def bake_head(image: np.ndarray, camera_vertices: np.ndarray, skin, mirror: np.n
     np.rint(chart, out=chart)
     chart = np.clip(chart, 0, 255, out=chart).astype(np.uint8)
     return chart[_nearest_chart_texel(skin.uvs, skin.uv_faces, size)].reshape(size, size, 3)
+
+
+#: Shapes that only ever act together with others: mouthClose closes the lips of an open jaw
+#: (on its own it pushes them through each other, stretching the lips as no face does).
+_SHOWN_WITH = {"mouthClose": {"jawOpen": 1.0}}
+#: Photo reliability ramps from 1 to 0 as a shape magnifies the photo's pixels of a surface
+#: point from RELIABLE_STRETCH to UNRELIABLE_STRETCH times (docs/pipeline.md, "Texture").
+RELIABLE_STRETCH = 2.0
+UNRELIABLE_STRETCH = 3.0
+
+_EXPOSURES: dict = {}
+
+
+def shape_exposure(skin) -> tuple[np.ndarray, np.ndarray]:
+    """Per triangle of the skin (``skin.faces``): how many times the largest of its shapes at
+    weight 1 enlarges its area seen from the front (at least 1), and its unit normal at rest.
+
+    A shape that opens up skin the rest pose folds away or turns from the view (the upper lid
+    under the brow in a blink, the inner lips in jawOpen) makes its triangles' frontal area
+    grow several times; the photo shows them at rest.  Computed once per template (its arrays
+    are read-only) and read-only.
+    """
+    from .templates import ARKIT_SHAPE_NAMES
+
+    sources = (skin.vertices, skin.faces, skin.shape_deltas)
+    key = tuple(id(a) for a in sources)
+    hit = _EXPOSURES.get(key)
+    if hit is not None and all(a is b for a, b in zip(hit[0], sources)):
+        return hit[1]
+    vertices = np.asarray(skin.vertices, dtype=np.float64)
+    faces = np.asarray(skin.faces, dtype=np.int64)
+    deltas = np.asarray(skin.shape_deltas, dtype=np.float64)
+
+    def normals(points):
+        corners = points[faces]
+        return np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+
+    rest = normals(vertices)
+    rest_area = np.maximum(np.linalg.norm(rest, axis=1), 1e-30)
+    # A triangle turned away at rest counts with a tenth of its area, so exposing it is a
+    # large but finite stretch.
+    rest_front = np.maximum(rest[:, 2], 0.1 * rest_area)
+    companions = {}
+    if len(deltas) == len(ARKIT_SHAPE_NAMES):
+        companions = {ARKIT_SHAPE_NAMES.index(name): [(ARKIT_SHAPE_NAMES.index(other), weight)
+                                                      for other, weight in with_.items()]
+                      for name, with_ in _SHOWN_WITH.items()}
+    stretch = np.ones(len(faces))
+    for k, delta in enumerate(deltas):
+        delta = delta.copy()
+        for other, weight in companions.get(k, ()):
+            delta += weight * deltas[other]
+        # Only the triangles the shape moves (most shapes are local); only the frontal area.
+        moves = (delta[:, 0] != 0) | (delta[:, 1] != 0) | (delta[:, 2] != 0)
+        touched = np.flatnonzero(moves[faces[:, 0]] | moves[faces[:, 1]] | moves[faces[:, 2]])
+        if not len(touched):
+            continue
+        a, b, c = (vertices + delta)[faces[touched]].transpose(1, 0, 2)
+        front = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+        stretch[touched] = np.maximum(stretch[touched], front / rest_front[touched])
+    value = (stretch, rest / rest_area[:, None])
+    for array in value:
+        array.setflags(write=False)
+    if all(isinstance(a, np.ndarray) and not a.flags.writeable for a in sources):
+        if len(_EXPOSURES) > 8:
+            _EXPOSURES.clear()
+        _EXPOSURES[key] = (sources, value)
+    return value
+
+
+def photo_reliability(skin, camera_vertices: np.ndarray) -> np.ndarray:
+    """(N,) float in [0, 1] per skin vertex: how far its photo colour can be trusted under
+    the rig's shapes.
+
+    A texel's photo colour stands for the patch of surface it covers at the fitted pose.  Where
+    a shape stretches that patch several times (:func:`shape_exposure`), a thin band of photo
+    pixels is drawn over a large area: the upper lid, compressed into the crease under the
+    brow in the photo, carries the crease's shadow, brow hairs or glasses frames down over the
+    closed eye.  The magnification is the shape's frontal stretch times how much more
+    foreshortened the photo sees the triangle than the template's rest seen from the photo's
+    direction (the fit may fold the lid further than the template; limited to a factor 1/2..2,
+    so unmoved skin always stays below :data:`RELIABLE_STRETCH`).  Per vertex, the mean over
+    its triangles, ramped smoothly from 1 (at :data:`RELIABLE_STRETCH`) to 0 (at
+    :data:`UNRELIABLE_STRETCH`).
+    """
+    stretch, rest_normals = shape_exposure(skin)
+    faces = np.asarray(skin.faces, dtype=np.int64)
+    camera = np.asarray(camera_vertices, dtype=np.float64)
+    rest = np.asarray(skin.vertices, dtype=np.float64)
+    # The photo's viewing direction in the template's frame: the rotation of the best
+    # similarity from the template's rest to the fitted skin in the camera frame.
+    covariance = (rest - rest.mean(axis=0)).T @ (camera - camera.mean(axis=0))
+    u, _, vt = np.linalg.svd(covariance)
+    flip = np.sign(np.linalg.det(u @ vt)) or 1.0
+    rotation = (u @ np.diag([1.0, 1.0, flip]) @ vt).T      # template -> camera
+    view = rotation[2]                                      # the camera's +z in the template frame
+    corners = camera[faces]
+    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    cosine = normals[:, 2] / np.maximum(np.linalg.norm(normals, axis=1), 1e-30)
+    foreshortening = np.clip((rest_normals @ view) / np.maximum(cosine, 1e-6), 0.5, 2.0)
+    magnification = stretch * foreshortening
+    per_vertex = np.bincount(faces.ravel(), weights=np.repeat(magnification, 3), minlength=len(camera))
+    per_vertex /= np.maximum(np.bincount(faces.ravel(), minlength=len(camera)), 1)
+    t = np.clip((UNRELIABLE_STRETCH - per_vertex) / (UNRELIABLE_STRETCH - RELIABLE_STRETCH), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
 
 
 _HEADS: dict = {}
