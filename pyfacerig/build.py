@@ -434,6 +434,13 @@ _IDENTITY_SUBSETS: dict = {}
 #: fold still cut through on obama's left eye, at 4 mm none did, and the fine fit's landmark
 #: error fell slightly (docs/pipeline.md, "Folds").
 FOLD_RADIUS = 0.004
+#: The mouth interior follows the skin around it in space (fit.pocket_follower): its wall within
+#: POCKET_SHELL metres of the skin takes the mean over the skin within POCKET_REACH metres beyond
+#: the nearest, in full from POCKET_BLEND metres (along the surface) behind the lips; the deeper
+#: sac is interpolated between (docs/pipeline.md, "The mouth pocket").
+POCKET_SHELL = 0.015
+POCKET_REACH = 0.015
+POCKET_BLEND = 0.02
 
 
 def fold_safe(template, coarse_vertices: np.ndarray, fine_vertices: np.ndarray) -> np.ndarray:
@@ -443,18 +450,21 @@ def fold_safe(template, coarse_vertices: np.ndarray, fine_vertices: np.ndarray) 
     moves such sheets independently and pushes one through the other, which shows as jagged
     ridges at rest and in every blink.  Its displacement from ``coarse_vertices`` is averaged
     over FOLD_RADIUS in space (fit.fold_smoother), and the landmarks get back what the
-    averaging took from them (fit.anchor_spread)."""
+    averaging took from them (fit.anchor_spread).  The mouth interior, a sac hung from the lips
+    that the Laplacian swings like a lever, takes the displacement of the skin around it in
+    space instead of its own (fit.pocket_follower), so it stays inside the head."""
     motion = np.asarray(fine_vertices, dtype=np.float64) - coarse_vertices
-    smoother, spread = _fold_operators(template)
+    smoother, spread, pocket = _fold_operators(template)
     smoothed = smoother @ motion
     ids = np.asarray(template.landmark_vertex_ids, dtype=np.int64)
-    return coarse_vertices + smoothed + spread @ (motion[ids] - smoothed[ids])
+    return coarse_vertices + pocket @ (smoothed + spread @ (motion[ids] - smoothed[ids]))
 
 
 def _fold_operators(template):
-    """(fit.fold_smoother, fit.anchor_spread) for the template's skin, made once per template:
-    the mouth interior stays out, and the parts that touch but must open apart never mix -- the
-    upper and lower lip, each upper and lower eyelid (:func:`_opening_sides`)."""
+    """(fit.fold_smoother, fit.anchor_spread, fit.pocket_follower) for the template's skin, made
+    once per template: the mouth interior stays out of the averaging and follows the skin around
+    it, and the parts that touch but must open apart never mix -- the upper and lower lip, each
+    upper and lower eyelid (:func:`_opening_sides`)."""
     skin = template.parts["skin"]
     cached = _FOLD_OPERATORS.get(id(skin.vertices))
     if cached is not None and cached[0] is skin.vertices:
@@ -462,7 +472,8 @@ def _fold_operators(template):
     vertices = np.asarray(skin.vertices, dtype=np.float64)
     frozen = np.asarray(template.regions.get("mouth_interior", np.zeros(len(vertices), bool)), dtype=bool)
     operators = (fit.fold_smoother(vertices, FOLD_RADIUS, frozen=frozen, sides=_opening_sides(template)),
-                 fit.anchor_spread(vertices, template.landmark_vertex_ids, FOLD_RADIUS))
+                 fit.anchor_spread(vertices, template.landmark_vertex_ids, FOLD_RADIUS),
+                 fit.pocket_follower(vertices, skin.faces, frozen, POCKET_SHELL, POCKET_REACH, POCKET_BLEND))
     if not skin.vertices.flags.writeable:       # a loaded template's arrays: safe to cache by identity
         _FOLD_OPERATORS[id(skin.vertices)] = (skin.vertices, operators)
     return operators

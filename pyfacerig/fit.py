@@ -50,6 +50,7 @@ __all__ = [
     "close_mouth",
     "fold_smoother",
     "anchor_spread",
+    "pocket_follower",
     "fine_fit",
     "project",
 ]
@@ -522,6 +523,90 @@ def anchor_spread(vertices: np.ndarray, anchor_ids: np.ndarray, radius: float):
                            shape=(len(vertices), len(anchor_ids)))
     total = np.asarray(matrix.sum(axis=1)).ravel()
     return (sp.diags(1.0 / np.maximum(total, 1.0)) @ matrix).tocsr()
+
+
+def pocket_follower(vertices: np.ndarray, faces: np.ndarray, pocket: np.ndarray, shell: float, reach: float,
+                    blend: float):
+    """(N, N) linear operator: a per-vertex field (N, 3) with the ``pocket`` (N,) bool vertices
+    following the rest of the surface in space.
+
+    The mouth interior is a sac of the skin hung from the lips, 5 cm deep into the head and
+    joined to the rest of the surface only along the lips.  A Laplacian deformation carries
+    the lips' motion down it like a lever: on obama3 a few degrees of turn at the lips swung
+    the far end of the sac 15-19 mm sideways while the jaw skin 7 mm below it moved 3 mm, and
+    the sac came out under the jaw.  So:
+
+    * the sac's wall within ``shell`` metres of the rest of the surface takes the mean of the
+      field over the surface near it in space: the vertices within ``reach`` metres beyond the
+      nearest one, Wendland-weighted by how much farther they are (continuous in space);
+    * near the opening it keeps its own field instead (the lips' motion, which the Laplacian
+      carries well over a short way), blended by a smoothstep of the geodesic distance inside
+      the pocket from its rim: its own at the rim, the surroundings' at ``blend`` metres;
+    * the deeper sac is the harmonic interpolation of those values along the sac (umbrella
+      weights, so it never overshoots them): a mean taken farther from the surface changes
+      too fast with position there and turned triangles over.
+
+    Other rows are the identity.  Made once per template; applying it costs a sparse product
+    and one solve with a factorisation made here.
+    """
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import dijkstra
+    from scipy.sparse.linalg import LinearOperator, splu
+    from scipy.spatial import cKDTree
+
+    vertices = _as_points("vertices", vertices)
+    faces = np.asarray(faces, dtype=np.int64)
+    pocket = np.asarray(pocket, dtype=bool)
+    count = len(vertices)
+    inside, outside = np.flatnonzero(pocket), np.flatnonzero(~pocket)
+    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    rim = np.unique(edges[pocket[edges[:, 0]] & ~pocket[edges[:, 1]], 0])
+    if len(rim) == 0:
+        return sp.identity(count, format="csr")
+    inner = edges[pocket[edges].all(axis=1)]
+    lengths = np.linalg.norm(vertices[inner[:, 0]] - vertices[inner[:, 1]], axis=1)
+    graph = sp.csr_matrix((lengths, (inner[:, 0], inner[:, 1])), shape=(count, count))
+    depth = dijkstra(graph, directed=False, indices=rim, min_only=True)[inside]
+    q = np.clip(depth / blend, 0.0, 1.0)
+    follow = q * q * (3.0 - 2.0 * q)
+    tree = cKDTree(vertices[outside])
+    nearest, _ = tree.query(vertices[inside])
+    wall = nearest <= shell
+    # The wall: (1 - follow) * own + follow * the mean of the surroundings.
+    found = tree.query_ball_point(vertices[inside[wall]], nearest[wall] + reach, return_sorted=True)
+    rows = np.repeat(np.arange(int(wall.sum())), [len(f) for f in found])
+    cols = np.concatenate([np.asarray(f, dtype=np.int64) for f in found])
+    s = np.clip((np.linalg.norm(vertices[outside[cols]] - vertices[inside[wall][rows]], axis=1)
+                 - nearest[wall][rows]) / reach, 0.0, 1.0)
+    weight = (1.0 - s) ** 4 * (4.0 * s + 1.0)
+    weight *= follow[wall][rows] / np.bincount(rows, weights=weight, minlength=int(wall.sum()))[rows]
+    own = np.ones(count)
+    own[inside[wall]] = 1.0 - follow[wall]
+    own[inside[~wall]] = 0.0
+    known = sp.csr_matrix((np.concatenate([weight, own]),
+                           (np.concatenate([inside[wall][rows], np.arange(count)]),
+                            np.concatenate([outside[cols], np.arange(count)]))), shape=(count, count))
+    # The deep sac: umbrella Laplacian rows of the free vertices, the wall's values as boundary.
+    free = inside[~wall]
+    if len(free) == 0:
+        return known
+    adjacency = sp.csr_matrix((np.ones(len(inner)), (inner[:, 0], inner[:, 1])), shape=(count, count))
+    adjacency = ((adjacency + adjacency.T) > 0).astype(np.float64).tocsr()
+    block = adjacency[free]
+    # The tiny extra diagonal keeps a part of the sac that no wall vertex bounds (not met in the
+    # default template) from making the system singular: such a part stays where it was.
+    laplacian = sp.diags((1.0 + 1e-9) * np.asarray(block.sum(axis=1)).ravel() + 1e-12) - block[:, free]
+    solver = splu(laplacian.tocsc())
+    boundary = block @ sp.diags((~np.isin(np.arange(count), free)).astype(np.float64))
+
+    def apply(field):
+        field = np.asarray(field, dtype=np.float64)
+        flat = field.reshape(count, -1)
+        out = known @ flat
+        out[free] = solver.solve(boundary @ out)
+        return out.reshape(field.shape)
+
+    return LinearOperator((count, count), matvec=apply, matmat=apply, dtype=np.float64)
 
 
 def fine_fit(
