@@ -39,6 +39,10 @@ from .landmarks import RIGHT_EYE_CONTOUR
 from .networks import _OnnxModel, _check_rgb8
 
 MODEL_PATH = Path(__file__).parent / "models" / "cartoon_landmarks.onnx"
+#: The landmark definition the networks were trained on: the default template's 468 landmark
+#: vertices at training time (tools/train_cartoon_landmarks.py writes it with the networks).
+#: The tests measure the networks in that definition (docs/networks.md).
+TRAINING_IDS_PATH = Path(__file__).parent / "models" / "cartoon_landmark_ids.npy"
 #: The eye stage: one network for both eyes (the left eye's crop is mirrored into a right eye).
 EYE_MODEL_PATH = Path(__file__).parent / "models" / "cartoon_eyes.onnx"
 #: Crop side over the face box's longer side (tools/train_cartoon_landmarks.py: CROP_SCALE).
@@ -265,3 +269,10 @@ def default_cartoon_detector() -> CartoonLandmarkDetector:
     if _default is None:
         _default = CartoonLandmarkDetector()
     return _default
+
+
+def training_landmark_ids() -> np.ndarray:
+    """(468,) int64: the skin vertices the cartoon networks were trained to find (read-only)."""
+    ids = np.load(TRAINING_IDS_PATH, allow_pickle=False).astype(np.int64)
+    ids.setflags(write=False)
+    return ids

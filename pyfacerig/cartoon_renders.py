@@ -87,12 +87,14 @@ class Renderer:
     """Renders samples of one template.  ``photo_textures``: skin atlases ((H, W, 3) uint8 in the
     template's skin UV layout, e.g. ``Avatar.textures["skin"]`` decoded) for the photo look."""
 
-    def __init__(self, template, photo_textures=(), size: int = 160):
+    def __init__(self, template, photo_textures=(), size: int = 160, landmark_ids=None):
         self.template, self.size = template, int(size)
         self.photo_textures = [np.ascontiguousarray(t) for t in photo_textures]
         skin = template.parts["skin"]
         self.skin = skin
-        self.ids = np.asarray(template.landmark_vertex_ids, dtype=np.int64)
+        # ``landmark_ids``: another landmark definition on the same skin (the one a network was
+        # trained on, to measure it in its own terms); the template's own by default.
+        self.ids = np.asarray(template.landmark_vertex_ids if landmark_ids is None else landmark_ids, dtype=np.int64)
         self.neutral = np.asarray(skin.vertices, dtype=np.float64)
         self.names = list(template.extras["identity_modifiers"])
         self.basis = np.asarray(template.identity_basis, dtype=np.float32)

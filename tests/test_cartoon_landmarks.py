@@ -17,7 +17,7 @@ import pytest
 from _cartoons import make_cartoons
 from test_cli import run_cli
 from pyfacerig.build import build
-from pyfacerig.cartoon_landmarks import (CROP_SCALE, EYE_MODEL_PATH, LEFT_EYE_IDS, MODEL_PATH, RIGHT_EYE_IDS,
+from pyfacerig.cartoon_landmarks import (training_landmark_ids, CROP_SCALE, EYE_MODEL_PATH, LEFT_EYE_IDS, MODEL_PATH, RIGHT_EYE_IDS,
                                          CartoonLandmarkDetector)
 from pyfacerig.cartoon_renders import HELD_OUT_LOOKS, TRAINING_LOOKS, Renderer, crop_box
 from pyfacerig.errors import InvalidInputError, LandmarkQualityError, ModelError, NoFaceError
@@ -45,7 +45,7 @@ def detector():
 
 @pytest.fixture(scope="module")
 def held_out(template):
-    renderer = Renderer(template)
+    renderer = Renderer(template, landmark_ids=training_landmark_ids())
     rng = np.random.default_rng(HELD_OUT_SEED)
     samples = []
     for k in range(HELD_OUT_COUNT):
@@ -291,7 +291,7 @@ def test_the_networks_depth_is_the_templates_turned_to_the_face(portraits):
 
 
 def test_the_training_renders_are_deterministic(template):
-    renderer = Renderer(template)
+    renderer = Renderer(template, landmark_ids=training_landmark_ids())
     a = renderer.render_looks(np.random.default_rng([14, 0]), [TRAINING_LOOKS[5], TRAINING_LOOKS[-1]])
     b = renderer.render_looks(np.random.default_rng([14, 0]), [TRAINING_LOOKS[5], TRAINING_LOOKS[-1]])
     for x, y in zip(a, b):

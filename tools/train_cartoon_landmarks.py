@@ -304,6 +304,11 @@ def export(net, path: Path, size: int = INPUT, dynamic_batch: bool = False):
     model = onnx.load_from_string(buffer.getvalue())
     model.producer_name, model.producer_version = "pyfacerig tools/train_cartoon_landmarks.py", ""
     path.write_bytes(model.SerializeToString())
+    # The landmark definition the renders were made with goes with the networks
+    # (pyfacerig.cartoon_landmarks.TRAINING_IDS_PATH; the tests measure the networks in it).
+    from pyfacerig.cartoon_landmarks import TRAINING_IDS_PATH
+    from pyfacerig.templates import load_default
+    np.save(path.parent / TRAINING_IDS_PATH.name, np.asarray(load_default().landmark_vertex_ids[:468], dtype=np.int32))
 
 
 def evaluate(net, images, points, eye_net=None):
