@@ -114,6 +114,16 @@ def rasterize(points: np.ndarray, faces: np.ndarray, shape: tuple[int, int], dep
 _LAYOUTS: dict = {}
 
 
+def _remember(cache: dict, key, sources, value, limit: int = 8) -> None:
+    """Keep ``value``, derived from the arrays ``sources`` alone, under ``key`` -- only when
+    every source is read-only (a template's), whose ids cannot be reused while the entry holds
+    them.  A cache past ``limit`` entries starts over."""
+    if all(isinstance(a, np.ndarray) and not a.flags.writeable for a in sources):
+        if len(cache) > limit:
+            cache.clear()
+        cache[key] = (sources, value)
+
+
 def _layout_cached(uvs, faces, size: int, what: str, compute, *more):
     """``compute()`` for one UV layout at one atlas size, kept for the life of the process.
 
@@ -132,11 +142,7 @@ def _layout_cached(uvs, faces, size: int, what: str, compute, *more):
     for array in (value if isinstance(value, tuple) else (value,)):
         if isinstance(array, np.ndarray):
             array.setflags(write=False)
-    if not all(isinstance(a, np.ndarray) and not a.flags.writeable for a in sources):
-        return value                          # only immutable (template) layouts are cached
-    if len(_LAYOUTS) > 32:
-        _LAYOUTS.clear()
-    _LAYOUTS[key] = (sources, value)
+    _remember(_LAYOUTS, key, sources, value, limit=32)
     return value
 
 
@@ -592,10 +598,7 @@ def shape_exposure(skin) -> tuple[np.ndarray, np.ndarray]:
     value = (stretch, rest / rest_area[:, None])
     for array in value:
         array.setflags(write=False)
-    if all(isinstance(a, np.ndarray) and not a.flags.writeable for a in sources):
-        if len(_EXPOSURES) > 8:
-            _EXPOSURES.clear()
-        _EXPOSURES[key] = (sources, value)
+    _remember(_EXPOSURES, key, sources, value)
     return value
 
 
@@ -665,10 +668,7 @@ def _head_layout(skin, mirror: np.ndarray, regions: dict, count: int):
     value = (split_mirror, laplacian, smooth_scalp)
     for array in (split_mirror, smooth_scalp, laplacian.data, laplacian.indices, laplacian.indptr):
         array.setflags(write=False)
-    if all(isinstance(a, np.ndarray) and not a.flags.writeable for a in sources):
-        if len(_HEADS) > 8:
-            _HEADS.clear()
-        _HEADS[key] = (sources, value)
+    _remember(_HEADS, key, sources, value)
     return value
 
 

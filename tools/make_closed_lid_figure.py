@@ -12,7 +12,6 @@ one row per portrait, each with its two distances.
 """
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import sys
@@ -55,38 +54,18 @@ def renders(out: Path, names) -> None:
 def compose(before: Path, after: Path, path: Path, names) -> None:
     """One row per portrait: before | after, each both blinks with their lids' distances."""
     from PIL import ImageDraw
-    rows = []
-    for name in names:
-        row = []
-        for label, folder in (("before", before), ("after", after)):
-            image = Image.open(folder / f"{name}.png").convert("RGB")
-            d = json.loads((folder / "closed_lids.json").read_text())[name]
-            draw = ImageDraw.Draw(image)
-            draw.rectangle((0, 0, image.width, 13), fill=(255, 255, 255))
-            draw.text((4, 1), f"{name}, {label}: closed lid {d['eyeBlinkLeft']:.0f} / {d['eyeBlinkRight']:.0f} "
-                      "RGB levels from the skin around it", fill=(0, 0, 0))
-            row += [np.asarray(image), np.full((image.height, 8, 3), 255, np.uint8)]
-        rows += [np.concatenate(row[:-1], axis=1), np.full((8, row[0].shape[1] * 2 + 8, 3), 255, np.uint8)]
-    Image.fromarray(np.concatenate(rows[:-1], axis=0)).save(path, optimize=True)
+    from make_folds_figure import side_by_side
 
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("renders")
-    r.add_argument("out", type=Path)
-    r.add_argument("--names", nargs="+", default=list(NAMES))
-    c = sub.add_parser("compose")
-    c.add_argument("before", type=Path)
-    c.add_argument("after", type=Path)
-    c.add_argument("path", type=Path)
-    c.add_argument("--names", nargs="+", default=list(NAMES))
-    args = parser.parse_args()
-    if args.command == "renders":
-        renders(args.out, args.names)
-    else:
-        compose(args.before, args.after, args.path, args.names)
+    def prepare(image, name, label, folder):
+        d = json.loads((folder / "closed_lids.json").read_text())[name]
+        draw = ImageDraw.Draw(image)
+        draw.rectangle((0, 0, image.width, 13), fill=(255, 255, 255))
+        draw.text((4, 1), f"{name}, {label}: closed lid {d['eyeBlinkLeft']:.0f} / {d['eyeBlinkRight']:.0f} "
+                  "RGB levels from the skin around it", fill=(0, 0, 0))
+        return image
+    side_by_side(before, after, path, names, prepare)
 
 
 if __name__ == "__main__":
-    main()
+    from make_folds_figure import main
+    main(renders, compose, NAMES, __doc__)

@@ -51,32 +51,42 @@ def renders(out: Path, names) -> None:
     (out / "blinks.json").write_text(json.dumps(figures, indent=1) + "\n")
 
 
-def compose(before: Path, after: Path, path: Path, names) -> None:
-    """One row per portrait: before | after, each its rest pose over its blinks."""
-    from PIL import ImageDraw
+def side_by_side(before: Path, after: Path, path: Path, names, prepare) -> None:
+    """One row per portrait: its picture in ``before`` | in ``after``; ``prepare(image, name,
+    label, folder)`` returns each picture captioned (label "before" or "after")."""
     rows = []
     for name in names:
         row = []
         for label, folder in (("before", before), ("after", after)):
-            image = Image.open(folder / f"{name}.png").convert("RGB")
-            image = image.resize((image.width // 2, image.height // 2), Image.LANCZOS)
-            ImageDraw.Draw(image).text((6, 4), f"{name}, {label}", fill=(0, 0, 0))
+            image = prepare(Image.open(folder / f"{name}.png").convert("RGB"), name, label, folder)
             row += [np.asarray(image), np.full((image.height, 8, 3), 255, np.uint8)]
         rows += [np.concatenate(row[:-1], axis=1), np.full((8, row[0].shape[1] * 2 + 8, 3), 255, np.uint8)]
     Image.fromarray(np.concatenate(rows[:-1], axis=0)).save(path, optimize=True)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def compose(before: Path, after: Path, path: Path, names) -> None:
+    """One row per portrait: before | after, each its rest pose over its blinks."""
+    from PIL import ImageDraw
+
+    def prepare(image, name, label, folder):
+        image = image.resize((image.width // 2, image.height // 2), Image.LANCZOS)
+        ImageDraw.Draw(image).text((6, 4), f"{name}, {label}", fill=(0, 0, 0))
+        return image
+    side_by_side(before, after, path, names, prepare)
+
+
+def main(renders=renders, compose=compose, names=NAMES, description=__doc__) -> None:
+    """The command line both figure tools share: ``renders OUT_DIR`` / ``compose BEFORE AFTER PATH``."""
+    parser = argparse.ArgumentParser(description=description.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     r = sub.add_parser("renders")
     r.add_argument("out", type=Path)
-    r.add_argument("--names", nargs="+", default=list(NAMES))
+    r.add_argument("--names", nargs="+", default=list(names))
     c = sub.add_parser("compose")
     c.add_argument("before", type=Path)
     c.add_argument("after", type=Path)
     c.add_argument("path", type=Path)
-    c.add_argument("--names", nargs="+", default=list(NAMES))
+    c.add_argument("--names", nargs="+", default=list(names))
     args = parser.parse_args()
     if args.command == "renders":
         renders(args.out, args.names)
