@@ -46,10 +46,14 @@ try {
   const framesBefore = await page.evaluate(() => window.pyfacerigViewer.state.frames);
   await page.locator(`[id="play-${clipName}"]`).click();
   // Playing: the clock runs and frames are drawn (software WebGL on a busy machine may be slow).
-  await page.waitForFunction((before) => window.pyfacerigViewer.state.clipTime > 0.2
-    && window.pyfacerigViewer.state.frames >= before + 3, framesBefore, { timeout: 120000 });
-  report.playing = await page.evaluate(() => ({ clip: window.pyfacerigViewer.state.clip, time: window.pyfacerigViewer.state.clipTime,
-    paused: window.pyfacerigViewer.state.paused, frames: window.pyfacerigViewer.state.frames }));
+  // The state is read in the same evaluation that sees it playing: the clip loops, so a second
+  // read on a loaded machine can land after the clock has wrapped back to 0.
+  const playing = await page.waitForFunction((before) => {
+    const state = window.pyfacerigViewer.state;
+    return state.clipTime > 0.2 && state.frames >= before + 3
+      && { clip: state.clip, time: state.clipTime, paused: state.paused, frames: state.frames };
+  }, framesBefore, { timeout: 120000 });
+  report.playing = await playing.jsonValue();
   report.playing.framesBefore = framesBefore;
   // Scrub to 1 s, where the clip opens the jaw fully: the shot shows that exact pose.
   await page.locator(`[id="scrub-${clipName}"]`).fill('1');
