@@ -64,6 +64,12 @@ def dlib68(portraits):
 
 
 @pytest.fixture(scope="session")
+def six_avatars(built, heldout_built) -> dict:
+    """The two bundled and the four held-out portraits' avatars: name -> Avatar."""
+    return {**{name: avatar for name, (avatar, _) in built.items()}, **heldout_built}
+
+
+@pytest.fixture(scope="session")
 def heldout_built(heldout_paths, template) -> dict:
     """The held-out portraits that show a whole face (obama, obama2, obama3, biden), each built
     once without files: name -> Avatar."""

@@ -19,11 +19,12 @@ SIZE = 160
 YAWS = (0.0, 40.0, -40.0)
 
 
-def pocket_faces(template) -> np.ndarray:
-    """(F,) bool: skin triangles of the pocket charts (mouth interior, eye sockets)."""
+def pocket_faces(template, kinds=("mouth", "eye_socket")) -> np.ndarray:
+    """(F,) bool: skin triangles of the pocket charts whose names start with ``kinds`` (the
+    mouth interior, the eye sockets)."""
     charts = np.asarray(template.extras["skin_uv_charts"])
     names = template.extras["atlas_charts"]
-    pockets = [k for k, n in enumerate(names) if n.startswith(("mouth", "eye_socket"))]
+    pockets = [k for k, n in enumerate(names) if n.startswith(tuple(kinds))]
     return np.isin(charts, pockets)
 
 

@@ -20,6 +20,7 @@ import pytest
 from scipy.spatial import cKDTree
 
 from pyfacerig import render
+from test_build_closed_head import pocket_faces
 from pyfacerig.templates import ARKIT_SHAPE_NAMES
 
 PORTRAITS = ("astronaut", "grace_hopper", "obama", "obama2", "obama3", "biden")
@@ -31,16 +32,8 @@ SURROUNDINGS = 0.065
 
 
 def mouth_pocket_faces(template) -> np.ndarray:
-    """(F,) bool: skin triangles of the mouth's pocket charts (tests/test_build_closed_head.py's
-    pocket_faces without the eye sockets)."""
-    charts = np.asarray(template.extras["skin_uv_charts"])
-    names = template.extras["atlas_charts"]
-    return np.isin(charts, [k for k, n in enumerate(names) if n.startswith("mouth")])
-
-
-@pytest.fixture(scope="module")
-def avatars(built, heldout_built):
-    return {**{name: avatar for name, (avatar, _) in built.items()}, **heldout_built}
+    """(F,) bool: skin triangles of the mouth's pocket (no eye sockets)."""
+    return pocket_faces(template, kinds=("mouth",))
 
 
 @pytest.fixture(scope="module")
@@ -128,10 +121,10 @@ def poses(avatar, watched):
 # (7.2-8.3 mm), Grace Hopper 2-3 at jawForward and jawLeft (0.5 and 0.9 mm).  Now the sac stays
 # 2.5-4.9 mm inside at the closest pose of each portrait (docs/pipeline.md).
 @pytest.mark.parametrize("name", PORTRAITS)
-def test_the_mouth_sac_stays_inside_the_skin_at_every_shape(avatars, sac, name):
+def test_the_mouth_sac_stays_inside_the_skin_at_every_shape(six_avatars, sac, name):
     ids, outer, lip_triangle = sac
     out = {}
-    for pose, vertices in poses(avatars[name], np.union1d(ids, outer)):
+    for pose, vertices in poses(six_avatars[name], np.union1d(ids, outer)):
         vertices = np.asarray(vertices, dtype=np.float64)
         distance, nearest = signed_distance(vertices[ids], vertices, outer)
         through = (distance > 0) & ~lip_triangle[nearest]
@@ -168,8 +161,8 @@ def pocket_in_front(vertices, faces, pocket, camera, size=SIZE) -> np.ndarray:
 # Measured before the pocket followed the skin: obama3 238 pixels (105 from its left side, 90 from
 # below left, 43 from below), a patch under the left jaw; now at most 1 pixel on any portrait.
 @pytest.mark.parametrize("name", PORTRAITS)
-def test_no_mouth_pocket_shows_through_the_skin_from_the_side_or_below(avatars, template, name):
-    avatar = avatars[name]
+def test_no_mouth_pocket_shows_through_the_skin_from_the_side_or_below(six_avatars, template, name):
+    avatar = six_avatars[name]
     vertices = np.asarray(avatar.parts["skin"].vertices, dtype=np.float64)
     faces = np.asarray(avatar.parts["skin"].faces, dtype=np.int64)
     pocket = mouth_pocket_faces(template)

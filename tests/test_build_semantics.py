@@ -35,9 +35,8 @@ def read_back(avatar) -> dict:
 
 
 @pytest.fixture(scope="module")
-def detected(built, heldout_built):
-    avatars = {name: avatar for name, (avatar, _) in built.items()}
-    avatars.update(heldout_built)
+def detected(six_avatars):
+    avatars = six_avatars
     return {name: read_back(avatar) for name, avatar in avatars.items()}
 
 
@@ -102,7 +101,7 @@ def closed_lid_distances(avatar) -> dict:
     return out
 
 
-def test_a_closed_lid_looks_like_the_skin_around_it(built, heldout_built):
+def test_a_closed_lid_looks_like_the_skin_around_it(six_avatars):
     """A blink must not draw the photo's brow, crease shadow or glasses frame over the closed
     eye (the texture takes the surrounding skin where a shape stretches a thin band of photo
     pixels, docs/pipeline.md "Texture").  Before that, the worst lid was 119 RGB levels from the
@@ -110,7 +109,7 @@ def test_a_closed_lid_looks_like_the_skin_around_it(built, heldout_built):
     on the template of that time.  On the symmetric-landmark template (docs/template.md, step 8)
     the mean is 24 and the worst 58: Grace Hopper's right lid, whose upper half carries the
     glasses frame the photo shows on her lid skin (unstretched, so it keeps the photo)."""
-    avatars = {name: avatar for name, (avatar, _) in built.items()} | dict(heldout_built)
+    avatars = six_avatars
     distances = {f"{name} {shape}": d for name, avatar in avatars.items()
                  for shape, d in closed_lid_distances(avatar).items()}
     assert len(distances) == 12
