@@ -304,11 +304,6 @@ def export(net, path: Path, size: int = INPUT, dynamic_batch: bool = False):
     model = onnx.load_from_string(buffer.getvalue())
     model.producer_name, model.producer_version = "pyfacerig tools/train_cartoon_landmarks.py", ""
     path.write_bytes(model.SerializeToString())
-    # The landmark definition the renders were made with goes with the networks
-    # (pyfacerig.cartoon_landmarks.TRAINING_IDS_PATH; the tests measure the networks in it).
-    from pyfacerig.cartoon_landmarks import TRAINING_IDS_PATH
-    from pyfacerig.templates import load_default
-    np.save(path.parent / TRAINING_IDS_PATH.name, np.asarray(load_default().landmark_vertex_ids[:468], dtype=np.int32))
 
 
 def evaluate(net, images, points, eye_net=None):
@@ -393,6 +388,13 @@ def main(argv=None):
             export(net, args.eye_out, EYE_INPUT, dynamic_batch=True)
         record.update({f"{stage}_train_s": round(time.perf_counter() - t3, 1), f"{stage}_steps": steps,
                        f"{stage}_batch": batch})
+    if stages:
+        # The landmark definition the renders were made with goes with the networks, once
+        # (pyfacerig.cartoon_landmarks.TRAINING_IDS_PATH; the tests measure the networks in it).
+        from pyfacerig.cartoon_landmarks import TRAINING_IDS_PATH
+        from pyfacerig.templates import load_default
+        np.save(args.out.parent / TRAINING_IDS_PATH.name,
+                np.asarray(load_default().landmark_vertex_ids[:468], dtype=np.int32))
     if not (args.work / "face.pt").is_file():
         log(json.dumps(record))       # the eyes alone: evaluated with the face network later
         return
