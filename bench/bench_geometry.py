@@ -4,6 +4,8 @@ Plain script: `PYTHONPATH=. python bench/bench_geometry.py` prints a table of
 medians (ours, scipy, ratio) for
   * Laplacian deformation (Eq. 10): factorisation and one 3-coordinate solve,
   * deformation transfer (Eq. 14-16) of 52 shapes, factorisation included,
+  * the normal deltas of 52 shapes (the exported normal morph targets), against
+    numpy recomputing the moved triangles' normals per shape,
 on a displaced grid of ~20k vertices / ~40k triangles with 500 anchors and 52
 local "expression" shapes that each move about 20% of the vertices.
 
@@ -26,7 +28,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from pyfacerig.geometry import DeformationTransfer, LaplacianDeformer  # noqa: E402
+from pyfacerig.geometry import DeformationTransfer, LaplacianDeformer, vertex_normal_deltas  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- data
@@ -106,6 +108,36 @@ def scipy_transfer(source_neutral, target_neutral, faces, source_shapes):
     return out
 
 
+def numpy_normal_deltas(vertices, faces, normals, deltas):
+    """The normal deltas in vectorised numpy: per shape, the moved triangles' normals summed
+    onto their corners with bincount (pyfacerig's implementation before the C++ one)."""
+    columns = [faces[:, k] for k in range(3)]
+
+    def face_normals(positions, subset):
+        p0, p1, p2 = (positions[column[subset]] for column in columns)
+        return np.cross(p1 - p0, p2 - p0)
+
+    def scatter(corner_ids, values):
+        ids = corner_ids.T.ravel()
+        tiled = np.tile(values, (3, 1))
+        return np.stack([np.bincount(ids, weights=tiled[:, c], minlength=len(vertices)) for c in range(3)], 1)
+
+    rest = face_normals(vertices, slice(None))
+    rest_sums = scatter(faces, rest)
+    out = np.zeros(deltas.shape, np.float32)
+    for s, delta in enumerate(deltas):
+        moved = (delta != 0).any(axis=1)
+        touched = np.flatnonzero(moved[columns[0]] | moved[columns[1]] | moved[columns[2]])
+        sums = scatter(faces[touched], face_normals(vertices + delta, touched) - rest[touched])
+        corners = np.unique(faces[touched])
+        posed = rest_sums[corners] + sums[corners]
+        unit = posed / np.linalg.norm(posed, axis=1, keepdims=True)
+        change = (unit - normals[corners]).astype(np.float32)
+        change[np.abs(change).max(axis=1) < 1e-3] = 0.0
+        out[s, corners] = change
+    return out
+
+
 # ----------------------------------------------------------------------------- timing
 def paired_ms(ours, baseline, repeats, block=1):
     """Median times of ours and the baseline, run alternately so both see the same load.
@@ -172,6 +204,18 @@ def main():
     dt_err = np.abs(DeformationTransfer(vertices, target_neutral, faces).transfer(source_shapes)
                     - scipy_transfer(vertices, target_neutral, faces, source_shapes)).max()
 
+    # Normal deltas of the 52 shapes (what the exporters write as normal morph targets).
+    shape_deltas = (source_shapes - vertices).astype(np.float32)
+    corner_normals = np.zeros_like(vertices)
+    for k in range(3):
+        np.add.at(corner_normals, faces[:, k], np.cross(vertices[faces[:, 1]] - vertices[faces[:, 0]],
+                                                        vertices[faces[:, 2]] - vertices[faces[:, 0]]))
+    corner_normals /= np.linalg.norm(corner_normals, axis=1, keepdims=True)
+    normal_deltas = paired_ms(lambda: vertex_normal_deltas(vertices, faces, corner_normals, shape_deltas),
+                              lambda: numpy_normal_deltas(vertices, faces, corner_normals, shape_deltas), r)
+    nd_err = np.abs(vertex_normal_deltas(vertices, faces, corner_normals, shape_deltas)
+                    - numpy_normal_deltas(vertices, faces, corner_normals, shape_deltas)).max()
+
     rows = [
         ("Laplacian factorisation", factor, 150.0),
         ("Laplacian solve (3 coords)", solve, 10.0),
@@ -184,9 +228,12 @@ def main():
     print(f"{'  solve, each call after the other':34s} {cold_solve[0]:9.1f} {cold_solve[1]:9.1f} "
           f"{cold_solve[2]:8.1f}x {'-':>10s}  (cold cache, informational)")
     print(f"{'  rotation-aware solve, 10 iter.':34s} {rotating_ms:9.1f} {'-':>9s} {'-':>9s} {'-':>10s}  (no target)")
+    print(f"{'Normal deltas, 52 shapes':34s} {normal_deltas[0]:9.1f} {normal_deltas[1]:9.1f} "
+          f"{normal_deltas[2]:8.1f}x {'-':>10s}  (baseline: vectorised numpy)")
     print(f"medians of {r} runs ({max(3, r // 2)} for transfer; solves: {r} turns of 5 in a row), ours and "
           f"scipy alternating; speed-up = median of per-pair ratios.")
-    print(f"agreement with scipy: Laplacian rel. err {err:.1e}, transfer max abs diff {dt_err:.1e}")
+    print(f"agreement with scipy: Laplacian rel. err {err:.1e}, transfer max abs diff {dt_err:.1e}, "
+          f"normal deltas max abs diff {nd_err:.1e}")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import numpy as np
 
 import engine_export
 
-from . import fit, rig, runtime, skeleton, texture
+from . import fit, geometry, rig, runtime, skeleton, texture
 from .errors import ExportError, InvalidInputError, PyFaceRigError
 from .eye_refine import refine_eye_landmarks
 from .image_io import load_image
@@ -649,59 +649,6 @@ def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return np.where(length > 0, summed / np.where(length > 0, length, 1.0), [0.0, 0.0, 1.0])
 
 
-def _normal_deltas(part: AvatarPart, neutral_normals: np.ndarray) -> np.ndarray:
-    """(52, N, 3) float32 change of the vertex normals under each shape (zero if it does not move).
-
-    Only the triangles a shape moves change their normals, so each shape updates the neutral's
-    area-weighted normal sums on those triangles' corners alone (an ARKit shape moves a few
-    percent of a head): the same result as recomputing every normal, at a fraction of the cost.
-    """
-    vertices = np.asarray(part.vertices, dtype=np.float64)
-    faces = np.asarray(part.faces, dtype=np.int64)
-    columns = [np.ascontiguousarray(faces[:, k]) for k in range(3)]
-    deltas = np.zeros(part.shape_deltas.shape, dtype=np.float32)
-
-    def face_normals(positions, subset):
-        """Unnormalised normals of the triangles ``subset``: np.cross's arithmetic, written out
-        on (T,) columns (np.cross's general axis handling costs more than the products)."""
-        p0, p1, p2 = (positions[column[subset]] for column in columns)
-        a, b = p1 - p0, p2 - p0
-        return np.column_stack([a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1],
-                                a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2],
-                                a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]])
-
-    def scatter(corner_ids, normals):
-        """Sum each triangle's normal onto its three corners: (N, 3)."""
-        ids = corner_ids.T.ravel()
-        values = np.tile(normals, (3, 1))
-        return np.stack([np.bincount(ids, weights=values[:, c], minlength=len(vertices)) for c in range(3)], axis=1)
-
-    everything = slice(None)
-    neutral_face_normals = face_normals(vertices, everything)
-    neutral_sums = scatter(faces, neutral_face_normals)
-    nonzero = part.shape_deltas != 0
-    moved_all = nonzero[..., 0] | nonzero[..., 1] | nonzero[..., 2]   # (52, N); faster than any(axis=2)
-    for s, delta in enumerate(part.shape_deltas):
-        moved = moved_all[s]
-        if not moved.any():
-            continue
-        touched = np.flatnonzero(moved[columns[0]] | moved[columns[1]] | moved[columns[2]])
-        change = face_normals(vertices + delta, touched) - neutral_face_normals[touched]
-        touched_faces = faces[touched]
-        sums = scatter(touched_faces, change)
-        corner_mask = np.zeros(len(vertices), bool)
-        corner_mask[touched_faces] = True
-        corners = np.flatnonzero(corner_mask)
-        posed = neutral_sums[corners] + sums[corners]
-        length = np.linalg.norm(posed, axis=1, keepdims=True)
-        unit = np.where(length > 0, posed / np.where(length > 0, length, 1.0), [0.0, 0.0, 1.0])
-        change = (unit - neutral_normals[corners]).astype(np.float32)
-        # Changes below ~0.05 degrees are invisible; zeroing them lets the writer store targets sparsely.
-        change[np.abs(change).max(axis=-1) < 1e-3] = 0.0
-        deltas[s, corners] = change
-    return deltas
-
-
 def _vertex_ranges(parts: dict) -> list:
     """[{"name", "first", "count"}] of each part's exported vertices (UV seams split) in the
     concatenated vertex order."""
@@ -771,7 +718,8 @@ def _to_asset(avatar: Avatar, preset: str = "unity"):
             material=material_names.index(part.material),
             target_positions=part.split(part.shape_deltas),
             # Normal morphs keep the shading right in expressions (engines that recompute them ignore these).
-            target_normals=part.split(_normal_deltas(part, normals)),
+            target_normals=part.split(geometry.vertex_normal_deltas(part.vertices, part.faces, normals,
+                                                                       part.shape_deltas)),
         ))
         if avatar.skeleton is not None:
             joints, joint_weights = _skin_influences(part.split(avatar.skeleton.weights[part.name]))

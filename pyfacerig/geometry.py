@@ -15,7 +15,7 @@ from scipy.sparse.csgraph import connected_components
 from . import _core
 from .errors import InvalidInputError
 
-__all__ = ["LaplacianDeformer", "DeformationTransfer"]
+__all__ = ["LaplacianDeformer", "DeformationTransfer", "vertex_normal_deltas"]
 
 LAPLACIANS = ("cotangent", "uniform")
 
@@ -270,3 +270,39 @@ class DeformationTransfer:
         except ValueError as exc:
             raise InvalidInputError(f"deformation transfer: {exc}") from None
         return out.reshape(shapes.shape)
+
+
+# --------------------------------------------------------------------------- normals
+def vertex_normal_deltas(vertices, faces, neutral_normals, shape_deltas, threshold: float = 1e-3) -> np.ndarray:
+    """How each blendshape turns the vertex normals: (M, N, 3) float32.
+
+    vertices (N, 3) the neutral; faces (F, 3) int; neutral_normals (N, 3) its unit area-weighted
+    vertex normals; shape_deltas (M, N, 3) position deltas.  Per shape and vertex: the unit
+    area-weighted normal of ``vertices + shape_deltas[s]`` minus the neutral's, on the corners
+    of the triangles the shape moves; zero elsewhere and where no component reaches
+    ``threshold`` (1e-3 is ~0.06 degrees, invisible, and lets writers store targets sparsely).
+    """
+    vertices = _as_points("vertices", vertices)
+    neutral_normals = _as_points("neutral_normals", neutral_normals, rows=vertices.shape[0])
+    faces = _as_indices("faces", faces, 2)
+    if faces.shape[1:] != (3,):
+        raise InvalidInputError(f"faces must have shape (F, 3), got {faces.shape}")
+    if faces.size and (faces.min() < 0 or faces.max() >= vertices.shape[0]):
+        raise InvalidInputError(f"faces index out of range for {vertices.shape[0]} vertices")
+    try:
+        deltas = np.asarray(shape_deltas, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"shape_deltas must be a numeric (M, N, 3) array: {exc}") from None
+    if deltas.ndim != 3 or deltas.shape[1:] != vertices.shape:
+        raise InvalidInputError(f"shape_deltas must have shape (M, {vertices.shape[0]}, 3), got {deltas.shape}")
+    if not np.isfinite(deltas).all():
+        raise InvalidInputError("shape_deltas contains non-finite values (NaN or inf)")
+    if deltas.shape[0] == 0 or faces.shape[0] == 0:
+        return np.zeros(deltas.shape, dtype=np.float32)
+    flat = np.ascontiguousarray(deltas.reshape(deltas.shape[0], -1))
+    try:
+        out = _core.vertex_normal_deltas(vertices, np.ascontiguousarray(faces, dtype=np.int32), neutral_normals,
+                                         flat, float(threshold))
+    except ValueError as exc:
+        raise InvalidInputError(f"vertex normal deltas: {exc}") from None
+    return out.reshape(deltas.shape)

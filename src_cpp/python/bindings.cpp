@@ -11,6 +11,7 @@
 
 #include "geometry/deformation_transfer.h"
 #include "geometry/laplacian_deformation.h"
+#include "geometry/normal_deltas.h"
 
 namespace py = pybind11;
 using namespace pyfacerig;
@@ -91,4 +92,22 @@ PYBIND11_MODULE(_core, m) {
         return target_shapes;
       },
       py::arg("data"), py::arg("source_shapes"));
+
+  // shape_deltas arrives as (M, 3N) C-contiguous float32 and is read in place.
+  m.def(
+      "vertex_normal_deltas",
+      [](const RowMatrixX3d& V, const RowMatrixX3i& F, const RowMatrixX3d& neutral_normals,
+         const Eigen::Ref<const RowMatrixXf>& shape_deltas, float threshold) {
+        RowMatrixXf normal_deltas;
+        std::string error;
+        bool ok;
+        {
+          py::gil_scoped_release release;
+          ok = vertex_normal_deltas(V, F, neutral_normals, shape_deltas, threshold, normal_deltas, &error);
+        }
+        if (!ok) throw py::value_error(error);
+        return normal_deltas;
+      },
+      py::arg("vertices"), py::arg("faces"), py::arg("neutral_normals"), py::arg("shape_deltas"),
+      py::arg("threshold"));
 }
