@@ -7,11 +7,11 @@ Prints one table per portrait: median seconds per stage over the repeats (export
 1.46 s, fine 20.02 s, rigging 1.84 s; their GPU/CPU setup) and the ratio.  Then the whole
 build() as the median over both portraits' runs against the target (<= 1.5 s warm, issue #10),
 next to the same builds with every per-template cache emptied first (the atlas layout, the
-head fill's Laplacian, the solvers' symbolic factorisations: what the first build of a process
-pays), as a same-run baseline.  A further table compares the texture stage's BFS background
-diffusion (Fig. 4) with OpenCV's Telea inpainting on the same face mask, and a last one times
-the landmark stage's face mesh on the whole image (used for a single face) against the 384-px
-crop around the face box (used to separate several faces).  The machine's load average is
+head fill's Laplacian, the solvers' symbolic factorisations, the coarse fit's normal equations:
+what the first build of a process pays), as a same-run baseline.  A further table compares the
+texture stage's BFS background diffusion (Fig. 4) with OpenCV's Telea inpainting on the same
+face mask, and a last one times the landmark stage's face mesh on the whole image (used for a
+single face) against the 384-px crop around the face box (used to separate several faces).  The machine's load average is
 printed with each table: on a shared machine, compare runs at similar load.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pyfacerig import geometry, texture
+from pyfacerig import fit, geometry, texture
 from pyfacerig.build import STAGES, build
 from pyfacerig.cli import EXAMPLES
 from pyfacerig.image_io import load_image
@@ -50,6 +50,7 @@ def _clear_template_caches() -> None:
     texture._LAYOUTS.clear()
     texture._HEADS.clear()
     geometry._LAST.clear()
+    fit._COARSE_SYSTEMS.clear()
 
 
 def _load() -> str:

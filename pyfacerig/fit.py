@@ -220,49 +220,12 @@ def face_size_of(vertices: np.ndarray, landmark_vertex_ids: np.ndarray) -> float
     return float(np.ptp(vertices[landmark_vertex_ids[:468]][:, 1]))
 
 
-def coarse_fit(
-    template_vertices: np.ndarray,
-    landmark_vertex_ids: np.ndarray,
-    landmarks: np.ndarray,
-    weights: np.ndarray | None = None,
-    regularization: float | np.ndarray = 1.0,
-    iterations: int = 3,
-    identity_basis: np.ndarray | None = None,
-    expression_basis: np.ndarray | None = None,
-    expression_regularization: float = EXPRESSION_REGULARIZATION,
-    expression_sparsity: float = EXPRESSION_SPARSITY,
-    closed_pairs: np.ndarray | None = None,
-) -> CoarseFit:
-    """Fit pose, overall shape and (optionally) expression of the template to landmarks (§3.1).
+def _coarse_system(template_vertices, ids, w, regularization, identity_basis, expression_basis,
+                   expression_regularization, expression_sparsity, closed_pairs):
+    """What the coarse fit solves with that depends on the template alone (for a given landmark
+    weighting): the landmark basis, the normal equations and their factorisations."""
+    from scipy.linalg import cho_factor, cho_solve
 
-    template_vertices (N, 3) world metres; landmark_vertex_ids (468,) int, the template vertex
-    of each MediaPipe landmark; landmarks (>=468, 3) image frame (pixels, y down, MediaPipe
-    relative depth); weights (468,) per-landmark weight (Eq. 4's ω_n, default ones).
-    ``regularization`` is the Tikhonov weight on the shape coefficients (Eq. 6's role),
-    relative to the data term measured in units of the face size: one number, or one per
-    shape mode (with ``identity_basis``: the width and height scales, then the P modifiers).
-    identity_basis (P, N, 3): the template's identity modifiers (Eq. 1's α_id basis).  With it
-    the shape modes are the head's width and height scales plus these; without it, the three
-    axis scales plus smooth Gaussian bumps on the facial parts (:func:`shape_basis`).
-    expression_basis (E, N, 3): the template's expression deltas (Eq. 1's α_exp basis, the 52
-    ARKit shapes), fitted jointly with the identity, each weight bounded to [0, 1].  Each
-    weight pays ``expression_regularization`` times its squared landmark motion and
-    ``expression_sparsity`` times its landmark motion (an L1 term: on a neutral face the
-    weights stay at zero rather than picking up the detector's noise).
-    closed_pairs (K, 2): landmark indices (into the 468) that touch at rest, such as the inner
-    lips.  The identity may not move one of a pair against the other, so a photo's open mouth
-    has to be read as expression and the rest pose keeps its lips closed.
-    """
-    template_vertices = _as_points("template_vertices", template_vertices)
-    landmarks = _as_points("landmarks", landmarks)
-    ids = np.asarray(landmark_vertex_ids, dtype=np.int64)
-    if ids.ndim != 1 or len(ids) < 468 or ids.min() < 0 or ids.max() >= len(template_vertices):
-        raise InvalidInputError("landmark_vertex_ids must be (468,) indices into template_vertices")
-    ids = ids[:468]
-    if len(landmarks) < 468:
-        raise InvalidInputError(f"need the 468 face-mesh landmarks, got {len(landmarks)}")
-    target = image_to_camera(landmarks[:468])
-    w = np.ones(468) if weights is None else np.asarray(weights, dtype=np.float64)
     face_size = face_size_of(template_vertices, ids)
 
     if identity_basis is None:
@@ -325,11 +288,86 @@ def coarse_fit(
     if expression_count:
         # Only the expression weights are bounded: eliminate the identity exactly (its block is
         # positive definite), leaving a small bounded problem in the E weights alone.
-        from scipy.linalg import cho_factor, cho_solve
         identity_factor = cho_factor(normal[:shape_count, :shape_count])
         cross = cho_solve(identity_factor, normal[:shape_count, shape_count:])       # (P, E)
         reduced = normal[shape_count:, shape_count:] - normal[shape_count:, :shape_count] @ cross
-    coefficients = np.zeros(landmark_basis.shape[1])
+    else:
+        identity_factor = cross = reduced = linear_penalty = None
+    return (face_size, a, row_weights, normal, shape_count, expression_count, linear_penalty, identity_factor,
+            cross, reduced, apply)
+
+
+#: The coarse fit's template-only systems, kept per template (read-only arrays) between builds.
+_COARSE_SYSTEMS: dict = {}
+
+
+def coarse_fit(
+    template_vertices: np.ndarray,
+    landmark_vertex_ids: np.ndarray,
+    landmarks: np.ndarray,
+    weights: np.ndarray | None = None,
+    regularization: float | np.ndarray = 1.0,
+    iterations: int = 3,
+    identity_basis: np.ndarray | None = None,
+    expression_basis: np.ndarray | None = None,
+    expression_regularization: float = EXPRESSION_REGULARIZATION,
+    expression_sparsity: float = EXPRESSION_SPARSITY,
+    closed_pairs: np.ndarray | None = None,
+) -> CoarseFit:
+    """Fit pose, overall shape and (optionally) expression of the template to landmarks (§3.1).
+
+    template_vertices (N, 3) world metres; landmark_vertex_ids (468,) int, the template vertex
+    of each MediaPipe landmark; landmarks (>=468, 3) image frame (pixels, y down, MediaPipe
+    relative depth); weights (468,) per-landmark weight (Eq. 4's ω_n, default ones).
+    ``regularization`` is the Tikhonov weight on the shape coefficients (Eq. 6's role),
+    relative to the data term measured in units of the face size: one number, or one per
+    shape mode (with ``identity_basis``: the width and height scales, then the P modifiers).
+    identity_basis (P, N, 3): the template's identity modifiers (Eq. 1's α_id basis).  With it
+    the shape modes are the head's width and height scales plus these; without it, the three
+    axis scales plus smooth Gaussian bumps on the facial parts (:func:`shape_basis`).
+    expression_basis (E, N, 3): the template's expression deltas (Eq. 1's α_exp basis, the 52
+    ARKit shapes), fitted jointly with the identity, each weight bounded to [0, 1].  Each
+    weight pays ``expression_regularization`` times its squared landmark motion and
+    ``expression_sparsity`` times its landmark motion (an L1 term: on a neutral face the
+    weights stay at zero rather than picking up the detector's noise).
+    closed_pairs (K, 2): landmark indices (into the 468) that touch at rest, such as the inner
+    lips.  The identity may not move one of a pair against the other, so a photo's open mouth
+    has to be read as expression and the rest pose keeps its lips closed.
+    """
+    template_vertices_in = template_vertices
+    template_vertices = _as_points("template_vertices", template_vertices)
+    landmarks = _as_points("landmarks", landmarks)
+    ids = np.asarray(landmark_vertex_ids, dtype=np.int64)
+    if ids.ndim != 1 or len(ids) < 468 or ids.min() < 0 or ids.max() >= len(template_vertices):
+        raise InvalidInputError("landmark_vertex_ids must be (468,) indices into template_vertices")
+    ids = ids[:468]
+    if len(landmarks) < 468:
+        raise InvalidInputError(f"need the 468 face-mesh landmarks, got {len(landmarks)}")
+    target = image_to_camera(landmarks[:468])
+    w = np.ones(468) if weights is None else np.asarray(weights, dtype=np.float64)
+    # Cached per template: the key holds every other input the system depends on.
+    key = (id(template_vertices_in), id(identity_basis), id(expression_basis), ids.tobytes(),
+           np.asarray(regularization, dtype=np.float64).tobytes(), float(expression_regularization),
+           float(expression_sparsity), None if closed_pairs is None else np.asarray(closed_pairs).tobytes())
+    cached = _COARSE_SYSTEMS.get(key) if weights is None else None
+    if cached is not None and all(a is b for a, b in zip(cached[0], (template_vertices_in, identity_basis,
+                                                                     expression_basis))):
+        system = cached[1]
+    else:
+        system = _coarse_system(template_vertices, ids, w, regularization, identity_basis, expression_basis,
+                                expression_regularization, expression_sparsity, closed_pairs)
+        sources = (template_vertices_in, identity_basis, expression_basis)
+        if weights is None and all(a is None or (isinstance(a, np.ndarray) and not a.flags.writeable)
+                                   for a in sources):
+            if len(_COARSE_SYSTEMS) > 4:
+                _COARSE_SYSTEMS.clear()
+            _COARSE_SYSTEMS[key] = (sources, system)
+    (face_size, a, row_weights, normal, shape_count, expression_count, linear_penalty, identity_factor, cross,
+     reduced, apply) = system
+    if expression_count:
+        from scipy.linalg import cho_solve
+        expression_basis = np.asarray(expression_basis)
+    coefficients = np.zeros(a.shape[1])
     vertices = template_vertices
     for _ in range(iterations):
         pose = similarity_procrustes(vertices[ids], target, w)

@@ -187,3 +187,26 @@ def test_pocket_follower_carries_the_skin_motion_into_the_mouth_sac(template):
     assert error.max() <= 0.015 + 1e-12
     assert error[behind > 0.02].max() < 0.15 * 0.015 and np.median(error[behind > 0.02]) < 0.08 * 0.015
 
+
+
+def test_coarse_fit_reuses_a_templates_system_and_gets_the_same_fit(template, astronaut_points):
+    """The template-only normal equations are kept between builds for read-only template arrays:
+    a second fit (cached) and a fit on writable copies (never cached) agree to the bit."""
+    skin = template.parts["skin"]
+    ids = np.asarray(template.landmark_vertex_ids, dtype=np.int64)
+    basis = np.asarray(template.identity_basis)[:40]
+    basis.setflags(write=False)
+    fit._COARSE_SYSTEMS.clear()
+    kwargs = dict(identity_basis=basis, expression_basis=skin.shape_deltas, closed_pairs=[(13, 14)])
+    first = fit.coarse_fit(skin.vertices, ids, astronaut_points, **kwargs)
+    assert len(fit._COARSE_SYSTEMS) == 1
+    second = fit.coarse_fit(skin.vertices, ids, astronaut_points, **kwargs)
+    copies = fit.coarse_fit(np.array(skin.vertices), ids, astronaut_points, identity_basis=np.array(basis),
+                            expression_basis=np.array(skin.shape_deltas), closed_pairs=[(13, 14)])
+    assert len(fit._COARSE_SYSTEMS) == 1
+    for other in (second, copies):
+        assert other.vertices.tobytes() == first.vertices.tobytes()
+        assert other.expression_weights.tobytes() == first.expression_weights.tobytes()
+    # another regularisation is another system, not the cached one
+    looser = fit.coarse_fit(skin.vertices, ids, astronaut_points, regularization=0.1, **kwargs)
+    assert len(fit._COARSE_SYSTEMS) == 2 and not np.array_equal(looser.vertices, first.vertices)
