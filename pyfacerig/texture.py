@@ -344,17 +344,21 @@ def bake_skin(
     # (bake_head takes only texels inside the face mask, so it needs no diffused background.)
     diffused = crop.astype(np.float32) if keep_unseen else bfs_diffuse(crop, mask)
 
-    depth_triangle, depth_bary = rasterize(crop_vertices[:, :2], faces, (crop_h, crop_w), depth=crop_vertices[:, 2])
-    depth_buffer = np.where(
-        depth_triangle >= 0,
-        np.einsum("hwk,hwk->hw", depth_bary, crop_vertices[:, 2][faces[np.maximum(depth_triangle, 0)]]),
-        -np.inf,
-    ).astype(np.float32)
     corners = camera_vertices[faces]
     normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
     # Cosine between each triangle's normal and the view axis (+z); the mirrored triangle's
     # normal is the reflection of a mirrored winding, hence the sign flip.
     cosine = normals[:, 2] / np.maximum(np.linalg.norm(normals, axis=1), 1e-30)
+    # The z-buffer needs the front-facing triangles only: the nearest surface along a line of
+    # sight is always one the line enters, which faces the camera.  That halves the triangles
+    # to draw on a whole head, whose back faces away.
+    front = faces[cosine > 0.0]
+    depth_triangle, depth_bary = rasterize(crop_vertices[:, :2], front, (crop_h, crop_w), depth=crop_vertices[:, 2])
+    depth_buffer = np.where(
+        depth_triangle >= 0,
+        np.einsum("hwk,hwk->hw", depth_bary, crop_vertices[:, 2][front[np.maximum(depth_triangle, 0)]]),
+        -np.inf,
+    ).astype(np.float32)
     slack = depth_tolerance * float(np.ptp(crop_vertices[:, 1]))
 
     points_f32 = crop_vertices.astype(np.float32)
