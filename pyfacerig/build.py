@@ -12,6 +12,7 @@ import json
 import os
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,7 +79,8 @@ class Avatar:
         per-region scores, thresholds, failing regions, evidence), also when ``force`` built anyway.
     skeleton: the calibrated head skeleton (:class:`pyfacerig.skeleton.Calibration`: joints, rest
         positions, skinning weights per part), or None for a template without one.
-    timings: stage -> seconds.
+    timings: stage -> wall seconds (the texture stage runs beside the rig and skeleton stages,
+        so the stages add up to more than the build took).
     paths: the files written (asset(s) and the JSON sidecar), empty without ``out``.
     """
 
@@ -227,48 +229,31 @@ def build(
                                  radius=0.45 * fit.face_size_of(fitted, landmark_ids))
     pose = coarse.pose
 
-    with stage("texture"):
-        parser_mask = _parser_face_mask(parser, photo)
-        face_mask = texture.face_region_mask(photo.shape[:2], refined, parser_mask)
-        mirror = np.asarray(template.extras["skin_mirror"])
-        if skin.uv_welded_ids is not None:      # a whole head: photo where seen, the person's skin elsewhere
-            skin_atlas = texture.bake_head(photo, pose.to_camera(posed), skin, mirror, face_mask, refined,
-                                           template.regions, size=SKIN_TEXTURE_SIZE)
-        else:
-            skin_atlas, _ = texture.bake_skin(photo, pose.to_camera(posed), skin.faces, skin.uvs, mirror,
-                                              face_mask, size=SKIN_TEXTURE_SIZE)
-        textures = {"skin": texture.encode_png(skin_atlas)}
-        eye = template.parts["eye_left"]
-        iris_rgb = texture.iris_colour(photo, refined)
-        # A drawn eye's iris may be far larger than a person's (the eyeball follows the drawn
-        # eye's size, rig.follow_parts, and so does its iris).
-        if source == "cartoon":
-            iris_angle = _iris_angle(refined, pose, template.eye_radius * _eyeball_scale(template, fitted),
-                                     max_deg=CARTOON_MAX_IRIS_DEG)
-        else:
-            iris_angle = _iris_angle(refined, pose, template.eye_radius)
-        textures["eye"] = texture.encode_png(texture.eyeball_texture(
-            eye.vertices, eye.faces, eye.uvs, _eye_centre(template, "eye_left"), iris_angle, iris_rgb,
-            size=EYE_TEXTURE_SIZE))
-        for material, rgb in _FLAT_MATERIAL_COLOURS.items():
-            if any(part.material == material for part in template.parts.values()):
-                textures[material] = texture.encode_png(np.broadcast_to(np.array(rgb, np.uint8), (8, 8, 3)))
+    # The textures and the rig both need only the fit: the textures bake in a worker thread while
+    # the rig's deformation transfer runs (both spend most of their time outside the GIL, so on
+    # two cores the stages overlap; each stage's time is its own wall time).
+    announce("texture")
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        baking = worker.submit(_timed, timings, "texture", _bake_textures, template, photo, pose, posed, fitted,
+                               refined, source, parser)
+        with stage("rig"):
+            skin_deltas = rig.transfer_skin_shapes(skin.vertices, skin.shape_deltas, fitted, skin.faces)
+            iris = {"eye_left": refined[473, :2], "eye_right": refined[468, :2]}
+            followers = rig.follow_parts(template, fitted, pose, iris)
+            parts = {"skin": _part(skin, fitted, skin_deltas)}
+            for name, (vertices, deltas) in followers.items():
+                parts[name] = _part(template.parts[name], vertices, deltas)
+            parts = {name: parts[name] for name in template.parts}  # keep the template's part order
+        # The head skeleton, calibrated to this avatar's neutral (MAC2 §3.1.2, pyfacerig.skeleton).
+        calibration = None
+        if template.skeleton is not None:
+            with stage("skeleton"):
+                calibration = skeleton.calibrate(template.skeleton,
+                                                 {name: part.vertices for name, part in template.parts.items()},
+                                                 {name: part.vertices for name, part in parts.items()})
 
-    with stage("rig"):
-        skin_deltas = rig.transfer_skin_shapes(skin.vertices, skin.shape_deltas, fitted, skin.faces)
-        iris = {"eye_left": refined[473, :2], "eye_right": refined[468, :2]}
-        followers = rig.follow_parts(template, fitted, pose, iris)
-        parts = {"skin": _part(skin, fitted, skin_deltas)}
-        for name, (vertices, deltas) in followers.items():
-            parts[name] = _part(template.parts[name], vertices, deltas)
-        parts = {name: parts[name] for name in template.parts}  # keep the template's part order
-    # The head skeleton, calibrated to this avatar's neutral (MAC2 §3.1.2, pyfacerig.skeleton).
-    calibration = None
-    if template.skeleton is not None:
-        with stage("skeleton"):
-            calibration = skeleton.calibrate(template.skeleton,
-                                             {name: part.vertices for name, part in template.parts.items()},
-                                             {name: part.vertices for name, part in parts.items()})
+        textures = baking.result()
+    timings.update({name: timings.pop(name) for name in STAGES if name in timings})  # pipeline order
 
     height, width = photo.shape[:2]
     avatar = Avatar(
@@ -296,6 +281,47 @@ def build(
 
 
 # ----------------------------------------------------------------------------- helpers
+def _timed(timings: dict, name: str, function, *args):
+    """function(*args), its wall time stored as timings[name]."""
+    start = time.perf_counter()
+    try:
+        return function(*args)
+    finally:
+        timings[name] = time.perf_counter() - start
+
+
+def _bake_textures(template, photo, pose, posed, fitted, refined, source, parser) -> dict:
+    """The avatar's textures as PNG bytes per material: the skin atlas baked from the photo, the
+    eyeball with the photo's iris colour, and flat colours for the mouth's parts."""
+    skin = template.parts["skin"]
+    parser_mask = _parser_face_mask(parser, photo)
+    face_mask = texture.face_region_mask(photo.shape[:2], refined, parser_mask)
+    mirror = np.asarray(template.extras["skin_mirror"])
+    if skin.uv_welded_ids is not None:      # a whole head: photo where seen, the person's skin elsewhere
+        skin_atlas = texture.bake_head(photo, pose.to_camera(posed), skin, mirror, face_mask, refined,
+                                       template.regions, size=SKIN_TEXTURE_SIZE)
+    else:
+        skin_atlas, _ = texture.bake_skin(photo, pose.to_camera(posed), skin.faces, skin.uvs, mirror,
+                                          face_mask, size=SKIN_TEXTURE_SIZE)
+    textures = {"skin": texture.encode_png(skin_atlas)}
+    eye = template.parts["eye_left"]
+    iris_rgb = texture.iris_colour(photo, refined)
+    # A drawn eye's iris may be far larger than a person's (the eyeball follows the drawn
+    # eye's size, rig.follow_parts, and so does its iris).
+    if source == "cartoon":
+        iris_angle = _iris_angle(refined, pose, template.eye_radius * _eyeball_scale(template, fitted),
+                                 max_deg=CARTOON_MAX_IRIS_DEG)
+    else:
+        iris_angle = _iris_angle(refined, pose, template.eye_radius)
+    textures["eye"] = texture.encode_png(texture.eyeball_texture(
+        eye.vertices, eye.faces, eye.uvs, _eye_centre(template, "eye_left"), iris_angle, iris_rgb,
+        size=EYE_TEXTURE_SIZE))
+    for material, rgb in _FLAT_MATERIAL_COLOURS.items():
+        if any(part.material == material for part in template.parts.values()):
+            textures[material] = texture.encode_png(np.broadcast_to(np.array(rgb, np.uint8), (8, 8, 3)))
+    return textures
+
+
 def _landmarks(photo, face, detector, source: str, force: bool):
     """(points (478, 3), LandmarkQuality, "photo" | "cartoon"): the landmarks the fit will use.
 
