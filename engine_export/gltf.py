@@ -36,6 +36,7 @@ class _Buffer:
     def __init__(self, gltf: g.GLTF2):
         self.gltf = gltf
         self.blob = bytearray()
+        self.zero_targets: dict = {}   # vertex count -> the one accessor of an all-zero target
 
     def view(self, data: bytes, target=None) -> int:
         self.blob += b"\0" * (-len(self.blob) % 4)
@@ -62,6 +63,17 @@ class _Buffer:
         # OR of the columns: several times faster than any(axis=1) on (N, 3), and a target is
         # written per shape and part (hundreds per avatar).
         moved = np.flatnonzero(nonzero[:, 0] | nonzero[:, 1] | nonzero[:, 2]).astype(np.uint32)
+        if len(moved) == 0:
+            # Most targets of a part are empty (an eyeball under the mouth's shapes): they all
+            # share one accessor per vertex count, with zero bounds (true of any empty target).
+            key = (n, sparse)
+            if key not in self.zero_targets:
+                self.zero_targets[key] = self._morph_accessor(deltas, moved, bounds=True, sparse=sparse)
+            return self.zero_targets[key]
+        return self._morph_accessor(deltas, moved, bounds=bounds, sparse=sparse)
+
+    def _morph_accessor(self, deltas: np.ndarray, moved: np.ndarray, *, bounds: bool, sparse: str) -> int:
+        n = len(deltas)
         index_type, index_dtype = ((UBYTE, np.uint8) if n <= 256 else
                                    (USHORT, np.uint16) if n <= 65536 else (UINT, np.uint32))
         if len(moved) == 0:

@@ -112,6 +112,29 @@ def test_auto_mode_stores_local_targets_sparse_and_reads_back_exactly(tmp_path):
                                       asset.meshes[0].primitives[0].target_positions[t])
 
 
+@pytest.mark.parametrize("variant", ["plain", "dense"])
+def test_empty_targets_share_one_accessor_and_read_back_as_zero(tmp_path, variant):
+    asset = make_head_asset()
+    prim = asset.meshes[0].primitives[0]
+    prim.target_positions[2] = 0.0          # a shape that does not move this part
+    prim.target_normals[2] = 0.0
+    prim.target_positions[4] = 0.0
+    ee.write_gltf(asset, tmp_path / "head.glb", **VARIANTS[variant][1])
+    gltf = pygltflib.GLTF2.load(tmp_path / "head.glb")
+    blob = gltf.binary_blob()
+    targets = gltf.meshes[0].primitives[0].targets
+    empty = {targets[2]["POSITION"], targets[2]["NORMAL"], targets[4]["POSITION"]}
+    assert len(empty) == 1                  # one accessor for every empty target of the part
+    shared = gltf.accessors[empty.pop()]
+    assert shared.min == [0.0, 0.0, 0.0] and shared.max == [0.0, 0.0, 0.0]
+    for t in (2, 4):
+        assert not accessor_array(gltf, blob, targets[t]["POSITION"]).any()
+    # a moving target keeps its own accessor
+    assert targets[3]["POSITION"] not in (targets[2]["POSITION"], targets[1]["POSITION"])
+    report = validate(tmp_path / "head.glb")
+    assert report["issues"]["numErrors"] == 0 and report["issues"]["numWarnings"] == 0
+
+
 def test_sparse_file_is_smaller_than_dense(tmp_path):
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
     assert write(tmp_path / "a", "plain", "glb").stat().st_size < \
