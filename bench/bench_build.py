@@ -74,6 +74,7 @@ def bench_stages(name: str, repeat: int, template) -> tuple[list, list]:
             build(image, out=Path(tmp) / f"{name}.glb", template=template)
             cold.append({"total": time.perf_counter() - start, "cpu": time.process_time() - cpu})
     print(f"\n{name} ({image.shape[1]}x{image.shape[0]}), median of {repeat}, {_load()}")
+    print("(texture bakes in a worker thread beside rig and skeleton: the stages add up to more than the total)")
     print(f"{'stage':<12} {'ours s':>9} {'paper s':>9} {'paper/ours':>11}")
     for stage in STAGES + ("total",):
         ours = _median([r.get(stage, 0.0) for r in runs])
