@@ -204,7 +204,8 @@ def build(
         if refine_eyes and source == "photo":
             refined = np.asarray(refine_eye_landmarks(photo, points, parser=parser), dtype=np.float64)
     with stage("fine_fit"):
-        posed = fit.fine_fit(coarse.vertices, skin.faces, coarse.pose, landmark_ids, refined[:468, :2])
+        posed = fit.fine_fit(coarse.vertices, skin.faces, coarse.pose, landmark_ids, refined[:468, :2],
+                             fixed_ids=_unseen_by_landmarks(template))
         posed = fold_safe(template, coarse.vertices, posed)
         # The rest pose is the fine fit with the fitted expression taken off again: it keeps the
         # fine fit's detail (Eq. 10) on the identity, not the photo's smile or open mouth.
@@ -455,6 +456,9 @@ def _identity_basis(template):
 _IDENTITY_SUBSETS: dict = {}
 
 
+#: How far (metres) from the nearest landmark vertex the fine fit reaches: the skin beyond stays
+#: where the coarse fit put it (fit.fine_fit's fixed_ids).
+FINE_FIT_REACH = 0.04
 #: Radius (metres) of the fold-safe averaging of the fine fit's displacement (fit.fold_smoother).
 #: The lids' and nostrils' tucked skin lies within 1-3 mm of the sheet above it; at 3 mm a lid
 #: fold still cut through on obama's left eye, at 4 mm none did, and the fine fit's landmark
@@ -484,6 +488,28 @@ def fold_safe(template, coarse_vertices: np.ndarray, fine_vertices: np.ndarray) 
     smoothed = smoother @ motion
     ids = np.asarray(template.landmark_vertex_ids, dtype=np.int64)
     return coarse_vertices + pocket @ (smoothed + spread @ (motion[ids] - smoothed[ids]))
+
+
+def _unseen_by_landmarks(template) -> np.ndarray:
+    """Skin vertices farther than FINE_FIT_REACH from every landmark vertex: the fine fit holds
+    them where the coarse fit put them.  Made once per template."""
+    from scipy.spatial import cKDTree
+
+    skin = template.parts["skin"]
+    cached = _UNSEEN.get(id(skin.vertices))
+    if cached is not None and cached[0] is skin.vertices:
+        return cached[1]
+    vertices = np.asarray(skin.vertices, dtype=np.float64)
+    ids = np.asarray(template.landmark_vertex_ids, dtype=np.int64)
+    distance = cKDTree(vertices[ids[:468]]).query(vertices)[0]
+    far = np.flatnonzero(distance > FINE_FIT_REACH)
+    far = far[~np.isin(far, ids[:468])]
+    if not skin.vertices.flags.writeable:
+        _UNSEEN[id(skin.vertices)] = (skin.vertices, far)
+    return far
+
+
+_UNSEEN: dict = {}
 
 
 def _fold_operators(template):

@@ -655,6 +655,7 @@ def fine_fit(
     anchor_pixels: np.ndarray,
     anchor_weight: float = 100.0,
     rotation_aware: bool = True,
+    fixed_ids: np.ndarray | None = None,
 ) -> np.ndarray:
     """Laplacian fine fit (§3.2.2, Eq. 10-11): move the anchor vertices onto the landmarks.
 
@@ -662,7 +663,10 @@ def fine_fit(
     anchor_pixels (K, 2) image pixels of the detected (eye-refined) landmarks; anchor_weight
     is Eq. 10's λ.  ``rotation_aware`` lets each vertex's Laplacian coordinate turn with its
     one-ring (the core's local/global refinement; docs/geometry.md recommends it after a
-    similarity alignment, which the coarse fit provides).  Returns (N, 3) world metres.
+    similarity alignment, which the coarse fit provides).  fixed_ids (M,) vertex indices, not
+    among the anchors, held at their coarse positions with the same weight: the part of a whole
+    head no landmark sees (the back of the skull, the neck down to its collar), which the
+    Laplacian would otherwise swing about the face as a lever.  Returns (N, 3) world metres.
     """
     from .geometry import LaplacianDeformer
 
@@ -674,6 +678,13 @@ def fine_fit(
     coarse_camera = pose.to_camera(coarse_vertices[anchor_ids])
     # Eq. 11: the anchor keeps the depth of its coarse vertex; x/y come from the image.
     anchor_camera = np.column_stack([anchor_pixels[:, 0], -anchor_pixels[:, 1], coarse_camera[:, 2]])
+    targets = pose.to_world(anchor_camera)
+    if fixed_ids is not None and len(fixed_ids):
+        fixed_ids = np.asarray(fixed_ids, dtype=np.int64)
+        if np.isin(fixed_ids, anchor_ids).any():
+            raise InvalidInputError("fixed_ids and anchor_ids overlap")
+        anchor_ids = np.concatenate([anchor_ids, fixed_ids])
+        targets = np.concatenate([targets, coarse_vertices[fixed_ids]])
     deformer = LaplacianDeformer(coarse_vertices, np.asarray(faces), anchor_ids, weight=anchor_weight,
                                  rotation_aware=rotation_aware)
-    return deformer.solve(pose.to_world(anchor_camera))
+    return deformer.solve(targets)

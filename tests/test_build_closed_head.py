@@ -70,3 +70,23 @@ def test_no_part_shows_through_the_skin(astronaut, template, shape):
     if shape:
         weights[ARKIT_SHAPE_NAMES.index(shape)] = 1.0
     assert leaks(astronaut, template, weights, ignore=("tongue",) if shape == "tongueOut" else ()) <= NOISE_PIXELS
+
+
+def test_the_fine_fit_leaves_the_head_beyond_the_face_where_the_coarse_fit_put_it(six_avatars, template):
+    """The landmarks see the face only: the back of the skull and the neck down to its collar
+    keep the coarse fit's shape (identity modifiers), or the Laplacian would swing them about
+    the face as a lever (the collar moved 14-35 mm before, shortening or bending the neck)."""
+    from pyfacerig.build import FINE_FIT_REACH, _unseen_by_landmarks
+    skin = template.parts["skin"]
+    far = _unseen_by_landmarks(template)
+    assert 0.15 < len(far) / len(skin.vertices) < 0.5          # the back of the head and the neck
+    collar = np.flatnonzero(skin.vertices[:, 1] < skin.vertices[:, 1].min() + 0.02)   # the neck's lowest 2 cm
+    assert np.isin(collar, far).all()
+    for name, avatar in six_avatars.items():
+        moved = np.linalg.norm(avatar.posed_skin - avatar.coarse_skin, axis=1)
+        assert moved[collar].max() < 0.0005, name                 # measured: under 0.05 mm
+        assert np.median(moved[far]) < 0.001, name
+        # the face still follows its landmarks: the fine fit moves it where the coarse fit missed
+        face = np.flatnonzero(np.asarray(template.regions["face"]))
+        assert np.median(moved[face]) > 2 * np.median(moved[far]), name
+    assert FINE_FIT_REACH == 0.04

@@ -22,11 +22,12 @@ def mar(points):
     return np.linalg.norm(points[13] - points[14]) / np.linalg.norm(points[78] - points[308])
 
 
-def read_back(avatar) -> dict:
-    """MediaPipe's 478 points (image pixels, y down) on front renders of the avatar at each shape."""
+def read_back(avatar, distance: float = 0.55, yaw_deg: float = 0.0) -> dict:
+    """MediaPipe's 478 points (image pixels, y down) on renders of the avatar at each shape, seen
+    from ``distance`` metres and turned by ``yaw_deg`` (default: the front view)."""
     from PIL import Image
     texture = np.asarray(Image.open(io.BytesIO(avatar.texture)).convert("RGB"))
-    camera = render.face_camera(avatar, distance=0.55)
+    camera = render.face_camera(avatar, distance=distance, yaw_deg=yaw_deg)
     out = {}
     for name in SHAPES:
         image = render.render(render.template_meshes(avatar, {name: 1.0} if name else None, texture), camera, 512, 512)
@@ -34,47 +35,75 @@ def read_back(avatar) -> dict:
     return out
 
 
+#: The views every figure is read in (distance m, yaw degrees): MediaPipe's reading of one view
+#: moves with sub-millimetre changes (a camera 0.3 mm to the side took Grace Hopper's right
+#: blink from 0.587 to 0.632), so each figure is the median over nine nearby views.
+VIEWS = tuple((distance, yaw) for distance in (0.5, 0.55, 0.6) for yaw in (-4.0, 0.0, 4.0))
+
+
+def over_views(views: list, figure) -> float:
+    """The median of ``figure(points by shape)`` over the views."""
+    return float(np.median([figure(points) for points in views]))
+
+
 @pytest.fixture(scope="module")
 def detected(six_avatars):
-    avatars = six_avatars
-    return {name: read_back(avatar) for name, avatar in avatars.items()}
+    return {name: [read_back(avatar, distance, yaw) for distance, yaw in VIEWS]
+            for name, avatar in six_avatars.items()}
 
 
 PORTRAITS = ("astronaut", "grace_hopper", "obama", "obama2", "obama3", "biden")
 
 
-BLINKS = [(n, s, o) for n in PORTRAITS for s, o in (("left", "right"), ("right", "left"))]
+# Grace Hopper's right lid closes over the eyeball (docs/pipeline.md, "Shapes on the built head"),
+# but MediaPipe reads 0.67 of the open eye in the median view (0.57-0.75 over the nine; 0.76,
+# 0.59-0.94, before the fine fit held the head beyond the face): her glasses' frame runs along
+# the closed lid, and MediaPipe takes its edge for the upper lid's.
+GRACE_RIGHT = pytest.mark.xfail(strict=True, reason="Grace Hopper's right blink reads 0.67: the glasses' frame "
+                                                   "along the closed lid reads as its edge")
+BLINKS = [pytest.param(n, s, o, marks=GRACE_RIGHT) if (n, s) == ("grace_hopper", "right") else (n, s, o)
+          for n in PORTRAITS for s, o in (("left", "right"), ("right", "left"))]
+
+
+def blink_ratio(points, shape, side):
+    return ear(points[shape], side) / ear(points["neutral"], side)
 
 
 @pytest.mark.parametrize("name,side,other", BLINKS)
 def test_a_blink_closes_that_eye_to_at_most_0_6_of_its_aspect_ratio(detected, name, side, other):
-    n0, blink = detected[name]["neutral"], detected[name]["eyeBlink" + side.title()]
-    assert ear(blink, side) <= 0.6 * ear(n0, side)
-    assert ear(blink, other) > 0.8 * ear(n0, other)
+    shape = "eyeBlink" + side.title()
+    assert over_views(detected[name], lambda points: blink_ratio(points, shape, side)) <= 0.6
+    assert over_views(detected[name], lambda points: blink_ratio(points, shape, other)) > 0.8
 
 
 @pytest.mark.parametrize("name", PORTRAITS)
 def test_jaw_open_opens_the_mouth(detected, name):
-    assert mar(detected[name]["jawOpen"]) - mar(detected[name]["neutral"]) > 0.25
+    assert over_views(detected[name], lambda points: mar(points["jawOpen"]) - mar(points["neutral"])) > 0.25
+
+
+def corner_rise(points, shape, corner):
+    """How far ``shape`` lifts a mouth corner, in face heights (image y points down)."""
+    n0 = points["neutral"]
+    return (n0[corner, 1] - points[shape][corner, 1]) / np.linalg.norm(n0[10] - n0[152])
 
 
 @pytest.mark.parametrize("name", PORTRAITS)
 @pytest.mark.parametrize("side,corner,other", [("Left", 291, 61), ("Right", 61, 291)])
 def test_each_smile_lifts_its_own_corner(detected, name, side, corner, other):
-    n0, smile = detected[name]["neutral"], detected[name]["mouthSmile" + side]
-    face_px = np.linalg.norm(n0[10] - n0[152])
-    rise = (n0[corner, 1] - smile[corner, 1]) / face_px          # image y points down
-    other_rise = (n0[other, 1] - smile[other, 1]) / face_px
+    rise = over_views(detected[name], lambda points: corner_rise(points, "mouthSmile" + side, corner))
+    other_rise = over_views(detected[name], lambda points: corner_rise(points, "mouthSmile" + side, other))
     assert rise > 0.015 and rise > 2 * abs(other_rise)
 
 
 # Grace Hopper's brows are hidden behind her glasses' frames, which MediaPipe follows instead.
 @pytest.mark.parametrize("name", ("astronaut", "obama", "obama2", "obama3", "biden"))
 def test_brow_inner_up_lifts_the_brows(detected, name):
-    n0, up = detected[name]["neutral"], detected[name]["browInnerUp"]
-    face_px = np.linalg.norm(n0[10] - n0[152])
     inner = [107, 336, 55, 285]
-    assert np.mean(n0[inner, 1] - up[inner, 1]) / face_px > 0.01
+
+    def lift(points):
+        n0 = points["neutral"]
+        return np.mean(n0[inner, 1] - points["browInnerUp"][inner, 1]) / np.linalg.norm(n0[10] - n0[152])
+    assert over_views(detected[name], lift) > 0.01
 
 
 def closed_lid_distances(avatar) -> dict:

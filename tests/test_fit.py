@@ -210,3 +210,16 @@ def test_coarse_fit_reuses_a_templates_system_and_gets_the_same_fit(template, as
     # another regularisation is another system, not the cached one
     looser = fit.coarse_fit(skin.vertices, ids, astronaut_points, regularization=0.1, **kwargs)
     assert len(fit._COARSE_SYSTEMS) == 2 and not np.array_equal(looser.vertices, first.vertices)
+
+
+def test_fine_fit_holds_the_fixed_vertices_at_their_coarse_positions(grace_mesh):
+    vertices, faces = grace_mesh
+    pose = fit.Pose(rotation=np.eye(3), scale=1000.0, translation=np.array([256.0, 256.0, 0.0]))
+    anchors = np.arange(0, 200)
+    pixels = fit.project(vertices[anchors], pose) + 5.0            # every anchor moved 5 px
+    fixed = np.arange(300, 468)
+    held = fit.fine_fit(vertices, faces, pose, anchors, pixels, fixed_ids=fixed)
+    free = fit.fine_fit(vertices, faces, pose, anchors, pixels)
+    assert np.abs(held[fixed] - vertices[fixed]).max() < 0.2 * np.abs(free[fixed] - vertices[fixed]).max()
+    with pytest.raises(InvalidInputError, match="overlap"):
+        fit.fine_fit(vertices, faces, pose, anchors, pixels, fixed_ids=[5, 300])
