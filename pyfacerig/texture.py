@@ -25,6 +25,8 @@ Every function is deterministic; PNGs are encoded with fixed settings.
 """
 from __future__ import annotations
 
+import threading
+
 import cv2
 import numpy as np
 from scipy.spatial import cKDTree
@@ -40,6 +42,9 @@ __all__ = [
     "bake_skin",
     "shape_exposure",
     "photo_reliability",
+    "facing_weight",
+    "hair_colour",
+    "person_probability",
     "iris_colour",
     "eyeball_texture",
     "encode_png",
@@ -430,43 +435,119 @@ def _mesh_laplacian(faces: np.ndarray, count: int):
     return (sp.diags(np.asarray(adjacency.sum(axis=1)).ravel()) - adjacency).tocsr()
 
 
-def hair_colour(image: np.ndarray, landmarks: np.ndarray, skin_tone: np.ndarray) -> np.ndarray:
-    """(3,) float RGB of the hair above the forehead, or ``skin_tone`` if the head looks shaved.
+_SEGMENTER = None
+_SEGMENTER_LOCK = threading.Lock()
 
-    landmarks (478, 2+) image frame; skin_tone (3,) the face's median colour.  From each of seven
-    points along the top of the face oval (10, 109, 338, 67, 297, 103, 332) the photo is walked
-    upward in steps of 1 % of the face height, up to 40 %: the hair starts where the colour leaves
-    the skin tone (more than 60 RGB levels away) for at least 4 % in a row, and the 6 % from there
-    are taken as hair.  With
-    hair found above fewer than three of the points, the cap keeps the skin's colour.
+
+def person_probability(image: np.ndarray, left: float, top: float, side: float, size: int = 256) -> np.ndarray:
+    """MediaPipe's selfie segmentation (from its wheel) of the square ``side`` pixels wide at
+    (``left``, ``top``) of ``image``, resampled to ``size`` x ``size``: (size, size) float32
+    probability that a pixel shows the person (hair included) rather than the background.
+    Outside the image counts as black.  The graph is process-wide and serialised with a lock
+    (MediaPipe graphs are not re-entrant; it costs about 4 ms)."""
+    global _SEGMENTER
+    scale = size / float(side)
+    # Pixel centres of the square map onto the photo with one affine warp (bilinear: the
+    # segmenter works at 256 px and does not need an anti-aliased crop).
+    warp = np.array([[1.0 / scale, 0.0, left + 0.5 / scale - 0.5], [0.0, 1.0 / scale, top + 0.5 / scale - 0.5]])
+    crop = cv2.warpAffine(np.ascontiguousarray(image[..., :3]), warp, (size, size),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    with _SEGMENTER_LOCK:
+        if _SEGMENTER is None:
+            import mediapipe as mp  # lazily: it loads TensorFlow Lite
+            _SEGMENTER = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+        mask = _SEGMENTER.process(crop).segmentation_mask
+    return np.array(mask, dtype=np.float32)
+
+
+#: The hair is sampled along rays out of the upper face oval, up to 40 % of the face height
+#: beyond it, every 1 %.
+_HAIR_RAY = np.arange(0.0, 0.405, 0.01)
+
+
+def hair_colour(image: np.ndarray, landmarks: np.ndarray, skin_tone: np.ndarray) -> np.ndarray:
+    """(3,) float RGB of the person's hair, or ``skin_tone`` if the head looks shaved.
+
+    landmarks (478, 2+) image frame; skin_tone (3,) the face's median colour.  The photo is
+    sampled along rays out of the face oval's points above the eyes that point within 50
+    degrees of straight up (``_HAIR_RAY``; over the temples hair thins to skin and background).
+    Samples count only where MediaPipe's person segmentation, shrunk by about 4 % of the face
+    height, says they show the person, so a background next to the head is never taken for
+    hair.  Along each ray the hair starts at the first two samples in a row more than 45 RGB
+    levels from the skin before them (a running average that starts at the forehead's own skin,
+    just inside the top of the oval, and follows slow changes such as a bald scalp's shading);
+    from there on every sample is hair, highlights included (blond strands can be as light as
+    skin).  The colour is the mode of the hair samples: three rounds of a median over those
+    within 60 levels of the last estimate, so the few samples of a bright background the
+    segmentation keeps, or of skin through thin hair, do not pale it.  With hair on fewer than
+    a quarter of the rays, the head is taken as shaved and the cap keeps the skin's colour.
     """
     height, width = image.shape[:2]
-    face_height = float(np.ptp(landmarks[FACE_OVAL, 1]))
-    tone = np.asarray(skin_tone, dtype=np.float64)
-    found = []
-    for index in (10, 109, 338, 67, 297, 103, 332):
-        x, y = landmarks[index, :2]
-        xx = int(round(x))
-        if not 0 <= xx < width:
+    tone_in = np.asarray(skin_tone, dtype=np.float64)
+    points = np.asarray(landmarks, dtype=np.float64)[:, :2]
+    oval = points[FACE_OVAL]
+    face_height = float(np.linalg.norm(points[152] - points[10]))
+    if not np.isfinite(face_height) or face_height < 4.0:
+        return tone_in
+    centre = oval.mean(axis=0)
+    eye_line = 0.5 * (points[33, 1] + points[263, 1])
+    outward = oval - centre
+    outward /= np.maximum(np.linalg.norm(outward, axis=1, keepdims=True), 1e-9)
+    up = (oval[:, 1] < eye_line) & (outward[:, 1] < -np.cos(np.radians(50.0)))
+    upper, outward = oval[up], outward[up]
+    rays = upper[:, None] + outward[:, None] * (_HAIR_RAY[None, :, None] * face_height)
+    # The forehead's skin: 4-8 % inside the oval along the same rays.
+    inside = (upper[:, None] - outward[:, None] * (np.array([0.04, 0.06, 0.08])[None, :, None] * face_height))
+    inside = inside.reshape(-1, 2)
+    xy = np.rint(inside).astype(np.int64)
+    ok = (xy[:, 0] >= 0) & (xy[:, 0] < width) & (xy[:, 1] >= 0) & (xy[:, 1] < height)
+    tone = np.median(image[xy[ok, 1], xy[ok, 0], :3].astype(np.float64), axis=0) if ok.any() else tone_in
+    # The person's mask in a square 2.4 face heights wide around the head.  Its edge is soft and
+    # a few per cent of the face height wide: shrink the person by 4 cells (about 4 %).
+    side = 2.4 * face_height
+    left, top = centre[0] - side / 2, points[10, 1] - 0.8 * face_height
+    mask = person_probability(image, left, top, side) > 0.5
+    cells = mask.shape[0]
+    person = cv2.erode(mask.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+
+    def cell(points_xy):
+        return np.clip(np.floor((points_xy - (left, top)) / side * cells).astype(np.int64), 0, cells - 1)
+
+    at = cell(rays.reshape(-1, 2))
+    shown = person[at[:, 1], at[:, 0]].reshape(rays.shape[:2])
+    # A drawing or a photo the segmenter does not take for a person: keep every sample.
+    face_at = cell(inside)
+    if np.mean(mask[face_at[:, 1], face_at[:, 0]]) < 0.5:
+        shown[:] = True
+    xy = np.rint(rays).astype(np.int64)
+    shown &= (xy[..., 0] >= 0) & (xy[..., 0] < width) & (xy[..., 1] >= 0) & (xy[..., 1] < height)
+    found, counted = [], 0
+    for ray, ok in zip(xy, shown):
+        if ok.sum() < 4:
             continue
-        column = []
-        for lift in np.arange(0.0, 0.40, 0.01):
-            yy = int(round(y - lift * face_height))
-            if not 0 <= yy < height:
-                break
-            patch = image[max(yy - 1, 0):yy + 2, max(xx - 1, 0):xx + 2, :3].reshape(-1, 3).astype(np.float64)
-            column.append(patch.mean(axis=0))
-        column = np.asarray(column)
-        if not len(column):
-            continue
-        far = np.linalg.norm(column - tone, axis=1) > 60.0
-        # the first run of four samples off the skin tone: a highlight or a wrinkle is shorter
-        runs = [k for k in range(len(far) - 3) if far[k:k + 4].all()]
-        if runs:
-            found.append(column[runs[0]:runs[0] + 6])
-    if len(found) < 3:
-        return tone
-    return np.median(np.concatenate(found), axis=0)
+        counted += 1
+        colour = image[ray[ok, 1], ray[ok, 0], :3].astype(np.float64)
+        # Skin changes slowly along the ray (shading as a bald scalp turns from the light), hair
+        # starts with a step: compare each sample with a running average of the skin before it.
+        far = np.zeros(len(colour), dtype=bool)
+        reference = tone.copy()
+        for k, sample in enumerate(colour):
+            far[k] = np.linalg.norm(sample - reference) > 45.0
+            if not far[k]:
+                reference += 0.3 * (sample - reference)
+        starts = np.flatnonzero(far[:-1] & far[1:])
+        if len(starts):
+            found.append(colour[starts[0]:])
+    if not counted or len(found) < 0.25 * counted:
+        return tone_in
+    samples = np.concatenate(found)
+    estimate = np.median(samples, axis=0)
+    for _ in range(3):
+        near = samples[np.linalg.norm(samples - estimate, axis=1) < 60.0]
+        if len(near) < 8:
+            break
+        estimate = np.median(near, axis=0)
+    return estimate
 
 
 def bake_head(image: np.ndarray, camera_vertices: np.ndarray, skin, mirror: np.ndarray, face_mask: np.ndarray,
@@ -487,7 +568,7 @@ def bake_head(image: np.ndarray, camera_vertices: np.ndarray, skin, mirror: np.n
 
     welded = np.asarray(skin.uv_welded_ids)
     count = len(camera_vertices)
-    split_mirror, laplacian, smooth_scalp = _head_layout(skin, np.asarray(mirror), regions, count)
+    split_mirror, laplacian, smooth_scalp, averaging = _head_layout(skin, np.asarray(mirror), regions, count)
     texels, _, texel_bary, texel_corners = _uv_texels(skin.uvs, skin.uv_faces, size)
     interpolation = _texel_interpolation(skin.uvs, skin.uv_faces, size)
     # Per chart texel (the atlas outside the charts is filled at the end): photo colour and seen.
@@ -495,7 +576,8 @@ def bake_head(image: np.ndarray, camera_vertices: np.ndarray, skin, mirror: np.n
                              face_mask, size=size, keep_unseen=True)
     # How far the photo can be trusted where a shape opens up skin it shows only as a thin band
     # (the upper lid tucked under the brow, stretched over the eye by a blink).
-    reliable = photo_reliability(skin, camera_vertices)
+    facing = facing_weight(skin.faces, camera_vertices, averaging, FACING_RINGS)
+    reliable = photo_reliability(skin, camera_vertices) * facing
     texel_reliable = interpolation @ reliable[welded].astype(np.float32)
     # Per welded vertex: the mean photo colour of its seen texels (each texel counts for the
     # corner nearest it, by its reliability), where there are enough and the vertex is reliable.
@@ -529,7 +611,17 @@ def bake_head(image: np.ndarray, camera_vertices: np.ndarray, skin, mirror: np.n
     cover = np.maximum(smooth_scalp, mouth.astype(float))
     baked = interpolation @ np.column_stack([colours, cover])[welded].astype(np.float32)
     fill, cover_map = baked[:, :3], np.clip(baked[:, 3], 0.0, 1.0)
-    photo_weight = known.astype(np.float32) * texel_reliable * (1.0 - cover_map)
+    # The photo fades into the fill over about three rings of vertices inside the skin it covers
+    # (inside the face mask, visible, facing the camera), so its outer edge shows no step in
+    # colour or detail.  Not around the skin the shapes stretch (lids, inner lips): that has its
+    # own ramp, and feathering it would wash out the lid and lip lines.
+    covered = (np.bincount(vertex_of_texel, minlength=count) >= 2) & (facing >= 0.5)
+    feather = covered.astype(float)
+    for _ in range(3):
+        feather = averaging @ feather
+    t = np.clip(2.0 * feather - 1.0, 0.0, 1.0)
+    blend = interpolation @ (reliable * t * t * (3.0 - 2.0 * t))[welded].astype(np.float32)
+    photo_weight = known.astype(np.float32) * blend * (1.0 - cover_map)
     chart = photo * photo_weight[:, None]
     fill *= 1.0 - photo_weight[:, None]
     chart += fill
@@ -643,13 +735,48 @@ def photo_reliability(skin, camera_vertices: np.ndarray) -> np.ndarray:
     return t * t * (3.0 - 2.0 * t)
 
 
+#: The photo's weight on a surface point ramps from 0 to 1 as the cosine between its normal and
+#: the line of sight grows from GRAZING_COSINE to FACING_COSINE (docs/pipeline.md, "Texture").
+GRAZING_COSINE = 0.35
+FACING_COSINE = 0.6
+#: ... of the normal averaged over this many one-rings (about 2 cm on the face).
+FACING_RINGS = 8
+
+
+def facing_weight(faces: np.ndarray, camera_vertices: np.ndarray, averaging=None, rings: int = 0) -> np.ndarray:
+    """(N,) float in [0, 1] per vertex: how squarely the photo sees the surface there.
+
+    Near the silhouette one photo pixel covers a long strip of surface, the fit's small errors
+    move the strip onto the background, and the light that grazes an edge (a rim light along
+    the jaw, a window's reflection on the cheek) is no part of the skin's colour.  Per vertex,
+    the area-weighted normal, averaged over ``rings`` one-rings with the (N, N) ``averaging``
+    operator (the surface's broad orientation: a crease such as the lip line or a lid's margin
+    turns from the camera only locally, and the photo shows it well), and its cosine to the
+    view axis (+z of the camera frame), ramped smoothly from 0 at :data:`GRAZING_COSINE` to 1
+    at :data:`FACING_COSINE`.
+    """
+    faces = np.asarray(faces, dtype=np.int64)
+    camera = np.asarray(camera_vertices, dtype=np.float64)
+    corners = camera[faces]
+    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    summed = np.zeros((len(camera), 3))
+    for k in range(3):
+        np.add.at(summed, faces[:, k], normals)
+    summed /= np.maximum(np.linalg.norm(summed, axis=1, keepdims=True), 1e-30)
+    for _ in range(rings if averaging is not None else 0):
+        summed = averaging @ summed
+    cosine = summed[:, 2] / np.maximum(np.linalg.norm(summed, axis=1), 1e-30)
+    t = np.clip((cosine - GRAZING_COSINE) / (FACING_COSINE - GRAZING_COSINE), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
 _HEADS: dict = {}
 
 
 def _head_layout(skin, mirror: np.ndarray, regions: dict, count: int):
     """What :func:`bake_head` derives from the template alone, computed once per template:
-    the mirror map on the UV vertices, the skin's graph Laplacian (CSR) and the scalp weight
-    smoothed over three rings.  Keyed by the arrays it reads; cached only when they are
+    the mirror map on the UV vertices, the skin's graph Laplacian (CSR), the scalp weight
+    smoothed over three rings and the one-ring averaging operator (CSR) that smooths it.  Keyed by the arrays it reads; cached only when they are
     read-only (a template's), like :func:`_layout_cached`."""
     import scipy.sparse as sp
 
@@ -665,12 +792,14 @@ def _head_layout(skin, mirror: np.ndarray, regions: dict, count: int):
     first_copy[welded[::-1]] = np.arange(len(welded))[::-1]
     split_mirror = first_copy[mirror[welded]]
     laplacian = _mesh_laplacian(faces, count)
-    averaging = sp.diags(1.0 / np.maximum(np.asarray((laplacian != 0).sum(axis=1)).ravel(), 1)) @ abs(laplacian).sign()
+    averaging = (sp.diags(1.0 / np.maximum(np.asarray((laplacian != 0).sum(axis=1)).ravel(), 1))
+                 @ abs(laplacian).sign()).tocsr()
     smooth_scalp = scalp.astype(float)
     for _ in range(3):
         smooth_scalp = averaging @ smooth_scalp
-    value = (split_mirror, laplacian, smooth_scalp)
-    for array in (split_mirror, smooth_scalp, laplacian.data, laplacian.indices, laplacian.indptr):
+    value = (split_mirror, laplacian, smooth_scalp, averaging)
+    for array in (split_mirror, smooth_scalp, laplacian.data, laplacian.indices, laplacian.indptr,
+                  averaging.data, averaging.indices, averaging.indptr):
         array.setflags(write=False)
     _remember(_HEADS, key, sources, value)
     return value

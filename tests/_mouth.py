@@ -1,4 +1,4 @@
-"""The mouth of a rest pose as a user sees it: rendered from the front with its own texture
+"""The face of an avatar as a user sees it: rendered from the front with its own texture
 and read back by MediaPipe (issue #11; tests/test_build_neutral.py, tools/make_neutral_figure.py)."""
 from __future__ import annotations
 
@@ -7,21 +7,39 @@ import io
 import numpy as np
 
 
-def front_render(avatar_or_template, weights=None) -> np.ndarray:
-    """(512, 512, 3) uint8: the project's renderer, 55 cm in front, the avatar's own texture."""
+#: The views a figure read back by MediaPipe is taken over (distance m, yaw degrees):
+#: MediaPipe's reading of one view moves with sub-millimetre changes (a camera 0.3 mm to the
+#: side took Grace Hopper's right blink from 0.587 to 0.632; obama2's closed lips read 0.005
+#: to 0.084 apart over these nine), so each figure is the median over nine nearby views.
+VIEWS = tuple((distance, yaw) for distance in (0.5, 0.55, 0.6) for yaw in (-4.0, 0.0, 4.0))
+
+
+def over_views(views: list, figure) -> float:
+    """The median of ``figure(read-back)`` over the read-backs of the views."""
+    return float(np.median([figure(points) for points in views]))
+
+
+def front_render(avatar_or_template, weights=None, distance: float = 0.55, yaw_deg: float = 0.0) -> np.ndarray:
+    """(512, 512, 3) uint8: the project's renderer, ``distance`` m in front (turned by
+    ``yaw_deg``), the avatar's own texture."""
     from PIL import Image
     from pyfacerig import render
     texture = None
     if hasattr(avatar_or_template, "texture"):
         texture = np.asarray(Image.open(io.BytesIO(avatar_or_template.texture)).convert("RGB"))
-    camera = render.face_camera(avatar_or_template, distance=0.55)
+    camera = render.face_camera(avatar_or_template, distance=distance, yaw_deg=yaw_deg)
     return render.render(render.template_meshes(avatar_or_template, weights, texture), camera, 512, 512)
 
 
-def read_back(avatar_or_template, weights=None) -> np.ndarray:
+def read_back(avatar_or_template, weights=None, distance: float = 0.55, yaw_deg: float = 0.0) -> np.ndarray:
     """MediaPipe's 478 points (pixels, y down) on :func:`front_render`."""
     from pyfacerig.landmarks import detect_landmarks
-    return detect_landmarks(front_render(avatar_or_template, weights)).points[:, :2]
+    return detect_landmarks(front_render(avatar_or_template, weights, distance, yaw_deg)).points[:, :2]
+
+
+def read_back_views(avatar_or_template, weights=None) -> list:
+    """:func:`read_back` in each of :data:`VIEWS`."""
+    return [read_back(avatar_or_template, weights, distance, yaw) for distance, yaw in VIEWS]
 
 
 def lip_gap(points: np.ndarray) -> float:

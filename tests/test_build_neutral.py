@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from _mouth import corners, lip_gap, read_back
+from _mouth import corners, lip_gap, over_views, read_back_views
 from pyfacerig.templates import ARKIT_SHAPE_NAMES
 
 SMILING = ("astronaut", "obama", "obama2")
@@ -14,39 +14,43 @@ NEUTRAL = ("grace_hopper", "biden")
 
 @pytest.fixture(scope="module")
 def rest_points(six_avatars):
-    return {name: read_back(six_avatars[name]) for name in SMILING + NEUTRAL}
+    """Each rest pose read back in the nine views of _mouth.VIEWS."""
+    return {name: read_back_views(six_avatars[name]) for name in SMILING + NEUTRAL}
 
 
 @pytest.fixture(scope="module")
 def template_points(template):
-    return read_back(template)
+    return read_back_views(template)
 
 
-# obama2 (speaking, the photo's lips 40 % apart) lifts a corner 2.28 % (before the template's
-# landmarks were made mirror symmetric: 1.89 %); the others stay within 0.5 %.  Its lips read
-# 0.046 apart since the fine fit holds the head beyond the face (0.054-0.079 before).
-OBAMA2_MARGINAL = pytest.mark.xfail(strict=True, reason="obama2: a corner lifted 2.28 % on the symmetric landmarks")
+# Read in the nine views of _mouth.VIEWS (one front view read obama2's closed lips anywhere
+# from 0.005 to 0.084 apart as the camera moved by millimetres).  obama2 (speaking, the photo's
+# lips 40 % apart) lifts a corner 2.04 % (median of the nine; 2.28 % in the single front view,
+# 1.89 % before the template's landmarks were made mirror symmetric); the others stay within
+# 0.8 %.  Its lips read 0.038 apart (0.005-0.084), the others' 0.003-0.006.
+OBAMA2_MARGINAL = pytest.mark.xfail(strict=True, reason="obama2: a corner lifted 2.04 % on the symmetric landmarks")
 MARKED = [pytest.param(n, marks=OBAMA2_MARGINAL) if n == "obama2" else n for n in SMILING + NEUTRAL]
 
 
 @pytest.mark.parametrize("name", SMILING + NEUTRAL)
 def test_the_rest_pose_has_its_lips_closed(rest_points, name):
     # The photos' own gaps: astronaut 0.19, obama 0.23, obama2 0.40 of the mouth width.
-    assert lip_gap(rest_points[name]) <= 0.05
+    assert over_views(rest_points[name], lip_gap) <= 0.05
 
 
 @pytest.mark.parametrize("name", MARKED)
 def test_the_rest_pose_keeps_no_smile_in_the_corners(rest_points, template_points, name):
     # Height of each corner against the template's rest pose, in face heights: a smile lifts
     # them by 5-6 % of the face height on the astronaut and obama.
-    assert np.all(np.abs(corners(rest_points[name], template_points)["lift"]) <= 0.02)
+    lifts = [corners(points, reference)["lift"] for points, reference in zip(rest_points[name], template_points)]
+    assert np.all(np.abs(np.median(lifts, axis=0)) <= 0.02)
 
 
 @pytest.mark.parametrize("name", SMILING)
 def test_replaying_the_expression_weights_gives_the_photo_its_smile_back(six_avatars, rest_points, name):
     avatar = six_avatars[name]
-    replayed = read_back(avatar, avatar.expression_weights)
-    assert lip_gap(replayed) > lip_gap(rest_points[name]) + 0.04
+    replayed = read_back_views(avatar, avatar.expression_weights)
+    assert over_views(replayed, lip_gap) > over_views(rest_points[name], lip_gap) + 0.04
 
 
 @pytest.mark.parametrize("name", NEUTRAL)
