@@ -53,16 +53,12 @@ def renders(out: Path, names) -> None:
 
 def compose(before: Path, after: Path, path: Path, names) -> None:
     """One row per portrait: before | after, each both blinks with their lids' distances."""
-    from PIL import ImageDraw
-    from make_folds_figure import side_by_side
+    from make_folds_figure import caption, side_by_side
 
     def prepare(image, name, label, folder):
         d = json.loads((folder / "closed_lids.json").read_text())[name]
-        draw = ImageDraw.Draw(image)
-        draw.rectangle((0, 0, image.width, 13), fill=(255, 255, 255))
-        draw.text((4, 1), f"{name}, {label}: closed lid {d['eyeBlinkLeft']:.0f} / {d['eyeBlinkRight']:.0f} "
-                  "RGB levels from the skin around it", fill=(0, 0, 0))
-        return image
+        return caption(image, f"{name}, {label}: closed lid {d['eyeBlinkLeft']:.0f} / {d['eyeBlinkRight']:.0f} "
+                       "RGB levels from the skin around it")
     side_by_side(before, after, path, names, prepare)
 
 

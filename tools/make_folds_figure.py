@@ -51,6 +51,18 @@ def renders(out: Path, names) -> None:
     (out / "blinks.json").write_text(json.dumps(figures, indent=1) + "\n")
 
 
+def caption(image, text: str, swatch=None):
+    """``image`` with ``text`` on a white bar across its top (and a patch of the RGB ``swatch``
+    at the bar's right end, if given)."""
+    from PIL import ImageDraw
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((0, 0, image.width, 13), fill=(255, 255, 255))
+    if swatch is not None:
+        draw.rectangle((image.width - 40, 0, image.width, 13), fill=tuple(int(v) for v in swatch))
+    draw.text((4, 1), text, fill=(0, 0, 0))
+    return image
+
+
 def side_by_side(before: Path, after: Path, path: Path, names, prepare) -> None:
     """One row per portrait: its picture in ``before`` | in ``after``; ``prepare(image, name,
     label, folder)`` returns each picture captioned (label "before" or "after")."""

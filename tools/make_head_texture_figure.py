@@ -57,16 +57,11 @@ def renders(out: Path, names) -> None:
 
 def compose(before: Path, after: Path, path: Path, names) -> None:
     """One row per portrait: before | after, each front, 3/4 and side, captioned with the cap's colour."""
-    from PIL import ImageDraw
-    from make_folds_figure import side_by_side
+    from make_folds_figure import caption, side_by_side
 
     def prepare(image, name, label, folder):
         colour = json.loads((folder / "hair.json").read_text())[name]
-        draw = ImageDraw.Draw(image)
-        draw.rectangle((0, 0, image.width, 13), fill=(255, 255, 255))
-        draw.rectangle((image.width - 40, 0, image.width, 13), fill=tuple(colour))
-        draw.text((4, 1), f"{name}, {label}: hair cap {tuple(colour)}", fill=(0, 0, 0))
-        return image
+        return caption(image, f"{name}, {label}: hair cap {tuple(colour)}", swatch=colour)
     side_by_side(before, after, path, names, prepare)
 
 
