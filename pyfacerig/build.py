@@ -23,6 +23,7 @@ import numpy as np
 import engine_export
 
 from . import fit, geometry, rig, runtime, skeleton, texture
+from ._cache import once
 from .errors import ExportError, InvalidInputError, PyFaceRigError
 from .eye_refine import refine_eye_landmarks
 from .image_io import load_image
@@ -496,17 +497,14 @@ def _unseen_by_landmarks(template) -> np.ndarray:
     from scipy.spatial import cKDTree
 
     skin = template.parts["skin"]
-    cached = _UNSEEN.get(id(skin.vertices))
-    if cached is not None and cached[0] is skin.vertices:
-        return cached[1]
-    vertices = np.asarray(skin.vertices, dtype=np.float64)
-    ids = np.asarray(template.landmark_vertex_ids, dtype=np.int64)
-    distance = cKDTree(vertices[ids[:468]]).query(vertices)[0]
-    far = np.flatnonzero(distance > FINE_FIT_REACH)
-    far = far[~np.isin(far, ids[:468])]
-    if not skin.vertices.flags.writeable:
-        _UNSEEN[id(skin.vertices)] = (skin.vertices, far)
-    return far
+
+    def compute():
+        vertices = np.asarray(skin.vertices, dtype=np.float64)
+        ids = np.asarray(template.landmark_vertex_ids, dtype=np.int64)
+        distance = cKDTree(vertices[ids[:468]]).query(vertices)[0]
+        far = np.flatnonzero(distance > FINE_FIT_REACH)
+        return far[~np.isin(far, ids[:468])]
+    return once(_UNSEEN, (skin.vertices,), compute)
 
 
 _UNSEEN: dict = {}
@@ -518,17 +516,14 @@ def _fold_operators(template):
     it, and the parts that touch but must open apart never mix -- the upper and lower lip, each
     upper and lower eyelid (:func:`_opening_sides`)."""
     skin = template.parts["skin"]
-    cached = _FOLD_OPERATORS.get(id(skin.vertices))
-    if cached is not None and cached[0] is skin.vertices:
-        return cached[1]
-    vertices = np.asarray(skin.vertices, dtype=np.float64)
-    frozen = np.asarray(template.regions.get("mouth_interior", np.zeros(len(vertices), bool)), dtype=bool)
-    operators = (fit.fold_smoother(vertices, FOLD_RADIUS, frozen=frozen, sides=_opening_sides(template)),
-                 fit.anchor_spread(vertices, template.landmark_vertex_ids, FOLD_RADIUS),
-                 fit.pocket_follower(vertices, skin.faces, frozen, POCKET_SHELL, POCKET_REACH, POCKET_BLEND))
-    if not skin.vertices.flags.writeable:       # a loaded template's arrays: safe to cache by identity
-        _FOLD_OPERATORS[id(skin.vertices)] = (skin.vertices, operators)
-    return operators
+
+    def compute():
+        vertices = np.asarray(skin.vertices, dtype=np.float64)
+        frozen = np.asarray(template.regions.get("mouth_interior", np.zeros(len(vertices), bool)), dtype=bool)
+        return (fit.fold_smoother(vertices, FOLD_RADIUS, frozen=frozen, sides=_opening_sides(template)),
+                fit.anchor_spread(vertices, template.landmark_vertex_ids, FOLD_RADIUS),
+                fit.pocket_follower(vertices, skin.faces, frozen, POCKET_SHELL, POCKET_REACH, POCKET_BLEND))
+    return once(_FOLD_OPERATORS, (skin.vertices,), compute)
 
 
 _FOLD_OPERATORS: dict = {}

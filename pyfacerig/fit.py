@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._cache import lookup, remember
 from .errors import InvalidInputError
 
 __all__ = [
@@ -349,19 +350,13 @@ def coarse_fit(
     key = (id(template_vertices_in), id(identity_basis), id(expression_basis), ids.tobytes(),
            np.asarray(regularization, dtype=np.float64).tobytes(), float(expression_regularization),
            float(expression_sparsity), None if closed_pairs is None else np.asarray(closed_pairs).tobytes())
-    cached = _COARSE_SYSTEMS.get(key) if weights is None else None
-    if cached is not None and all(a is b for a, b in zip(cached[0], (template_vertices_in, identity_basis,
-                                                                     expression_basis))):
-        system = cached[1]
-    else:
+    sources = (template_vertices_in, identity_basis, expression_basis)
+    system = lookup(_COARSE_SYSTEMS, key, sources) if weights is None else None
+    if system is None:
         system = _coarse_system(template_vertices, ids, w, regularization, identity_basis, expression_basis,
                                 expression_regularization, expression_sparsity, closed_pairs)
-        sources = (template_vertices_in, identity_basis, expression_basis)
-        if weights is None and all(a is None or (isinstance(a, np.ndarray) and not a.flags.writeable)
-                                   for a in sources):
-            if len(_COARSE_SYSTEMS) > 4:
-                _COARSE_SYSTEMS.clear()
-            _COARSE_SYSTEMS[key] = (sources, system)
+        if weights is None:
+            remember(_COARSE_SYSTEMS, key, sources, system, limit=4)
     (face_size, a, row_weights, normal, shape_count, expression_count, linear_penalty, identity_factor, cross,
      reduced, apply) = system
     if expression_count:

@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 from scipy.spatial import cKDTree
 
+from ._cache import lookup, remember
 from .errors import InvalidInputError
 
 __all__ = [
@@ -119,16 +120,6 @@ def rasterize(points: np.ndarray, faces: np.ndarray, shape: tuple[int, int], dep
 _LAYOUTS: dict = {}
 
 
-def _remember(cache: dict, key, sources, value, limit: int = 8) -> None:
-    """Keep ``value``, derived from the arrays ``sources`` alone, under ``key`` -- only when
-    every source is read-only (a template's), whose ids cannot be reused while the entry holds
-    them.  A cache past ``limit`` entries starts over."""
-    if all(isinstance(a, np.ndarray) and not a.flags.writeable for a in sources):
-        if len(cache) > limit:
-            cache.clear()
-        cache[key] = (sources, value)
-
-
 def _layout_cached(uvs, faces, size: int, what: str, compute, *more):
     """``compute()`` for one UV layout at one atlas size, kept for the life of the process.
 
@@ -140,14 +131,14 @@ def _layout_cached(uvs, faces, size: int, what: str, compute, *more):
     """
     sources = (uvs, faces) + more
     key = tuple(id(a) for a in sources) + (int(size), what)
-    hit = _LAYOUTS.get(key)
-    if hit is not None and all(a is b for a, b in zip(hit[0], sources)):
-        return hit[1]
+    hit = lookup(_LAYOUTS, key, sources)
+    if hit is not None:
+        return hit
     value = compute()
     for array in (value if isinstance(value, tuple) else (value,)):
         if isinstance(array, np.ndarray):
             array.setflags(write=False)
-    _remember(_LAYOUTS, key, sources, value, limit=32)
+    remember(_LAYOUTS, key, sources, value, limit=32)
     return value
 
 
@@ -657,9 +648,9 @@ def shape_exposure(skin) -> tuple[np.ndarray, np.ndarray]:
 
     sources = (skin.vertices, skin.faces, skin.shape_deltas)
     key = tuple(id(a) for a in sources)
-    hit = _EXPOSURES.get(key)
-    if hit is not None and all(a is b for a, b in zip(hit[0], sources)):
-        return hit[1]
+    hit = lookup(_EXPOSURES, key, sources)
+    if hit is not None:
+        return hit
     vertices = np.asarray(skin.vertices, dtype=np.float64)
     faces = np.asarray(skin.faces, dtype=np.int64)
     deltas = np.asarray(skin.shape_deltas, dtype=np.float64)
@@ -694,7 +685,7 @@ def shape_exposure(skin) -> tuple[np.ndarray, np.ndarray]:
     value = (stretch, rest / rest_area[:, None])
     for array in value:
         array.setflags(write=False)
-    _remember(_EXPOSURES, key, sources, value)
+    remember(_EXPOSURES, key, sources, value)
     return value
 
 
@@ -785,9 +776,9 @@ def _head_layout(skin, mirror: np.ndarray, regions: dict, count: int):
     sources = (welded, faces)
     # The mirror map and scalp mask are small and the template keeps them writable: keyed by content.
     key = tuple(id(a) for a in sources) + (count, mirror.tobytes(), scalp.tobytes())
-    hit = _HEADS.get(key)
-    if hit is not None and all(a is b for a, b in zip(hit[0], sources)):
-        return hit[1]
+    hit = lookup(_HEADS, key, sources)
+    if hit is not None:
+        return hit
     first_copy = np.full(count, -1, np.int64)
     first_copy[welded[::-1]] = np.arange(len(welded))[::-1]
     split_mirror = first_copy[mirror[welded]]
@@ -801,7 +792,7 @@ def _head_layout(skin, mirror: np.ndarray, regions: dict, count: int):
     for array in (split_mirror, smooth_scalp, laplacian.data, laplacian.indices, laplacian.indptr,
                   averaging.data, averaging.indices, averaging.indptr):
         array.setflags(write=False)
-    _remember(_HEADS, key, sources, value)
+    remember(_HEADS, key, sources, value)
     return value
 
 
