@@ -18,12 +18,12 @@ from pyfacerig import cli
 PACKAGE_PARENT = Path(pyfacerig.__file__).resolve().parents[1]
 
 
-def run_cli(*args, cwd=None):
-    """Run ``python -m pyfacerig.cli`` as a user would run the console script."""
+def run_cli(*args, cwd=None, module="pyfacerig.cli"):
+    """Run ``python -m pyfacerig.cli`` (or ``module``) as a user would run the console script."""
     env = dict(os.environ, PYTHONPATH=str(PACKAGE_PARENT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     # -P (Python 3.11+): do not put the working directory in front of sys.path either.
     safe_path = ["-P"] if sys.version_info >= (3, 11) else []
-    return subprocess.run([sys.executable, *safe_path, "-m", "pyfacerig.cli", *map(str, args)], capture_output=True,
+    return subprocess.run([sys.executable, *safe_path, "-m", module, *map(str, args)], capture_output=True,
                           text=True, cwd=cwd, env=env, timeout=300)
 
 
@@ -124,6 +124,11 @@ def test_batch_of_good_images_exits_zero(tmp_path, grace_hopper_path):
     result = run_cli("batch", folder, "-o", tmp_path / "out")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out" / "grace.glb").is_file()
+
+
+def test_python_dash_m_pyfacerig_is_the_same_command_line():
+    done = run_cli("build", "--help", module="pyfacerig")
+    assert done.returncode == 0 and "--example" in done.stdout, done.stderr
 
 
 def test_bundled_examples_are_the_real_portraits(astronaut_rgb, grace_hopper_path):
