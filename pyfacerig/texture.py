@@ -472,6 +472,10 @@ def hair_colour(image: np.ndarray, landmarks: np.ndarray, skin_tone: np.ndarray)
     within 60 levels of the last estimate, so the few samples of a bright background the
     segmentation keeps, or of skin through thin hair, do not pale it.  With hair on fewer than
     a quarter of the rays, the head is taken as shaved and the cap keeps the skin's colour.
+    Where the segmentation does not take the face for a person, or leaves too little above it
+    (drawings), every sample counts but those near the background's colour (read 60-90 % of
+    the face height out), and a ray's hair must be 4 % of the face height deep (a drawing's
+    ink outline is thinner).
     """
     height, width = image.shape[:2]
     tone_in = np.asarray(skin_tone, dtype=np.float64)
@@ -504,20 +508,32 @@ def hair_colour(image: np.ndarray, landmarks: np.ndarray, skin_tone: np.ndarray)
     def cell(points_xy):
         return np.clip(np.floor((points_xy - (left, top)) / side * cells).astype(np.int64), 0, cells - 1)
 
-    at = cell(rays.reshape(-1, 2))
-    shown = person[at[:, 1], at[:, 0]].reshape(rays.shape[:2])
-    # A drawing or a photo the segmenter does not take for a person: keep every sample.
-    face_at = cell(inside)
-    if np.mean(mask[face_at[:, 1], face_at[:, 0]]) < 0.5:
-        shown[:] = True
     xy = np.rint(rays).astype(np.int64)
-    shown &= (xy[..., 0] >= 0) & (xy[..., 0] < width) & (xy[..., 1] >= 0) & (xy[..., 1] < height)
+    in_image = (xy[..., 0] >= 0) & (xy[..., 0] < width) & (xy[..., 1] >= 0) & (xy[..., 1] < height)
+    at = cell(rays.reshape(-1, 2))
+    shown = person[at[:, 1], at[:, 0]].reshape(rays.shape[:2]) & in_image
+    background = None
+    face_at = cell(inside)
+    if np.mean(mask[face_at[:, 1], face_at[:, 0]]) < 0.5 or np.mean(shown.sum(axis=1) >= 4) < 0.25:
+        # A drawing or a photo the segmenter does not take for a person, or whose hair it cuts
+        # away (a drawing's blue hair): keep every sample but the background's colour, read
+        # 60-90 % of the face height out along the same rays, where no head reaches.
+        shown = in_image
+        out = upper[:, None] + outward[:, None] * (np.arange(0.6, 0.905, 0.05)[None, :, None] * face_height)
+        out = np.rint(out.reshape(-1, 2)).astype(np.int64)
+        out = out[(out[:, 0] >= 0) & (out[:, 0] < width) & (out[:, 1] >= 0) & (out[:, 1] < height)]
+        if len(out):
+            background = np.median(image[out[:, 1], out[:, 0], :3].astype(np.float64), axis=0)
     found, counted = [], 0
     for ray, ok in zip(xy, shown):
         if ok.sum() < 4:
             continue
         counted += 1
         colour = image[ray[ok, 1], ray[ok, 0], :3].astype(np.float64)
+        if background is not None:
+            colour = colour[np.linalg.norm(colour - background, axis=1) > 40.0]
+            if len(colour) < 2:
+                continue
         # Skin changes slowly along the ray (shading as a bald scalp turns from the light), hair
         # starts with a step: compare each sample with a running average of the skin before it.
         far = np.zeros(len(colour), dtype=bool)
@@ -527,7 +543,9 @@ def hair_colour(image: np.ndarray, landmarks: np.ndarray, skin_tone: np.ndarray)
             if not far[k]:
                 reference += 0.3 * (sample - reference)
         starts = np.flatnonzero(far[:-1] & far[1:])
-        if len(starts):
+        # Without the segmentation, at least 4 % of the face height of it: a drawing's outline,
+        # with the background past it dropped, is thinner.
+        if len(starts) and len(colour) - starts[0] >= (2 if background is None else 4):
             found.append(colour[starts[0]:])
     if not counted or len(found) < 0.25 * counted:
         return tone_in
