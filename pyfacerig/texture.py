@@ -490,6 +490,8 @@ def hair_colour(image: np.ndarray, landmarks: np.ndarray, skin_tone: np.ndarray)
     outward /= np.maximum(np.linalg.norm(outward, axis=1, keepdims=True), 1e-9)
     up = (oval[:, 1] < eye_line) & (outward[:, 1] < -np.cos(np.radians(50.0)))
     upper, outward = oval[up], outward[up]
+    if not len(upper):
+        return tone_in
     rays = upper[:, None] + outward[:, None] * (_HAIR_RAY[None, :, None] * face_height)
     # The forehead's skin: 4-8 % inside the oval along the same rays.
     inside = (upper[:, None] - outward[:, None] * (np.array([0.04, 0.06, 0.08])[None, :, None] * face_height))
