@@ -761,7 +761,7 @@ def facing_weight(faces: np.ndarray, camera_vertices: np.ndarray, averaging=None
     move the strip onto the background, and the light that grazes an edge (a rim light along
     the jaw, a window's reflection on the cheek) is no part of the skin's colour.  Per vertex,
     the area-weighted normal, averaged over ``rings`` one-rings with the (N, N) ``averaging``
-    operator (the surface's broad orientation: a crease such as the lip line or a lid's margin
+    operator (the surface's broad orientation: a crease such as a nostril's rim or a lid's margin
     turns from the camera only locally, and the photo shows it well), and its cosine to the
     view axis (+z of the camera frame), ramped smoothly from 0 at :data:`GRAZING_COSINE` to 1
     at :data:`FACING_COSINE`.
