@@ -33,6 +33,7 @@ from scipy.spatial import cKDTree
 
 from ._cache import lookup, remember
 from .errors import InvalidInputError
+from .render import vertex_normals
 
 __all__ = [
     "rasterize",
@@ -766,14 +767,7 @@ def facing_weight(faces: np.ndarray, camera_vertices: np.ndarray, averaging=None
     view axis (+z of the camera frame), ramped smoothly from 0 at :data:`GRAZING_COSINE` to 1
     at :data:`FACING_COSINE`.
     """
-    faces = np.asarray(faces, dtype=np.int64)
-    camera = np.asarray(camera_vertices, dtype=np.float64)
-    corners = camera[faces]
-    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-    summed = np.zeros((len(camera), 3))
-    for k in range(3):
-        np.add.at(summed, faces[:, k], normals)
-    summed /= np.maximum(np.linalg.norm(summed, axis=1, keepdims=True), 1e-30)
+    summed = vertex_normals(np.asarray(camera_vertices, dtype=np.float64), np.asarray(faces, dtype=np.int64))
     for _ in range(rings if averaging is not None else 0):
         summed = averaging @ summed
     cosine = summed[:, 2] / np.maximum(np.linalg.norm(summed, axis=1), 1e-30)
