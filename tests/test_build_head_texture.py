@@ -45,16 +45,22 @@ def test_the_hair_cap_takes_the_colour_of_the_hair(photos, name):
     assert np.linalg.norm(estimate - hair) < np.linalg.norm(estimate - tone), (estimate, hair, tone)
 
 
+def texel_vertices(template, size: int):
+    """The skin atlas's chart texels at ``size`` (flat indices) and the skin vertex each lies
+    nearest to (by barycentric weight)."""
+    skin = template.parts["skin"]
+    texels, _, bary, corners = texture._uv_texels(skin.uvs, skin.uv_faces, size)
+    return texels, np.asarray(skin.uv_welded_ids)[corners[np.arange(len(texels)), np.argmax(bary, axis=1)]]
+
+
 @pytest.fixture(scope="module")
 def rendered_heads(template):
     """The template's head rendered from the front with a flat skin colour, once bald and once
     with its hair cap (the ``scalp`` region) painted dark brown: (image, landmarks) by name."""
     from pyfacerig import render
     from pyfacerig.landmarks import detect_landmarks
-    skin = template.parts["skin"]
     size = 512
-    texels, _, bary, corners = texture._uv_texels(skin.uvs, skin.uv_faces, size)
-    vertex = np.asarray(skin.uv_welded_ids)[corners[np.arange(len(texels)), np.argmax(bary, axis=1)]]
+    texels, vertex = texel_vertices(template, size)
     scalp = np.asarray(template.regions["scalp"], bool)[vertex]
     out = {}
     for name, hair in (("bald", SKIN), ("haired", HAIR)):
@@ -86,11 +92,9 @@ def _pale_texels(avatar, template) -> int:
     skin: luma 50 levels over the median of those texels and less than half their median
     saturation (a rim light, a white wall, a shirt collar)."""
     from PIL import Image
-    skin = template.parts["skin"]
     atlas = np.asarray(Image.open(io.BytesIO(avatar.texture)).convert("RGB"))
-    texels, _, bary, corners = texture._uv_texels(skin.uvs, skin.uv_faces, atlas.shape[0])
-    vertex = np.asarray(skin.uv_welded_ids)[corners[np.arange(len(texels)), np.argmax(bary, axis=1)]]
-    outside = np.ones(len(skin.vertices), bool)
+    texels, vertex = texel_vertices(template, atlas.shape[0])
+    outside = np.ones(len(template.parts["skin"].vertices), bool)
     for region in ("scalp", "lips", "mouth_interior"):
         outside &= ~np.asarray(template.regions[region], bool)
     keep = outside[vertex]
