@@ -27,10 +27,9 @@ def remember(cache: dict, key, sources, value, limit: int = 8) -> None:
         cache[key] = (tuple(sources), value)
 
 
-def once(cache: dict, sources, compute, key=None, limit: int = 8):
-    """``compute()``, or what it gave before for the same read-only ``sources`` (and ``key``,
-    by default the sources' ids)."""
-    key = tuple(id(a) for a in sources) if key is None else key
+def once(cache: dict, sources, compute, limit: int = 8):
+    """``compute()``, or what it gave before for the same read-only ``sources``."""
+    key = tuple(id(a) for a in sources)
     value = lookup(cache, key, sources)
     if value is None:
         value = compute()
