@@ -26,6 +26,7 @@ from . import fit, geometry, rig, runtime, skeleton, texture
 from ._cache import once
 from .errors import ExportError, InvalidInputError, PyFaceRigError
 from .eye_refine import refine_eye_landmarks
+from .glasses import frame_from_labels, remove_glasses
 from .image_io import load_image
 from .landmark_quality import assess_landmark_quality, check_landmark_quality
 from .landmarks import LEFT_EYE_CONTOUR, RIGHT_EYE_CONTOUR, detect_landmarks, mediapipe_to_ibug68
@@ -296,14 +297,18 @@ def _bake_textures(template, photo, pose, posed, fitted, refined, source, parser
     """The avatar's textures as PNG bytes per material: the skin atlas baked from the photo, the
     eyeball with the photo's iris colour, and flat colours for the mouth's parts."""
     skin = template.parts["skin"]
-    parser_mask = _parser_face_mask(parser, photo)
+    labels = None if parser is None else parser.parse(photo)
+    parser_mask = None if labels is None else texture.face_mask_from_labels(labels, photo.shape[:2])
     face_mask = texture.face_region_mask(photo.shape[:2], refined, parser_mask)
     mirror = np.asarray(template.extras["skin_mirror"])
+    # A glasses frame baked into the skin would move with it (a blink drags the rim over the lid).
+    skin_photo, _ = remove_glasses(photo, refined,
+                                   None if labels is None else frame_from_labels(labels, photo.shape[:2]))
     if skin.uv_welded_ids is not None:      # a whole head: photo where seen, the person's skin elsewhere
-        skin_atlas = texture.bake_head(photo, pose.to_camera(posed), skin, mirror, face_mask, refined,
+        skin_atlas = texture.bake_head(skin_photo, pose.to_camera(posed), skin, mirror, face_mask, refined,
                                        template.regions, size=SKIN_TEXTURE_SIZE)
     else:
-        skin_atlas, _ = texture.bake_skin(photo, pose.to_camera(posed), skin.faces, skin.uvs, mirror,
+        skin_atlas, _ = texture.bake_skin(skin_photo, pose.to_camera(posed), skin.faces, skin.uvs, mirror,
                                           face_mask, size=SKIN_TEXTURE_SIZE)
     textures = {"skin": texture.encode_png(skin_atlas)}
     eye = template.parts["eye_left"]
@@ -611,13 +616,6 @@ def _iris_angle(points: np.ndarray, pose: fit.Pose, eye_radius: float, max_deg: 
         radii.append(np.mean(np.linalg.norm(points[rim, :2] - points[centre, :2], axis=1)))
     radius_m = float(np.mean(radii)) / pose.scale
     return float(np.clip(np.arcsin(np.clip(radius_m / eye_radius, 0.0, 1.0)), np.radians(20), np.radians(max_deg)))
-
-
-def _parser_face_mask(parser, photo) -> Optional[np.ndarray]:
-    """The face parser's face region (skin and features, not hair/background), if a parser is given."""
-    if parser is None:
-        return None
-    return texture.face_mask_from_labels(parser.parse(photo), photo.shape[:2])
 
 
 def _make_readable(path: Path) -> None:
