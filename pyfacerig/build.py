@@ -77,6 +77,9 @@ class Avatar:
         and cheeks as the fit read it (the eyes and brows are 0: they stay in the rest pose as the
         photo shows them).  The avatar's rest pose (``parts``) is without it; setting these weights
         on the rig replays the photo's expression.
+    glasses: whether glasses were painted out of the photo before the skin was baked
+        (:mod:`pyfacerig.glasses`): {"painted_out", "found_by" ("geometry" | "face parser"),
+        "pixels" painted, "loop_contrast" per eye, "bridge_contrast"}; also in the sidecar.
     landmark_quality: the landmark quality gate's record (:meth:`LandmarkQuality.as_dict`:
         per-region scores, thresholds, failing regions, evidence), also when ``force`` built anyway.
     skeleton: the calibrated head skeleton (:class:`pyfacerig.skeleton.Calibration`: joints, rest
@@ -95,6 +98,7 @@ class Avatar:
     coarse_skin: np.ndarray = None
     posed_skin: np.ndarray = None
     expression_weights: dict = field(default_factory=dict)
+    glasses: dict = field(default_factory=dict)
     landmark_quality: dict = field(default_factory=dict)
     skeleton: Optional[skeleton.Calibration] = None
     timings: dict = field(default_factory=dict)
@@ -120,6 +124,7 @@ class Avatar:
             "landmarks68.fine": np.round(self.landmarks68["fine"], 3).tolist(),
             "expression_weights": self.expression_weights,
             "landmark_quality": self.landmark_quality,
+            "glasses": self.glasses,
             "blendshapes": list(self.shape_names),
             # The .fbx geometry and the .frig rig concatenate the parts in this order.
             "parts": _vertex_ranges(self.parts),
@@ -255,7 +260,7 @@ def build(
                                                  {name: part.vertices for name, part in template.parts.items()},
                                                  {name: part.vertices for name, part in parts.items()})
 
-        textures = baking.result()
+        textures, glasses = baking.result()
     timings.update({name: timings.pop(name) for name in STAGES if name in timings})  # pipeline order
 
     height, width = photo.shape[:2]
@@ -263,6 +268,7 @@ def build(
         parts=parts,
         shape_names=tuple(template.shape_names),
         textures=textures,
+        glasses=glasses,
         pose=pose,
         image_size=(width, height),
         # The 68 iBUG points are defined once on MediaPipe's topology (pyfacerig.landmarks), which
@@ -293,16 +299,17 @@ def _timed(timings: dict, name: str, function, *args):
         timings[name] = time.perf_counter() - start
 
 
-def _bake_textures(template, photo, pose, posed, fitted, refined, source, parser) -> dict:
+def _bake_textures(template, photo, pose, posed, fitted, refined, source, parser) -> tuple[dict, dict]:
     """The avatar's textures as PNG bytes per material: the skin atlas baked from the photo, the
-    eyeball with the photo's iris colour, and flat colours for the mouth's parts."""
+    eyeball with the photo's iris colour, and flat colours for the mouth's parts; and the record
+    of the glasses painted out of the photo first (:attr:`Avatar.glasses`)."""
     skin = template.parts["skin"]
     labels = None if parser is None else parser.parse(photo)
     parser_mask = None if labels is None else texture.face_mask_from_labels(labels, photo.shape[:2])
     face_mask = texture.face_region_mask(photo.shape[:2], refined, parser_mask)
     mirror = np.asarray(template.extras["skin_mirror"])
     # A glasses frame baked into the skin would move with it (a blink drags the rim over the lid).
-    skin_photo, _ = remove_glasses(photo, refined,
+    skin_photo, reading = remove_glasses(photo, refined,
                                    None if labels is None else frame_from_labels(labels, photo.shape[:2]))
     if skin.uv_welded_ids is not None:      # a whole head: photo where seen, the person's skin elsewhere
         skin_atlas = texture.bake_head(skin_photo, pose.to_camera(posed), skin, mirror, face_mask, refined,
@@ -326,7 +333,11 @@ def _bake_textures(template, photo, pose, posed, fitted, refined, source, parser
     for material, rgb in _FLAT_MATERIAL_COLOURS.items():
         if any(part.material == material for part in template.parts.values()):
             textures[material] = texture.encode_png(np.broadcast_to(np.array(rgb, np.uint8), (8, 8, 3)))
-    return textures
+    glasses = {"painted_out": reading.worn, "found_by": "geometry" if labels is None else "face parser",
+               "pixels": int(reading.mask.sum()),
+               "loop_contrast": {side: round(value, 3) for side, value in reading.loop_contrast.items()},
+               "bridge_contrast": round(reading.bridge_contrast, 3)}
+    return textures, glasses
 
 
 def _landmarks(photo, face, detector, source: str, force: bool):

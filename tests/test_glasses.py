@@ -209,3 +209,14 @@ def test_build_paints_out_the_glasses_a_parser_labels(photos, template, monkeypa
     assert len(seen) == 1 and seen[0].shape == photos["astronaut"].shape[:2] and seen[0][:10, :10].all()
     build_module.build(photos["astronaut"], template=template)
     assert seen[1] is None
+
+
+def test_the_sidecar_says_whether_glasses_were_painted_out(built):
+    import json
+    for name, worn in (("grace_hopper", True), ("astronaut", False)):
+        avatar, folder = built[name]
+        record = json.loads((folder / f"{name}.json").read_text())["glasses"]
+        assert record == avatar.glasses
+        assert record["painted_out"] is worn and record["found_by"] == "geometry"
+        assert (record["pixels"] > 1000) is worn
+        assert set(record["loop_contrast"]) == {"left", "right"}
