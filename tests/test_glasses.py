@@ -107,17 +107,37 @@ def test_grace_hoppers_frame_is_painted_out(photos, mirrored):
 
 
 def test_drawn_frames_are_found_and_painted_out(drawn, photos):
-    found = [key for key, (_, _, reading) in drawn.items() if reading.worn]
-    assert len(found) >= 18, sorted(set(drawn) - set(found))
-    for key in found:
-        image, mask, reading = drawn[key]
-        assert (reading.mask & mask).sum() >= 0.95 * mask.sum(), key
+    import cv2
+    missed = [key for key, (_, _, reading) in drawn.items() if not reading.worn]
+    assert not missed
+    for (name, style), (image, mask, reading) in drawn.items():
+        assert (reading.mask & mask).sum() >= 0.95 * mask.sum(), (name, style)
         painted, _ = remove_glasses(image, detect_landmarks(image).points)
-        original = photos[key[0]][mask].astype(float)
-        before = np.abs(image[mask] - original).mean()
-        after = np.abs(painted[mask] - original).mean()
-        # Frames drawn over the brows take the brows with them; elsewhere skin comes back.
-        assert after < 35 and after < 0.6 * before, (key, before, after)
+        # Where a frame is drawn over the brows, the brows go with it: measured off the brows.
+        points = detect_landmarks(photos[name]).points[:, :2]
+        brows = np.zeros(mask.shape, np.uint8)
+        for brow in ((70, 63, 105, 66, 107, 55, 65, 52, 53, 46), (300, 293, 334, 296, 336, 285, 295, 282, 283, 276)):
+            cv2.fillPoly(brows, [np.round(points[list(brow)]).astype(np.int32)], 1)
+        skin = mask & ~(cv2.dilate(brows, np.ones((5, 5), np.uint8)) > 0)
+        original = photos[name][skin].astype(float)
+        before = np.abs(image[skin] - original).mean()
+        after = np.abs(painted[skin] - original).mean()
+        assert after < 25 and after < 0.6 * before, (name, style, before, after)
+
+
+@pytest.mark.parametrize("scale", (0.5, 3.0))
+def test_the_reading_does_not_depend_on_the_photos_resolution(photos, scale):
+    import cv2
+    image = photos["grace_hopper"]
+    points = detect_landmarks(image).points
+    reading = find_glasses(image, points)
+    resized = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    moved = points.copy()
+    moved[:, :2] = (points[:, :2] + 0.5) * scale - 0.5
+    other = find_glasses(resized, moved)
+    assert other.worn
+    back = cv2.resize(other.mask.astype(np.uint8), image.shape[1::-1], interpolation=cv2.INTER_AREA) > 0
+    assert (back & reading.mask).sum() > 0.85 * max(back.sum(), reading.mask.sum())
 
 
 def test_drawn_cartoons_wear_no_glasses():
@@ -171,8 +191,7 @@ def test_a_face_at_the_border_or_off_the_image_reads_no_glasses(photos):
 
 
 def test_a_face_parsers_glasses_replace_the_geometric_reading(drawn, photos):
-    # The browline frame on the astronaut's fair skin is the one drawn pair the geometry misses;
-    # a parser that labels it gets it painted out.
+    # A parser's labels are painted out as they are.
     from pyfacerig.glasses import frame_from_labels
     from pyfacerig.networks import FACE_PARSING_CLASSES
     image, mask, reading = drawn["astronaut", "browline"]

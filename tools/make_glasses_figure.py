@@ -69,7 +69,7 @@ def _blink_panels(photo: np.ndarray, label: str) -> list:
 
 def main(path: Path) -> None:
     import cv2
-    from pyfacerig.glasses import remove_glasses
+    from pyfacerig.glasses import GlassesReading, remove_glasses
     from pyfacerig.image_io import load_image
     from pyfacerig.landmarks import detect_landmarks
     from test_glasses import draw_glasses
@@ -89,7 +89,10 @@ def main(path: Path) -> None:
 
     build_module = importlib.import_module("pyfacerig.build")
     kept = build_module.remove_glasses
-    build_module.remove_glasses = lambda image, landmarks, frame=None: (np.asarray(image), None)
+    # The photo baked as it is: the reading says no glasses.
+    build_module.remove_glasses = lambda image, landmarks, frame=None: (np.asarray(image), GlassesReading(
+        worn=False, loop_contrast={"left": 0.0, "right": 0.0}, bridge_contrast=0.0,
+        mask=np.zeros(np.asarray(image).shape[:2], bool), box=(0, 0, 0, 0)))
     try:
         before = _blink_panels(grace, "before")
     finally:
