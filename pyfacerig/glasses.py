@@ -226,6 +226,13 @@ def find_glasses(image: np.ndarray, landmarks: np.ndarray) -> GlassesReading:
                               mask=full, box=(int(x0), int(y0), int(x1), int(y1)))
     image, points, scale = _working_crop(image, points, (x0, y0, x1, y1))
     height, width = image.shape[:2]
+    working_span = float(np.linalg.norm(points[263] - points[33]))
+    widest_eye = max(float(np.linalg.norm(points[outer] - points[inner])) for _, outer, inner in _EYES.values())
+    if not (working_span < 2.0 * WORKING_SPAN and widest_eye < working_span):
+        # The image holds a sliver of a face many times its size, or an eye wider than the
+        # span across both: landmarks no detector gives.
+        return GlassesReading(worn=False, loop_contrast={side: 0.0 for side in _EYES}, bridge_contrast=0.0,
+                              mask=full, box=(int(x0), int(y0), int(x1), int(y1)))
     smooth = cv2.GaussianBlur(image, (0, 0), 1.0).astype(np.float32)
     eye_line = points[263] - points[33]
     along = eye_line / np.linalg.norm(eye_line)

@@ -239,3 +239,19 @@ def test_the_sidecar_says_whether_glasses_were_painted_out(built):
         assert record["painted_out"] is worn and record["found_by"] == "geometry"
         assert (record["pixels"] > 1000) is worn
         assert set(record["loop_contrast"]) == {"left", "right"}
+
+
+def test_landmarks_no_detector_gives_read_no_glasses_quickly(photos):
+    import time
+    image = photos["grace_hopper"]
+    points = detect_landmarks(image).points
+    centre = points[:, :2].mean(axis=0)
+    huge = points.copy()
+    huge[:, :2] = (points[:, :2] - centre) * 1e6 + centre        # a sliver of a vast face
+    wide_eye = points.copy()
+    wide_eye[133, :2] = points[33, :2] + [1e5, 0.0]              # an eye wider than the face
+    for hostile in (huge, wide_eye):
+        start = time.perf_counter()
+        painted, reading = remove_glasses(image, hostile)
+        assert not reading.worn and painted is image
+        assert time.perf_counter() - start < 2.0
