@@ -305,12 +305,13 @@ def _bake_textures(template, photo, pose, posed, fitted, refined, source, parser
     of the glasses painted out of the photo first (:attr:`Avatar.glasses`)."""
     skin = template.parts["skin"]
     labels = None if parser is None else parser.parse(photo)
-    parser_mask = None if labels is None else texture.face_mask_from_labels(labels, photo.shape[:2])
+    frame = None if labels is None else frame_from_labels(labels, photo.shape[:2])
+    # The parser's glasses are painted out below, so their pixels count as face.
+    parser_mask = None if labels is None else texture.face_mask_from_labels(labels, photo.shape[:2]) | frame
     face_mask = texture.face_region_mask(photo.shape[:2], refined, parser_mask)
     mirror = np.asarray(template.extras["skin_mirror"])
     # A glasses frame baked into the skin would move with it (a blink drags the rim over the lid).
-    skin_photo, reading = remove_glasses(photo, refined,
-                                   None if labels is None else frame_from_labels(labels, photo.shape[:2]))
+    skin_photo, reading = remove_glasses(photo, refined, frame)
     if skin.uv_welded_ids is not None:      # a whole head: photo where seen, the person's skin elsewhere
         skin_atlas = texture.bake_head(skin_photo, pose.to_camera(posed), skin, mirror, face_mask, refined,
                                        template.regions, size=SKIN_TEXTURE_SIZE)
