@@ -19,12 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InvalidInputError
+from .landmarks import LEFT_EYE_CONTOUR, RIGHT_EYE_CONTOUR
 
-#: MediaPipe's eye contours (outer corner first) and its two eye corners, per side of the face.
-_EYES = {
-    "right": ((33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246), 33, 133),
-    "left": ((263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466), 263, 362),
-}
+#: MediaPipe's eye contour and its (outer, inner) eye corners, per side of the face.
+_EYES = {"right": (RIGHT_EYE_CONTOUR, 33, 133), "left": (LEFT_EYE_CONTOUR, 263, 362)}
 #: The polar grid around an eye: angles, and radii in units of the eye's width along the eye line
 #: (0.8 of that across it), centred 0.2 eye widths below the eye (a lens sits lower than the eye).
 _ANGLES = 96

@@ -25,8 +25,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tools"))
 
 WIDTH = 300
-EYE_CONTOURS = ((33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246, 33),
-                (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466, 263))
 
 
 def _eye_box(points: np.ndarray, image_shape, wide: float = 1.25, tall: float = 0.55):
@@ -47,7 +45,7 @@ def _panel(image: np.ndarray, box, text: str) -> Image.Image:
 
 def _blink_panels(photo: np.ndarray, label: str) -> list:
     from pyfacerig import render
-    from pyfacerig.landmarks import detect_landmarks
+    from pyfacerig.landmarks import LEFT_EYE_CONTOUR, RIGHT_EYE_CONTOUR, detect_landmarks
     from test_build_semantics import ear
     avatar = importlib.import_module("pyfacerig.build").build(photo)
     texture = np.asarray(Image.open(io.BytesIO(avatar.texture)).convert("RGB"))
@@ -61,8 +59,8 @@ def _blink_panels(photo: np.ndarray, label: str) -> list:
         ratio = ear(points, side) / ear(open_points, side)
         drawn = Image.fromarray(image)
         draw = ImageDraw.Draw(drawn)
-        for contour in EYE_CONTOURS:
-            draw.line([tuple(points[i]) for i in contour], fill=(0, 255, 0), width=1)
+        for contour in (RIGHT_EYE_CONTOUR, LEFT_EYE_CONTOUR):
+            draw.line([tuple(points[i]) for i in contour + contour[:1]], fill=(0, 255, 0), width=1)
         panels.append(_panel(np.asarray(drawn), _eye_box(open_points, image.shape), f"{label}: {shape} reads {ratio:.2f}"))
     return panels
 
