@@ -82,11 +82,12 @@ def _ridge(profiles: np.ndarray, reach: int) -> np.ndarray:
 
 
 def _closed_path(score: np.ndarray) -> np.ndarray:
-    """The radius index per angle (rows) of the closed path with the largest summed score that
-    moves at most one radius step between neighbouring angles.
+    """The radius index per angle (rows) of the path round the eye with the largest summed
+    score that moves at most one radius step between neighbouring angles.
 
-    Dynamic programming over the angles repeated three times; the middle copy is the answer
-    (far enough from both ends that where the path starts no longer matters)."""
+    Dynamic programming over the angles repeated three times; the middle copy is the answer:
+    far from both ends, it no longer depends on where the path starts, so it closes on itself
+    up to a step or two (not exactly: exact closure would take one solve per start radius)."""
     angles, radii = score.shape
     tiled = np.concatenate([score, score, score])
     total = tiled[0].copy()
@@ -132,9 +133,9 @@ def _frame_extent(profiles: np.ndarray, centre: np.ndarray) -> tuple[np.ndarray,
 
 def _grow_frame(smooth: np.ndarray, core: np.ndarray, points: np.ndarray, eye_width: float) -> np.ndarray:
     """The frame's pixels: ``core`` (the rims' runs found along each curve) grown over the pixels
-    near it that differ from the skin around them as much as the rim does (a thick rim's far
-    edge, a cat-eye's wings, the bright line of its highlight), then by a margin for the
-    anti-aliased edge and the rim's shadow.  The eye openings are never frame."""
+    near it that are far darker than the skin or a grey highlight (a thick rim's far edge, a
+    cat-eye's wings, the bright line on a rim), then by a margin for the anti-aliased edge and
+    the rim's shadow.  The eye openings are never frame."""
     import cv2
     keep = (~core).astype(np.float32)
     sigma = 0.3 * eye_width
